@@ -1,0 +1,14 @@
+"""Reusable blocks and serializable custom layers shared by every architecture."""
+
+from kerascnn.layers.convolution import CONV_KINDS, SpatialSizeError, conv, global_pool, pool
+from kerascnn.layers.factories import (
+    NORMALIZATIONS,
+    activation,
+    dropout,
+    normalization,
+    spatial_dropout,
+)
+from kerascnn.layers.local_response_normalization import LocalResponseNormalization
+from kerascnn.layers.padding import PADDING_MODES, SpatialPadding
+from kerascnn.layers.regularization import DropConnectDense, StochasticDepth
+from kerascnn.layers.squeeze_excite import squeeze_excite

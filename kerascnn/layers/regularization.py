@@ -1,0 +1,78 @@
+"""Regularisation layers: DropConnect and stochastic depth."""
+
+import keras
+from keras import ops
+
+
+def _check_rate(rate, what):
+    if not 0.0 <= rate < 1.0:
+        raise ValueError(f"{what} rate must be in [0, 1); got {rate!r}.")
+
+
+@keras.saving.register_keras_serializable(package="kerascnn")
+class DropConnectDense(keras.layers.Dense):
+    """A Dense layer whose weights are zeroed at random during training (Wan et al., 2013).
+
+    Each training step draws one Bernoulli mask over the kernel (shared by the batch) and
+    rescales the kept weights by 1 / (1 - rate), so inference uses the plain weights, as
+    inverted dropout does.
+
+    Args:
+        units: output size.
+        rate: probability of dropping each weight.
+        seed: seed of the mask generator.
+        **kwargs: the arguments of `keras.layers.Dense`.
+    """
+
+    def __init__(self, units, rate=0.5, seed=None, **kwargs):
+        super().__init__(units, **kwargs)
+        _check_rate(rate, "DropConnect")
+        self.rate = rate
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=False):
+        kernel = self.kernel
+        if training and self.rate > 0:
+            keep = keras.random.uniform(ops.shape(kernel), seed=self.seed_generator) >= self.rate
+            kernel = ops.where(keep, kernel / (1.0 - self.rate), ops.zeros_like(kernel))
+        outputs = ops.matmul(inputs, kernel)
+        if self.use_bias:
+            outputs = outputs + self.bias
+        return self.activation(outputs) if self.activation is not None else outputs
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package="kerascnn")
+class StochasticDepth(keras.layers.Layer):
+    """Drops a whole residual branch per example during training (Huang et al., 2016).
+
+    Called on the branch output before it is added to the shortcut; kept branches are scaled
+    by 1 / (1 - rate) so inference needs no rescaling (timm's `drop_path`).
+
+    Args:
+        rate: probability of dropping the branch.
+        seed: seed of the generator.
+    """
+
+    def __init__(self, rate=0.0, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        _check_rate(rate, "stochastic depth")
+        self.rate = rate
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, x, training=False):
+        if not training or self.rate == 0:
+            return x
+        shape = (ops.shape(x)[0],) + (1,) * (len(x.shape) - 1)
+        keep = keras.random.uniform(shape, seed=self.seed_generator) >= self.rate
+        return ops.where(keep, x / (1.0 - self.rate), ops.zeros_like(x))
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}

@@ -1,0 +1,108 @@
+"""LeNet-1 and LeNet-5 (LeCun et al.).
+
+Modern reading of the papers: full connectivity between C1 and C3 (the papers' sparse
+connection table is dropped), plain average pooling for the trainable subsampling, tanh and
+a softmax output instead of the scaled tanh and RBF units. This is the LeNet of d2l.ai and of
+most courses; its parameter counts are 3,246 (LeNet-1) and 61,706 (LeNet-5, 32×32 input).
+"""
+
+from kerascnn.layers import factories
+from kerascnn.layers.convolution import conv, pool
+from kerascnn.models import base
+from kerascnn.models.registry import register_model
+
+
+def LeNet(
+    filters,
+    hidden_units,
+    default_input_shape,
+    /,
+    *,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=10,
+    classifier_activation="softmax",
+    name="lenet",
+    activation="tanh",
+    norm="none",
+    first_padding="auto",
+    padding_mode="zeros",
+    pool_kind="avg",
+    kernel_size=5,
+    width_multiplier=1.0,
+    dropout=0.0,
+    spatial_dropout=0.0,
+    drop_connect=0.0,
+):
+    """Builds a LeNet: 5×5 convolutions each followed by 2×2 pooling, then a classifier.
+
+    Args:
+        filters: feature maps of each convolution.
+        hidden_units: widths of the fully connected layers before the classifier.
+        default_input_shape: the paper's input.
+        include_top, weights, input_tensor, input_shape, pooling, classes,
+            classifier_activation, name: as in keras.applications.
+        activation: activation of every hidden layer.
+        norm: normalisation after each convolution ("none" in the papers).
+        first_padding: padding of the first convolution: "auto" keeps the map size ("same")
+            when the input side is below 32, so 28×28 MNIST gives LeNet-5's 28×28 C1 maps;
+            "same", "valid", or explicit sizes.
+        padding_mode: "zeros", "reflect" or "replicate".
+        pool_kind: "avg" (the papers' subsampling) or "max".
+        kernel_size: size of the convolution kernels.
+        width_multiplier: scales the number of filters and hidden units.
+        dropout, spatial_dropout, drop_connect: regularisation (none in the papers).
+
+    Returns:
+        A `keras.Model`.
+    """
+    base.check_common(
+        classes=classes, pooling=pooling, classifier_activation=classifier_activation,
+        weights=weights, input_shape=input_shape, name=name,
+    )
+    factories.check_norm(norm)
+    x, inputs = base.model_input(input_tensor, input_shape, default_input_shape)
+    if first_padding == "auto":
+        first_padding = "same" if min(x.shape[1:-1]) < 32 else "valid"
+    for i, n in enumerate(filters, start=1):
+        x = conv(
+            x, max(1, round(n * width_multiplier)), kernel_size, name=f"conv{i}",
+            padding=first_padding if i == 1 else "valid", padding_mode=padding_mode,
+            use_bias=factories.check_norm(norm) == "none",
+        )
+        x = factories.normalization(x, norm, f"conv{i}_norm")
+        x = factories.activation(x, activation, f"conv{i}_{activation}")
+        x = pool(x, pool_kind, 2, name=f"pool{i}")
+        x = factories.spatial_dropout(x, spatial_dropout, f"pool{i}_spatial_dropout")
+    x = base.classifier_head(
+        x, include_top=include_top, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, flatten=True,
+        hidden_units=[max(1, round(u * width_multiplier)) for u in hidden_units],
+        activation=activation, dropout=dropout, drop_connect=drop_connect,
+    )
+    return base.finish(inputs, x, name, weights)
+
+
+@register_model(
+    default_input_shape=(28, 28, 1),
+    paper="LeCun et al., 'Comparison of learning algorithms for handwritten digit "
+    "recognition', 1995, LeNet-1",
+    family_builder=LeNet,
+)
+def lenet1(**kwargs):
+    """LeNet-1: 4 and 12 maps of 5×5 'valid' convolutions, average pooling, 10 outputs."""
+    return LeNet((4, 12), (), (28, 28, 1), **{"name": "lenet1", "first_padding": "valid", **kwargs})
+
+
+@register_model(
+    default_input_shape=(32, 32, 1),
+    paper="LeCun et al., 'Gradient-based learning applied to document recognition', 1998, "
+    "Fig. 2",
+    family_builder=LeNet,
+)
+def lenet5(**kwargs):
+    """LeNet-5: 6 and 16 maps of 5×5 convolutions, average pooling, FC 120-84-10."""
+    return LeNet((6, 16), (120, 84), (32, 32, 1), **{"name": "lenet5", **kwargs})

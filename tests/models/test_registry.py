@@ -1,0 +1,110 @@
+"""Every registered model: builds, runs forward, trains a step and survives a .keras round trip."""
+
+import numpy as np
+import pytest
+import keras
+
+import kerascnn
+from kerascnn.models import get_model_entry, minimum_input_size
+
+MODELS = kerascnn.list_models()
+CLASSES = 3
+
+
+def small_input_shape(name, rank=2):
+    """The smallest of 32 and the model's minimum side, with the paper's channels."""
+    entry = get_model_entry(name)
+    try:
+        kerascnn.build_model(name, input_shape=(32,) * rank + (entry.default_input_shape[-1],), include_top=False)
+        side = 32
+    except ValueError:
+        side = minimum_input_size(name, rank=rank)
+    return (side,) * rank + (entry.default_input_shape[-1],)
+
+
+def one_hot_targets(model, n):
+    y = keras.utils.to_categorical(np.arange(n) % CLASSES, CLASSES)
+    return [y] * len(model.outputs) if len(model.outputs) > 1 else y
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_build_forward_train_step_and_round_trip(name, tmp_path):
+    shape = small_input_shape(name)
+    model = kerascnn.build_model(name, input_shape=shape, num_classes=CLASSES)
+    x = np.random.default_rng(0).uniform(size=(4, *shape)).astype("float32")
+    outputs = model.predict(x, verbose=0)
+    for out in outputs if isinstance(outputs, list) else [outputs]:
+        assert out.shape == (4, CLASSES)
+        np.testing.assert_allclose(out.sum(axis=1), 1.0, rtol=1e-4)
+
+    before = [w.copy() for w in model.get_weights()]
+    model.compile(optimizer=keras.optimizers.SGD(0.01), loss="categorical_crossentropy")
+    history = model.fit(x, one_hot_targets(model, 4), epochs=1, batch_size=4, verbose=0)
+    assert np.isfinite(history.history["loss"][0])
+    changed = [not np.array_equal(a, b) for a, b in zip(before, model.get_weights())]
+    assert sum(changed) >= len(model.trainable_weights)
+
+    model.save(tmp_path / "model.keras")
+    loaded = keras.models.load_model(tmp_path / "model.keras", safe_mode=True)
+    expected = model.predict(x, verbose=0)
+    restored = loaded.predict(x, verbose=0)
+    for a, b in zip(expected if isinstance(expected, list) else [expected],
+                    restored if isinstance(restored, list) else [restored]):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_registry_entry_and_public_builder(name):
+    entry = get_model_entry(name)
+    assert getattr(kerascnn.models, name) is entry.builder
+    assert entry.paper and len(entry.default_input_shape) >= 2
+    for option in ("include_top", "weights", "input_tensor", "input_shape", "pooling", "classes",
+                   "classifier_activation", "name"):
+        assert option in entry.options
+
+
+@pytest.mark.parametrize("name", ["resnet18", "vgg11", "densenet121"])
+@pytest.mark.parametrize("shape", [(64, 2), (32, 32, 32, 1)], ids=["1d", "3d"])
+def test_one_and_three_dimensional_variants_train(name, shape):
+    if name not in MODELS:
+        pytest.skip(f"{name} is not registered yet")
+    options = {"width_multiplier": 0.125} if name != "densenet121" else {"growth_rate": 4}
+    model = kerascnn.build_model(name, input_shape=shape, num_classes=CLASSES, **options)
+    conv_layers = [l for l in model.layers if "Conv" in type(l).__name__]
+    assert all(type(l).__name__.endswith(f"{len(shape) - 1}D") for l in conv_layers)
+    x = np.random.default_rng(0).uniform(size=(2, *shape)).astype("float32")
+    model.compile(optimizer="adam", loss="categorical_crossentropy")
+    loss = model.fit(x, one_hot_targets(model, 2), verbose=0).history["loss"][0]
+    assert np.isfinite(loss)
+
+
+def test_build_model_rejects_bad_arguments():
+    with pytest.raises(ValueError, match="Unknown model 'resnet17'.*Did you mean"):
+        kerascnn.build_model("resnet17")
+    with pytest.raises(ValueError, match="num_classes\\) must be a positive int; got 0"):
+        kerascnn.build_model("lenet5", num_classes=0)
+    with pytest.raises(ValueError, match="lenet5 has no option colour"):
+        kerascnn.build_model("lenet5", colour="red")
+    with pytest.raises(ValueError, match=r"input_shape=\(28, 28, 0\) must be positive ints, channels last"):
+        kerascnn.build_model("lenet5", input_shape=(28, 28, 0))
+    with pytest.raises(ValueError, match="kerascnn downloads nothing"):
+        kerascnn.build_model("lenet5", weights="imagenet")
+
+
+def test_too_small_input_names_layer_and_minimum():
+    with pytest.raises(ValueError, match=r"lenet1 needs inputs of at least 16×16; got 8×8: .*'conv2'"):
+        kerascnn.build_model("lenet1", input_shape=(8, 8, 1))
+    assert minimum_input_size("lenet1") == 16
+    kerascnn.build_model("lenet1", input_shape=(16, 16, 1))
+
+
+def test_lenet_counts_match_the_literature():
+    # LeNet-5 with full C3 connectivity and plain pooling: 61,706 (d2l.ai, ch. 7.6); by hand:
+    assert kerascnn.build_model("lenet5").count_params() == (
+        6 * (25 + 1) + 16 * (6 * 25 + 1) + (400 * 120 + 120) + (120 * 84 + 84) + (84 * 10 + 10)
+    ) == 61_706
+    # LeNet-1 (4 and 12 maps of 5×5, 4×4×12 features into 10 outputs), full connectivity.
+    assert kerascnn.build_model("lenet1").count_params() == 4 * 26 + 12 * (4 * 25 + 1) + 192 * 10 + 10
+    padded = kerascnn.build_model("lenet5", input_shape=(28, 28, 1))
+    assert padded.get_layer("conv1").output.shape[1:3] == (28, 28)
+    assert padded.count_params() == 61_706
