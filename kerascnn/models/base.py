@@ -62,16 +62,18 @@ def classifier_head(
     Args:
         flatten: flatten the maps (LeNet, AlexNet, VGG) instead of global average pooling.
         hidden_units: widths of the fully connected layers before the classifier.
-        dropout: dropout rate before every fully connected layer.
+        dropout: dropout on the output of every hidden fully connected layer (AlexNet, VGG:
+            never on the flattened maps), or before the classifier when there is none.
         drop_connect: DropConnect rate on the weights of every fully connected layer.
     """
     if not include_top:
         return global_pool(x, pooling, "pool") if pooling else x
     x = keras.layers.Flatten(name="flatten")(x) if flatten else global_pool(x, "avg", "avg_pool")
     for i, units in enumerate(hidden_units, start=1):
-        x = factories.dropout(x, dropout, f"fc{i}_dropout")
         x = _dense(units, activation, drop_connect, f"fc{i}")(x)
-    x = factories.dropout(x, dropout, "predictions_dropout")
+        x = factories.dropout(x, dropout, f"fc{i}_dropout")
+    if not hidden_units:
+        x = factories.dropout(x, dropout, "predictions_dropout")
     return _dense(classes, classifier_activation, drop_connect, "predictions")(x)
 
 

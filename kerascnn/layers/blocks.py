@@ -1,0 +1,41 @@
+"""Blocks shared by the plain (non-residual) families."""
+
+from kerascnn.layers import factories
+from kerascnn.layers.convolution import conv
+from kerascnn.layers.squeeze_excite import squeeze_excite
+
+# Kinds that need no argument besides their name and keep any filter count: what a family
+# can offer as a `conv_kind` option ("grouped" and "dilated" need groups / dilation,
+# "depthwise" needs filters that are a multiple of the input channels).
+PLAIN_CONV_KINDS = ("standard", "depthwise_separable", "spatially_separable", "flattened")
+
+
+def conv_norm_act(x, filters, kernel_size, *, name, norm="none", activation="relu",
+                  se_ratio=None, **conv_options):
+    """Adds a convolution, its normalisation, its activation and optional squeeze-excitation.
+
+    The convolution has a bias only when no normalisation follows it (a bias before
+    BatchNorm is redundant).
+
+    Args:
+        x: channels-last input (1D, 2D or 3D).
+        filters: output channels.
+        kernel_size: int or one int per spatial axis.
+        name: name of the convolution; the layers after it append "_norm", "_<activation>"
+            and "_se".
+        norm: one of `factories.NORMALIZATIONS`.
+        activation: a Keras activation name.
+        se_ratio: bottleneck ratio of a squeeze-and-excitation block after the activation,
+            or None for none.
+        **conv_options: strides, padding, padding_mode, kind, groups, dilation (see `conv`).
+
+    Returns:
+        The output tensor.
+    """
+    use_bias = factories.check_norm(norm) == "none"
+    x = conv(x, filters, kernel_size, name=name, use_bias=use_bias, **conv_options)
+    x = factories.normalization(x, norm, f"{name}_norm")
+    x = factories.activation(x, activation, f"{name}_{activation}")
+    if se_ratio:
+        x = squeeze_excite(x, se_ratio, f"{name}_se")
+    return x

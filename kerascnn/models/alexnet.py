@@ -1,0 +1,200 @@
+"""AlexNet (Krizhevsky et al., 2012) and ZFNet (Zeiler & Fergus, 2013).
+
+AlexNet is the single-tower ("one GPU") network of Fig. 2 and section 3.5: the two-GPU split
+is dropped, so convolutions 2, 4 and 5 see every map of the layer below (62,378,344
+parameters at 227×227×3 with 1000 classes). `groups=2` restores the split of those three
+convolutions (60,965,224 parameters, as Caffe's bvlc_alexnet); as in Caffe, the LRN
+windows still span both towers. The input is 227×227: the paper's 224
+does not give its 55×55 first maps under an 11×11/4 unpadded convolution.
+
+ZFNet is Fig. 3 of Zeiler & Fergus: a 7×7/2 first layer padded by 1 (110×110 maps), a
+5×5/2 unpadded second layer, and dense layers 3-5. Its "contrast normalisation across
+feature maps" is AlexNet's LRN with AlexNet's constants, which the paper does not restate.
+
+Both networks pool 3×3/2 in ceil mode, as cuda-convnet and Caffe did: a last window that
+runs past the map still counts. This turns ZFNet's 110 and 26 maps into the figure's 55 and
+13; AlexNet's maps (55, 27, 13) are odd, so at 227×227 it changes nothing. Weights start
+from Keras' default initialisers, not the papers' Gaussians and unit biases.
+"""
+
+import collections
+
+from kerascnn.layers import factories
+from kerascnn.layers.blocks import PLAIN_CONV_KINDS, conv_norm_act
+from kerascnn.layers.convolution import pool
+from kerascnn.layers.local_response_normalization import LocalResponseNormalization
+from kerascnn.layers.padding import SpatialPadding
+from kerascnn.models import base
+from kerascnn.models.registry import register_model
+
+HIDDEN_UNITS = (4096, 4096)
+POOL_SIZE, POOL_STRIDES = 3, 2
+
+# One row per convolution. padding: "valid", "same" (stride 1: AlexNet's pads of 2 and 1)
+# or explicit sizes. split: the two-GPU model splits it into `groups` towers. then: what
+# follows the activation, in order.
+Layer = collections.namedtuple("Layer", "filters kernel strides padding split then")
+
+ALEXNET = (
+    Layer(96, 11, 4, "valid", False, ("lrn", "pool")),
+    Layer(256, 5, 1, "same", True, ("lrn", "pool")),
+    Layer(384, 3, 1, "same", False, ()),
+    Layer(384, 3, 1, "same", True, ()),
+    Layer(256, 3, 1, "same", True, ("pool",)),
+)
+
+ZFNET = (
+    Layer(96, 7, 2, 1, False, ("pool", "lrn")),
+    Layer(256, 5, 2, "valid", True, ("pool", "lrn")),
+    Layer(384, 3, 1, "same", False, ()),
+    Layer(384, 3, 1, "same", True, ()),
+    Layer(256, 3, 1, "same", True, ("pool",)),
+)
+
+
+def max_pool(x, name):
+    """Overlapping 3×3/2 max-pooling in ceil mode (cuda-convnet, Caffe).
+
+    Replicating the last row (column, ...) completes a window that runs past the map; the
+    maximum is unchanged because that edge already lies in the window.
+    """
+    extra = [0 if n is None else -(n - POOL_SIZE) % POOL_STRIDES for n in x.shape[1:-1]]
+    if any(extra):
+        pairs = tuple((0, e) for e in extra)
+        x = SpatialPadding(pairs, mode="replicate", name=f"{name}_pad")(x)
+    return pool(x, "max", POOL_SIZE, strides=POOL_STRIDES, name=name)
+
+
+def AlexNet(
+    layers,
+    default_input_shape,
+    /,
+    *,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="alexnet",
+    activation="relu",
+    norm="none",
+    lrn=True,
+    groups=1,
+    padding_mode="zeros",
+    conv_kind="standard",
+    width_multiplier=1.0,
+    se_ratio=None,
+    hidden_units=None,
+    dropout=0.5,
+    spatial_dropout=0.0,
+    drop_connect=0.0,
+):
+    """Builds an AlexNet-style network: five convolutions with LRN and max-pooling, then FC.
+
+    Args:
+        layers: the convolutions, as `Layer` rows.
+        default_input_shape: the paper's input.
+        include_top, weights, input_tensor, input_shape, pooling, classes,
+            classifier_activation, name: as in keras.applications.
+        activation: activation of every hidden layer (ReLU in the papers).
+        norm: normalisation between each convolution and its activation ("none" in the
+            papers; independent of `lrn`).
+        lrn: keep the papers' local response normalisation layers.
+        groups: towers of the convolutions the two-GPU AlexNet splits (2, 4 and 5);
+            2 reproduces that model.
+        padding_mode: "zeros", "reflect" or "replicate".
+        conv_kind: kind of convolutions 2-5, one of `PLAIN_CONV_KINDS` (the first stays
+            standard, as in MobileNet).
+        width_multiplier: scales the filters and the paper's hidden units.
+        se_ratio: squeeze-and-excitation after every convolution, or None.
+        hidden_units: widths of the hidden fully connected layers; None means the paper's
+            4096-4096 scaled by `width_multiplier`; given values are used as they are.
+        dropout: dropout rate of the classifier (0.5 in the papers).
+        spatial_dropout: rate of whole-map dropout after each pooling.
+        drop_connect: DropConnect rate of the fully connected layers.
+
+    Returns:
+        A `keras.Model`.
+
+    Raises:
+        ValueError: an invalid option, or an input too small for the network.
+    """
+    base.check_common(
+        classes=classes, pooling=pooling, classifier_activation=classifier_activation,
+        weights=weights, input_shape=input_shape, name=name,
+    )
+    factories.check_norm(norm)
+    factories.check_choice(conv_kind, PLAIN_CONV_KINDS, "conv_kind")
+    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
+        raise ValueError(
+            f"{name}: groups must be a positive int (2 for two towers); got {groups!r}."
+        )
+    if groups > 1 and conv_kind != "standard":
+        raise ValueError(
+            f"{name}: groups={groups} splits standard convolutions into towers; it cannot be "
+            f"combined with conv_kind={conv_kind!r}. Use groups=1 or conv_kind='standard'."
+        )
+    hidden_units = _hidden_units(hidden_units, width_multiplier, name)
+    x, inputs = base.model_input(input_tensor, input_shape, default_input_shape)
+    for i, layer in enumerate(layers, start=1):
+        x = conv_norm_act(
+            x, max(1, round(layer.filters * width_multiplier)), layer.kernel, name=f"conv{i}",
+            strides=layer.strides, padding=layer.padding, padding_mode=padding_mode,
+            kind="standard" if i == 1 else conv_kind, groups=groups if layer.split else 1,
+            norm=norm, activation=activation, se_ratio=se_ratio,
+        )
+        for step in layer.then:
+            if step == "pool":
+                x = max_pool(x, f"pool{i}")
+                x = factories.spatial_dropout(x, spatial_dropout, f"pool{i}_spatial_dropout")
+            elif lrn:
+                x = LocalResponseNormalization(name=f"lrn{i}")(x)
+    x = base.classifier_head(
+        x, include_top=include_top, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, flatten=True, hidden_units=hidden_units,
+        activation=activation, dropout=dropout, drop_connect=drop_connect,
+    )
+    return base.finish(inputs, x, name, weights)
+
+
+def _hidden_units(hidden_units, width_multiplier, name):
+    """Checks `width_multiplier` and returns the hidden FC widths to build."""
+    if isinstance(width_multiplier, bool) or not isinstance(width_multiplier, (int, float)) \
+            or width_multiplier <= 0:
+        raise ValueError(
+            f"{name}: width_multiplier must be a positive number; got {width_multiplier!r}."
+        )
+    if hidden_units is None:
+        return tuple(max(1, round(u * width_multiplier)) for u in HIDDEN_UNITS)
+    if not isinstance(hidden_units, (list, tuple)) or not all(
+        isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in hidden_units
+    ):
+        raise ValueError(
+            f"{name}: hidden_units={hidden_units!r} must be a tuple of positive ints, "
+            "e.g. (256, 256), or () for none."
+        )
+    return tuple(hidden_units)
+
+
+@register_model(
+    default_input_shape=(227, 227, 3),
+    paper="Krizhevsky, Sutskever & Hinton, 'ImageNet classification with deep convolutional "
+    "neural networks', NIPS 2012, Fig. 2 and section 3.5 (single tower)",
+    family_builder=AlexNet,
+)
+def alexnet(**kwargs):
+    """AlexNet: 96 11×11/4, 256 5×5, 384-384-256 3×3 convolutions, LRN, FC 4096-4096."""
+    return AlexNet(ALEXNET, (227, 227, 3), **{"name": "alexnet", **kwargs})
+
+
+@register_model(
+    default_input_shape=(224, 224, 3),
+    paper="Zeiler & Fergus, 'Visualizing and understanding convolutional networks', "
+    "ECCV 2014 (arXiv 1311.2901), Fig. 3",
+    family_builder=AlexNet,
+)
+def zfnet(**kwargs):
+    """ZFNet: AlexNet with a 96 7×7/2 first layer and a 5×5/2 second, dense layers 3-5."""
+    return AlexNet(ZFNET, (224, 224, 3), **{"name": "zfnet", **kwargs})

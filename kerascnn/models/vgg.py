@@ -1,0 +1,145 @@
+"""VGG (Simonyan & Zisserman, 2015): configurations A, B, D and E of Table 1.
+
+As in the paper: 3×3/1 convolutions padded by 1, 2×2/2 max-pooling after each of the five
+stages, FC 4096-4096 with dropout 0.5 and a softmax classifier. keras.applications' VGG has no
+dropout in its head; the parameter counts are the same (vgg16 138,357,544, vgg19 143,667,240).
+norm="batch" gives the vgg*_bn variants, without the convolution biases that torchvision's
+keep before BatchNorm.
+"""
+
+from kerascnn.layers import factories
+from kerascnn.layers.blocks import PLAIN_CONV_KINDS, conv_norm_act
+from kerascnn.layers.convolution import pool
+from kerascnn.models import base
+from kerascnn.models.registry import register_model
+
+DEFAULT_INPUT_SHAPE = (224, 224, 3)
+FILTERS = (64, 128, 256, 512, 512)
+HIDDEN_UNITS = (4096, 4096)
+
+
+def VGG(
+    depths,
+    /,
+    *,
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="vgg",
+    activation="relu",
+    norm="none",
+    padding_mode="zeros",
+    conv_kind="standard",
+    width_multiplier=1.0,
+    se_ratio=None,
+    hidden_units=None,
+    dropout=0.5,
+    spatial_dropout=0.0,
+    drop_connect=0.0,
+):
+    """Builds a VGG network: five stages of 3×3 convolutions and max-pooling, then FC.
+
+    Args:
+        depths: convolutions in each of the five stages (64, 128, 256, 512, 512 filters).
+        include_top, weights, input_tensor, input_shape, pooling, classes,
+            classifier_activation, name: as in keras.applications.
+        activation: activation of every hidden layer (ReLU in the paper).
+        norm: normalisation between each convolution and its activation; "batch" gives
+            the vgg*_bn networks.
+        padding_mode: "zeros", "reflect" or "replicate".
+        conv_kind: kind of every convolution but the first, one of `PLAIN_CONV_KINDS`
+            (the first stays standard, as in MobileNet).
+        width_multiplier: scales the filters and the paper's hidden units.
+        se_ratio: squeeze-and-excitation after every convolution, or None.
+        hidden_units: widths of the hidden fully connected layers; None means the paper's
+            4096-4096 scaled by `width_multiplier`; given values are used as they are
+            (smaller heads suit small inputs).
+        dropout: dropout rate of the classifier (0.5 in the paper).
+        spatial_dropout: rate of whole-map dropout after each stage.
+        drop_connect: DropConnect rate of the fully connected layers.
+
+    Returns:
+        A `keras.Model`.
+
+    Raises:
+        ValueError: an invalid option, or an input smaller than 32 per side.
+    """
+    base.check_common(
+        classes=classes, pooling=pooling, classifier_activation=classifier_activation,
+        weights=weights, input_shape=input_shape, name=name,
+    )
+    factories.check_norm(norm)
+    factories.check_choice(conv_kind, PLAIN_CONV_KINDS, "conv_kind")
+    hidden_units = _hidden_units(hidden_units, width_multiplier, name)
+    x, inputs = base.model_input(input_tensor, input_shape, DEFAULT_INPUT_SHAPE)
+    for stage, (filters, depth) in enumerate(zip(FILTERS, depths), start=1):
+        for i in range(1, depth + 1):
+            x = conv_norm_act(
+                x, max(1, round(filters * width_multiplier)), 3, name=f"block{stage}_conv{i}",
+                padding_mode=padding_mode, kind="standard" if stage == i == 1 else conv_kind,
+                norm=norm, activation=activation, se_ratio=se_ratio,
+            )
+        x = pool(x, "max", 2, name=f"block{stage}_pool")
+        x = factories.spatial_dropout(x, spatial_dropout, f"block{stage}_spatial_dropout")
+    x = base.classifier_head(
+        x, include_top=include_top, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, flatten=True, hidden_units=hidden_units,
+        activation=activation, dropout=dropout, drop_connect=drop_connect,
+    )
+    return base.finish(inputs, x, name, weights)
+
+
+def _hidden_units(hidden_units, width_multiplier, name):
+    """Checks `width_multiplier` and returns the hidden FC widths to build."""
+    if isinstance(width_multiplier, bool) or not isinstance(width_multiplier, (int, float)) \
+            or width_multiplier <= 0:
+        raise ValueError(
+            f"{name}: width_multiplier must be a positive number; got {width_multiplier!r}."
+        )
+    if hidden_units is None:
+        return tuple(max(1, round(u * width_multiplier)) for u in HIDDEN_UNITS)
+    if not isinstance(hidden_units, (list, tuple)) or not all(
+        isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in hidden_units
+    ):
+        raise ValueError(
+            f"{name}: hidden_units={hidden_units!r} must be a tuple of positive ints, "
+            "e.g. (256, 256), or () for none."
+        )
+    return tuple(hidden_units)
+
+
+def _register(configuration):
+    return register_model(
+        default_input_shape=DEFAULT_INPUT_SHAPE,
+        paper="Simonyan & Zisserman, 'Very deep convolutional networks for large-scale image "
+        f"recognition', ICLR 2015, Table 1, configuration {configuration}",
+        family_builder=VGG,
+    )
+
+
+@_register("A")
+def vgg11(**kwargs):
+    """VGG-11 (configuration A): 1, 1, 2, 2, 2 convolutions per stage."""
+    return VGG((1, 1, 2, 2, 2), **{"name": "vgg11", **kwargs})
+
+
+@_register("B")
+def vgg13(**kwargs):
+    """VGG-13 (configuration B): 2, 2, 2, 2, 2 convolutions per stage."""
+    return VGG((2, 2, 2, 2, 2), **{"name": "vgg13", **kwargs})
+
+
+@_register("D")
+def vgg16(**kwargs):
+    """VGG-16 (configuration D): 2, 2, 3, 3, 3 convolutions per stage."""
+    return VGG((2, 2, 3, 3, 3), **{"name": "vgg16", **kwargs})
+
+
+@_register("E")
+def vgg19(**kwargs):
+    """VGG-19 (configuration E): 2, 2, 4, 4, 4 convolutions per stage."""
+    return VGG((2, 2, 4, 4, 4), **{"name": "vgg19", **kwargs})
