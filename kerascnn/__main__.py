@@ -1,0 +1,3 @@
+from kerascnn.cli import main
+
+main()

@@ -1,0 +1,56 @@
+"""The trained network: the data's raw examples in, through Preprocessing, into a backbone."""
+
+import keras
+
+from kerascnn.data.preprocessing import Preprocessing
+from kerascnn.layers.convolution import SpatialSizeError
+from kerascnn.models.registry import get_model_entry
+
+
+def network_input_shape(name, data_shape, options):
+    """The input the backbone is built for: the data's own size when the model accepts it,
+    else the paper's size (the Preprocessing layer resizes), with the data's channels."""
+    entry = get_model_entry(name)
+    rank = len(data_shape) - 1
+    try:
+        entry.builder.__wrapped__(input_shape=tuple(data_shape), include_top=False, **options)
+        return tuple(data_shape)
+    except SpatialSizeError:
+        side = max(entry.default_input_shape[:-1])
+        return (side,) * rank + (data_shape[-1],)
+
+
+def model_options(name, recipe, options):
+    """The builder options: the recipe's dropout / drop_path_rate where the model has them."""
+    accepted = get_model_entry(name).options
+    merged = {k: getattr(recipe, k) for k in ("dropout", "drop_path_rate")
+              if getattr(recipe, k) is not None and k in accepted}
+    return {**merged, **(options or {})}
+
+
+def has_preprocessing(model):
+    """True when `model` already starts with a kerascnn Preprocessing layer."""
+    return any(isinstance(layer, Preprocessing) for layer in model.layers[:3])
+
+
+def wrap(backbone, data, normalization, mixed_precision=False):
+    """Puts a Preprocessing layer, adapted on the training split only, before `backbone`.
+
+    Args:
+        backbone: a keras.Model taking normalised inputs.
+        data: the kerascnn.data.Data it will be trained on.
+        normalization: the Preprocessing mode.
+        mixed_precision: end with a float32 cast so losses stay in float32.
+    """
+    inputs = keras.Input(tuple(data.input_shape), name="inputs")
+    target = tuple(backbone.inputs[0].shape[1:])
+    preprocessing = Preprocessing(
+        target_shape=target, mode=normalization,
+        value_range=data.value_range if normalization == "scale" else None, name="preprocessing",
+    )
+    preprocessing.adapt(data.x_train)
+    outputs = backbone(preprocessing(inputs))
+    if mixed_precision:
+        cast = lambda t, i: keras.layers.Activation("linear", dtype="float32", name=f"float32_{i}")(t)
+        outputs = [cast(t, i) for i, t in enumerate(outputs)] if isinstance(outputs, list) else cast(outputs, 0)
+    return keras.Model(inputs, outputs, name=backbone.name)

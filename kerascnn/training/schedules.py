@@ -1,0 +1,88 @@
+"""Learning-rate schedules of the course, step-based and serializable."""
+
+import math
+
+import keras
+from keras import ops
+
+
+@keras.saving.register_keras_serializable(package="kerascnn")
+class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
+    """Linear warm-up to `learning_rate`, then cosine decay to 0 (Loshchilov & Hutter, 2017)."""
+
+    def __init__(self, learning_rate, total_steps, warmup_steps=0):
+        self.learning_rate = float(learning_rate)
+        self.total_steps = int(total_steps)
+        self.warmup_steps = int(warmup_steps)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        warmup = self.learning_rate * (step + 1) / max(1, self.warmup_steps)
+        progress = (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps)
+        progress = ops.clip(progress, 0.0, 1.0)
+        cosine = 0.5 * self.learning_rate * (1 + ops.cos(math.pi * progress))
+        return ops.where(step < self.warmup_steps, warmup, cosine)
+
+    def get_config(self):
+        return {
+            "learning_rate": self.learning_rate,
+            "total_steps": self.total_steps,
+            "warmup_steps": self.warmup_steps,
+        }
+
+
+@keras.saving.register_keras_serializable(package="kerascnn")
+class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
+    """Smith & Topin's one-cycle policy (2019), with cosine phases as in fastai and PyTorch.
+
+    Rises from max/`div` to `max_learning_rate` over `warmup_fraction` of the run, then
+    falls to max/`final_div`.
+    """
+
+    def __init__(self, max_learning_rate, total_steps, warmup_fraction=0.3, div=25.0,
+                 final_div=1e4):
+        self.max_learning_rate = float(max_learning_rate)
+        self.total_steps = int(total_steps)
+        self.warmup_fraction = float(warmup_fraction)
+        self.div = float(div)
+        self.final_div = float(final_div)
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        peak = max(1.0, self.warmup_fraction * self.total_steps)
+        start, top = self.max_learning_rate / self.div, self.max_learning_rate
+        end = self.max_learning_rate / self.final_div
+        up = ops.clip(step / peak, 0.0, 1.0)
+        down = ops.clip((step - peak) / max(1.0, self.total_steps - peak), 0.0, 1.0)
+        rising = top + (start - top) * 0.5 * (1 + ops.cos(math.pi * up))
+        falling = end + (top - end) * 0.5 * (1 + ops.cos(math.pi * down))
+        return ops.where(step < peak, rising, falling)
+
+    def get_config(self):
+        return {
+            "max_learning_rate": self.max_learning_rate,
+            "total_steps": self.total_steps,
+            "warmup_fraction": self.warmup_fraction,
+            "div": self.div,
+            "final_div": self.final_div,
+        }
+
+
+def learning_rate(recipe, steps_per_epoch, epochs):
+    """The optimizer's learning rate for a recipe: a float or a LearningRateSchedule.
+
+    "plateau" returns a float: the ReduceLROnPlateau callback (see callbacks) changes it.
+    """
+    total = steps_per_epoch * epochs
+    lr = recipe.learning_rate
+    if recipe.schedule in ("constant", "plateau"):
+        return lr
+    if recipe.schedule == "step":
+        boundaries = sorted({max(1, round(m * total)) for m in recipe.milestones})
+        values = [lr * recipe.factor**i for i in range(len(boundaries) + 1)]
+        return keras.optimizers.schedules.PiecewiseConstantDecay(boundaries, values)
+    if recipe.schedule == "inverse_time":
+        return keras.optimizers.schedules.InverseTimeDecay(lr, steps_per_epoch, 1.0, staircase=True)
+    if recipe.schedule == "cosine":
+        return WarmupCosine(lr, total, round(recipe.warmup_epochs * steps_per_epoch))
+    return OneCycle(lr, total)

@@ -1,0 +1,121 @@
+"""Real training on scikit-learn's digits: the main job, determinism, crash safety, distribution."""
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import keras
+import numpy as np
+import pytest
+
+import kerascnn
+from kerascnn.cli import main
+from kerascnn.files import atomic_save_model
+from kerascnn.training.checkpoints import read_state
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def test_main_job_cli_end_to_end(tmp_path, capsys):
+    out = tmp_path / "run"
+    main(["train", "--epochs", "3", "--out", str(out)])
+    assert "test metrics" in capsys.readouterr().out
+    for name in ("model.keras", "best.keras", "metrics.json", "history.csv", "run.json"):
+        assert (out / name).is_file(), name
+    assert any(f.startswith("events") for _, _, files in os.walk(out / "logs") for f in files)
+    metrics = json.loads((out / "metrics.json").read_text())
+    matrix = np.array(metrics["confusion_matrix"])
+    assert matrix.shape == (10, 10)
+    assert metrics["accuracy"] == pytest.approx(np.trace(matrix) / matrix.sum())
+    assert metrics["accuracy"] > 0.8  # LeNet-5 after three epochs on 1,437 digits
+    assert set(metrics["per_class"]) == {str(d) for d in range(10)}
+    assert {"macro_f1", "weighted_f1"} <= set(metrics)
+    with open(out / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3]
+    assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
+    run = json.loads((out / "run.json").read_text())
+    assert run["model"] == "lenet5" and run["recipe"]["name"] == "quick"
+    assert run["network_input_shape"] == [32, 32, 1]  # 8×8 digits resized inside the model
+
+    model = keras.models.load_model(out / "model.keras", safe_mode=True)
+    data = kerascnn.data.load("digits", validation_split=0.1, seed=0)
+    x, y = data.arrays("test")
+    accuracy = (model.predict(x, verbose=0).argmax(1) == y).mean()  # raw 8×8 inputs
+    assert accuracy == pytest.approx(metrics["accuracy"])
+
+
+def test_same_seed_gives_the_same_weights():
+    def weights(seed):
+        result = kerascnn.train("lenet5", "digits", epochs=1, seed=seed, verbose=0)
+        return result.model.get_weights()
+
+    first, again, other = weights(1), weights(1), weights(2)
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other))
+
+
+def test_resume_after_sigkill_loses_no_completed_epoch(tmp_path):
+    out = tmp_path / "run"
+    command = [sys.executable, "-m", "kerascnn", "train", "--epochs", "6", "--out", str(out)]
+    env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "3"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    state = None
+    while time.time() < deadline and process.poll() is None:
+        state = read_state(out / "checkpoints")
+        if state and state["epoch"] >= 2:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.02)
+    process.wait()
+    assert process.returncode == -signal.SIGKILL, "the run ended before it could be killed"
+    killed = read_state(out / "checkpoints")
+    assert killed["epoch"] >= 2 and killed["epoch"] < 6
+
+    subprocess.run(command, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(out / "history.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [int(r["epoch"]) for r in rows] == [1, 2, 3, 4, 5, 6]
+    for name, values in killed["history"].items():
+        assert [float(r[name]) for r in rows[: killed["epoch"]]] == pytest.approx(values)
+    assert len(list((out / "checkpoints").glob("epoch-*.keras"))) == 1
+    assert not list(out.rglob(".tmp-*"))
+
+
+def test_a_failed_save_leaves_the_previous_file_intact(tmp_path):
+    path = tmp_path / "model.keras"
+    model = kerascnn.build_model("lenet1")
+    atomic_save_model(model, path)
+    before = path.read_bytes()
+
+    class Broken(keras.layers.Layer):
+        def call(self, x):
+            return x
+
+        def get_config(self):
+            raise RuntimeError("disk full")
+
+    inputs = keras.Input((4,))
+    broken = keras.Model(inputs, Broken()(inputs))
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_save_model(broken, path)
+    assert path.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["model.keras"]
+
+
+def test_another_run_in_the_same_folder_is_refused(tmp_path):
+    kerascnn.train("lenet1", "digits", epochs=1, out=tmp_path, verbose=0)
+    with pytest.raises(ValueError, match="holds another run .*lenet1 on digits"):
+        kerascnn.train("lenet5", "digits", epochs=1, out=tmp_path, verbose=0)
+
+
+def test_mirrored_strategy_trains_and_multi_worker_is_refused_clearly():
+    result = kerascnn.train("lenet1", "digits", epochs=1, strategy="mirrored", verbose=0)
+    assert result.metrics["accuracy"] > 0.2
+    with pytest.raises(ValueError, match="keras-team/keras#20585"):
+        kerascnn.train("lenet1", "digits", epochs=1, strategy="multi_worker", verbose=0)
