@@ -25,9 +25,9 @@ CONV_KINDS = (
 class SpatialSizeError(ValueError):
     """A layer would receive a map smaller than its (dilated) kernel."""
 
-    def __init__(self, layer, size, kernel):
+    def __init__(self, layer, size, kernel, what="window"):
         self.layer, self.size, self.kernel = layer, size, kernel
-        super().__init__(f"layer {layer!r} (a {size} map under a {kernel} window)")
+        super().__init__(f"layer {layer!r} (a {size} map under a {kernel} {what})")
 
 
 def _tuple(value, rank):
@@ -70,6 +70,10 @@ def pad(x, padding, kernel, strides, padding_mode, name):
         raise ValueError(f"padding={padding!r} must be 'valid', 'same' or explicit sizes.")
     else:
         pairs = normalize_padding(padding, rank)
+    sizes = x.shape[1:-1]
+    if padding_mode == "reflect" and any(n is not None and max(p) >= n for n, p in zip(sizes, pairs)):
+        raise SpatialSizeError(f"{name}_pad", "×".join(map(str, sizes)),
+                               "×".join(str(max(p)) for p in pairs), "reflect padding")
     if any(sum(p) for p in pairs):
         x = SpatialPadding(pairs, mode=padding_mode, name=f"{name}_pad")(x)
     return x, "valid"
