@@ -8,6 +8,7 @@ from kerascnn.layers.factories import (
     normalization,
     spatial_dropout,
 )
+from kerascnn.layers.layer_scale import LayerScale
 from kerascnn.layers.local_response_normalization import LocalResponseNormalization
 from kerascnn.layers.padding import PADDING_MODES, SpatialPadding
 from kerascnn.layers.regularization import DropConnectDense, StochasticDepth
