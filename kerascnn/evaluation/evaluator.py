@@ -1,0 +1,203 @@
+"""`evaluate`: metrics, figures, fit diagnosis and uncertainty of a classifier in one report."""
+
+import functools
+import os
+
+import keras
+import numpy as np
+
+from kerascnn.evaluation import diagnosis as diagnosis_lib
+from kerascnn.evaluation import metrics as metrics_lib
+from kerascnn.evaluation import plots
+from kerascnn.evaluation import uncertainty as uncertainty_lib
+from kerascnn.evaluation.report import EvaluationReport
+
+SINGLE, MC_DROPOUT, ENSEMBLE = "single model", "mc dropout", "ensemble"
+
+
+def evaluate(model, data, *, history=None, mc_dropout=0, ensemble=None, out=None,
+             class_names=None, top_k=None, batch_size=256, seed=0, fit_thresholds=None):
+    """Evaluates a classifier on test data: how good, where it fails, how far to trust it.
+
+    Args:
+        model: a `keras.Model` ending in a softmax (or one sigmoid for two classes), or the
+            path of a `.keras` file.
+        data: an `(x, y)` tuple of arrays (integer labels), a `kerascnn.data.Data` (its test
+            split is used), or anything `kerascnn.data.load` accepts.
+        history: training history (keras `History`, dict of lists or path to a history CSV)
+            for learning curves and the fit diagnosis.
+        mc_dropout: number of Monte-Carlo dropout passes (0 = off, else at least 2).
+        ensemble: models or `.keras` paths (at least 2) whose mean prediction is compared
+            with `model`.
+        out: folder for metrics.json, report.md, report.html and the PNGs (None = no files).
+        class_names: class names, overriding those of `data`.
+        top_k: k of the top-k accuracy (default min(5, classes - 1)).
+        batch_size: prediction batch size.
+        seed: seed of the MC-dropout masks.
+        fit_thresholds: a `FitThresholds` for the diagnosis (default `FitThresholds()`).
+
+    Returns:
+        An `EvaluationReport`.
+
+    Raises:
+        ValueError: for a model whose output size differs from the number of classes, outputs
+            that are not probabilities, labels that are not class indices, or bad options.
+    """
+    if isinstance(mc_dropout, bool) or not isinstance(mc_dropout, int) or mc_dropout < 0 or (
+            mc_dropout == 1):
+        raise ValueError(
+            f"mc_dropout must be 0 (off) or a number of passes >= 2; got {mc_dropout!r}.")
+    if ensemble is not None and len(ensemble) < 2:
+        raise ValueError(
+            f"An ensemble needs at least 2 models; got {len(ensemble)}. Pass ensemble=None.")
+    columns = diagnosis_lib.load_history(history) if history is not None else None
+    model = _load_model(model)
+    members = [_load_model(member) for member in ensemble or []]
+    x, y, names = _test_arrays(data, class_names)
+    widths = [_output_width(checked, x) for checked in [model] + members]
+    # Without class names the model says how many classes there are (1 sigmoid = 2).
+    num_classes = len(names) if names is not None else max(widths[0], 2)
+    names = names if names is not None else [str(i) for i in range(num_classes)]
+    for width in widths:
+        metrics_lib.check_output_width(width, num_classes)
+    y = metrics_lib.check_labels(y, num_classes)
+    if len(x) != len(y):
+        raise ValueError(f"Got {len(x)} inputs but {len(y)} labels.")
+    if mc_dropout:
+        mc_model, stochastic_layers = uncertainty_lib.monte_carlo_model(model, seed=seed)
+
+    outputs = model.predict(x, batch_size=batch_size, verbose=0)
+    probabilities = metrics_lib.as_probabilities(outputs, num_classes)
+    metrics = metrics_lib.classification_metrics(
+        y, probabilities, class_names=names, top_k=top_k)
+    metrics = {"model": model.name, **metrics,
+               "notes": _notes(metrics, outputs, x)}
+    entropy = uncertainty_lib.predictive_entropy(probabilities)
+    uncertainty = {SINGLE: uncertainty_lib.predictor_summary(metrics, y, probabilities, entropy)}
+    entropies = {SINGLE: entropy}
+    correct = {SINGLE: probabilities.argmax(axis=1) == y}
+    if mc_dropout:
+        samples = np.stack([
+            metrics_lib.as_probabilities(
+                mc_model.predict(x, batch_size=batch_size, verbose=0), num_classes)
+            for _ in range(mc_dropout)])
+        summary, stats = _stochastic_summary(samples, y, names, metrics["top_k"])
+        uncertainty[MC_DROPOUT] = {
+            **summary, "passes": mc_dropout, "stochastic_layers": stochastic_layers}
+        entropies[MC_DROPOUT] = stats["entropy"]
+        correct[MC_DROPOUT] = stats["mean"].argmax(axis=1) == y
+    if members:
+        samples = np.stack([metrics_lib.as_probabilities(
+            member.predict(x, batch_size=batch_size, verbose=0), num_classes)
+            for member in members])
+        summary, stats = _stochastic_summary(samples, y, names, metrics["top_k"])
+        uncertainty[ENSEMBLE] = {
+            **summary,
+            "members": [member.name for member in members],
+            "member_accuracy": [float(np.mean(s.argmax(axis=1) == y)) for s in samples],
+            "vote_accuracy": float(np.mean(uncertainty_lib.majority_vote(samples) == y))}
+        entropies[ENSEMBLE] = stats["entropy"]
+        correct[ENSEMBLE] = stats["mean"].argmax(axis=1) == y
+    metrics["uncertainty"] = uncertainty
+
+    # Figures are drawn lazily, by the report, only if HTML or files are asked for.
+    figures = {
+        "confusion_matrix.png": functools.partial(
+            plots.confusion_matrix_png, metrics["confusion_matrix"], names),
+        "reliability.png": functools.partial(
+            plots.reliability_png, metrics["reliability"], metrics["ece"]),
+        "confidence.png": functools.partial(plots.confidence_png, {
+            label: (uncertainty[label]["accuracy_by_coverage"], entropies[label], correct[label])
+            for label in uncertainty}),
+    }
+    mistakes = metrics["most_confident_mistakes"]
+    if mistakes and _is_image_batch(x):
+        figures["mistakes.png"] = functools.partial(
+            plots.mistakes_png,
+            [x[e["index"]] for e in mistakes],
+            [f"#{e['index']} true {e['true']}\npredicted {e['predicted']} "
+             f"({e['confidence']:.2f})" for e in mistakes])
+    diagnosis = None
+    if columns is not None:
+        diagnosis = diagnosis_lib.diagnose(columns, fit_thresholds)
+        metrics["diagnosis"] = diagnosis.to_dict()
+        figures["learning_curves.png"] = functools.partial(
+            plots.learning_curves_png, columns, diagnosis)
+
+    report = EvaluationReport(metrics, figures, diagnosis)
+    if out is not None:
+        report.save(out)
+    return report
+
+
+def _load_model(model):
+    """A keras model, loaded first when given as a path."""
+    if isinstance(model, (str, os.PathLike)):
+        return keras.saving.load_model(model)
+    if not isinstance(model, keras.Model):
+        raise TypeError(
+            f"Expected a keras.Model or the path of a .keras file; got {type(model).__name__}.")
+    return model
+
+
+def _test_arrays(data, class_names):
+    """(x, y, class names or None) of the test split of `data`."""
+    if isinstance(data, tuple):
+        if len(data) != 2:
+            raise ValueError(f"`data` as a tuple must be (x, y); got {len(data)} items.")
+        x, y = data
+        names = class_names
+    else:
+        if not hasattr(data, "arrays"):
+            from kerascnn import data as data_lib
+
+            data = data_lib.load(data)
+        x, y = data.arrays("test")
+        names = class_names if class_names is not None else data.class_names
+    return np.asarray(x), np.asarray(y), None if names is None else [str(n) for n in names]
+
+
+def _output_width(model, x):
+    """Number of output values per example of `model`."""
+    try:
+        shape = model.output_shape
+    except AttributeError:  # a subclassed model declares no output shape: run one example
+        shape = model.predict(x[:1], verbose=0).shape
+    return int(shape[-1])
+
+
+def _stochastic_summary(samples, y, names, top_k):
+    """(summary for the report, per-example statistics) of stochastic predictions."""
+    stats = uncertainty_lib.sample_statistics(samples)
+    metrics = metrics_lib.classification_metrics(y, stats["mean"], class_names=names, top_k=top_k)
+    summary = {
+        **uncertainty_lib.predictor_summary(metrics, y, stats["mean"], stats["entropy"]),
+        "mean_variance": float(stats["variance"].mean()),
+        "mean_mutual_information": float(stats["mutual_information"].mean()),
+    }
+    return summary, stats
+
+
+def _is_image_batch(x):
+    return x.ndim == 3 or (x.ndim == 4 and x.shape[-1] in (1, 3))
+
+
+def _notes(metrics, outputs, x):
+    """Plain-language notes on anything that changes how the numbers read."""
+    notes = []
+    if np.ndim(outputs) == 1 or np.shape(outputs)[-1] == 1:
+        notes.append(
+            "The model has one sigmoid output p = P(class "
+            f"'{metrics['class_names'][1]}'); it was turned into two probabilities (1 - p, p).")
+    if metrics["absent_classes"]:
+        notes.append(
+            f"Classes absent from the test data: {', '.join(metrics['absent_classes'])}. Their "
+            "recall is undefined (their F1 too unless the model predicts them) and left out "
+            "of the macro averages; their confusion-matrix rows are empty.")
+    if metrics["never_predicted"]:
+        notes.append(
+            f"Classes the model never predicts: {', '.join(metrics['never_predicted'])}. Their "
+            "precision is undefined and left out of the macro average.")
+    if metrics["most_confident_mistakes"] and not _is_image_batch(x):
+        notes.append(f"Inputs of shape {x.shape[1:]} are not images: no mistakes gallery.")
+    return notes

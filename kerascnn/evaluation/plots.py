@@ -1,0 +1,144 @@
+"""Report figures, drawn with matplotlib's Agg canvas and returned as PNG bytes.
+
+Figures are built on `matplotlib.figure.Figure` directly (no pyplot), so no global state or
+display backend is touched; matplotlib is imported on first use.
+"""
+
+import io
+
+import numpy as np
+
+DPI = 100
+ANNOTATE_MAX_CLASSES = 20  # beyond this, confusion-matrix cells carry no numbers
+
+
+def _figure(width, height):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+
+
+def _png(figure):
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png", dpi=DPI)
+    return buffer.getvalue()
+
+
+def confusion_matrix_png(counts, class_names):
+    """Draws the confusion matrix twice: counts and row-normalised (rows = true class)."""
+    counts = np.asarray(counts)
+    support = counts.sum(axis=1, keepdims=True)
+    normalized = np.divide(counts, support, out=np.zeros(counts.shape), where=support > 0)
+    size = min(3 + 0.35 * len(class_names), 12)
+    figure = _figure(2 * size + 1, size)
+    for axes, values, title, fmt in zip(
+            figure.subplots(1, 2), (counts, normalized),
+            ("Counts", "Row-normalised (recall on the diagonal)"), ("d", ".2f")):
+        image = axes.imshow(values, cmap="Blues", vmin=0)
+        figure.colorbar(image, ax=axes, shrink=0.8)
+        axes.set(title=title, xlabel="Predicted class", ylabel="True class",
+                 xticks=range(len(class_names)), yticks=range(len(class_names)))
+        axes.set_xticklabels(class_names, rotation=90 if len(class_names) > 10 else 0)
+        axes.set_yticklabels(class_names)
+        if len(class_names) <= ANNOTATE_MAX_CLASSES:
+            threshold = values.max() / 2
+            for (row, col), value in np.ndenumerate(values):
+                axes.text(col, row, format(value, fmt), ha="center", va="center",
+                          fontsize=8, color="white" if value > threshold else "black")
+    return _png(figure)
+
+
+def reliability_png(reliability, ece):
+    """Draws the reliability diagram: accuracy per confidence bin against the diagonal."""
+    edges = np.asarray(reliability["bin_edges"])
+    centers, width = (edges[:-1] + edges[1:]) / 2, np.diff(edges)
+    accuracy = np.array([np.nan if a is None else a for a in reliability["accuracy"]])
+    confidence = np.array([np.nan if c is None else c for c in reliability["confidence"]])
+    figure = _figure(10, 4.5)
+    bars, histogram = figure.subplots(1, 2)
+    bars.bar(centers, np.nan_to_num(accuracy), width=width, edgecolor="black",
+             color="tab:blue", label="Accuracy")
+    bars.bar(centers, np.nan_to_num(np.abs(confidence - accuracy)),
+             bottom=np.nan_to_num(np.minimum(confidence, accuracy)), width=width, fill=False,
+             hatch="//", edgecolor="tab:red", label="Gap to mean confidence")
+    bars.plot([0, 1], [0, 1], "k--", label="Perfect calibration")
+    bars.set(title=f"Reliability diagram (ECE {ece:.4f}, {len(centers)} bins)",
+             xlabel="Confidence (top-1 probability)", ylabel="Accuracy", xlim=(0, 1),
+             ylim=(0, 1))
+    bars.legend(loc="upper left")
+    histogram.bar(centers, reliability["count"], width=width, edgecolor="black",
+                  color="tab:gray")
+    histogram.set(title="Examples per confidence bin", xlabel="Confidence",
+                  ylabel="Examples", xlim=(0, 1), yscale="log")
+    return _png(figure)
+
+
+def learning_curves_png(history, diagnosis):
+    """Draws training vs validation loss (and accuracy when recorded), marking the verdict."""
+    from matplotlib.ticker import MaxNLocator
+
+    panels = [("loss", "Loss")] + (
+        [("accuracy", "Accuracy")] if "accuracy" in history and "val_accuracy" in history
+        else [])
+    figure = _figure(5 * len(panels), 4)
+    axes_list = np.atleast_1d(figure.subplots(1, len(panels)))
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    for axes, (key, title) in zip(axes_list, panels):
+        axes.plot(epochs, history[key], "o-", label="Training")
+        axes.plot(epochs, history[f"val_{key}"], "s-", label="Validation")
+        axes.axvline(diagnosis.best_epoch, color="gray", linestyle=":",
+                     label=f"Lowest validation loss (epoch {diagnosis.best_epoch})")
+        if diagnosis.overfitting_epoch:
+            axes.axvspan(diagnosis.overfitting_epoch - 0.5, epochs[-1] + 0.5, color="tab:red",
+                         alpha=0.1, label=f"Overfitting from epoch {diagnosis.overfitting_epoch}")
+        axes.set(title=title, xlabel="Epoch")
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+        axes.legend(fontsize=8)
+    figure.suptitle(f"Learning curves: {diagnosis.verdict}")
+    return _png(figure)
+
+
+def confidence_png(predictors):
+    """Draws accuracy against coverage and the entropy of right and wrong predictions.
+
+    Args:
+        predictors: {label: (accuracy_by_coverage dict, entropy array, correct bool array)}.
+    """
+    figure = _figure(11, 4.5)
+    coverage_axes, entropy_axes = figure.subplots(1, 2)
+    top_entropy = max(float(entropy.max()) for _, entropy, _ in predictors.values())
+    bins = np.linspace(0.0, max(top_entropy, 1e-3), 30)
+    for (label, (curve, entropy, correct)), color in zip(
+            predictors.items(), ("tab:blue", "tab:orange", "tab:green")):
+        coverage_axes.plot(curve["coverage"], curve["accuracy"], "o-", color=color, label=label)
+        for mask, style, outcome in ((correct, "-", "right"), (~correct, "--", "wrong")):
+            if mask.any():
+                entropy_axes.hist(entropy[mask], bins=bins, histtype="step", linestyle=style,
+                                  color=color, density=True, label=f"{label}: {outcome}")
+    coverage_axes.set(title="Accuracy on the most confident examples",
+                      xlabel="Fraction of examples kept (most confident first)",
+                      ylabel="Accuracy")
+    coverage_axes.legend()
+    entropy_axes.set(title="Predictive entropy", xlabel="Entropy (nats)", ylabel="Density",
+                     yscale="log")
+    entropy_axes.legend(fontsize=8)
+    return _png(figure)
+
+
+def mistakes_png(images, captions):
+    """Draws a gallery of images (channels-last, any value range) with one caption each."""
+    columns = min(len(images), 8)
+    rows = -(-len(images) // columns)
+    figure = _figure(1.6 * columns, 1.9 * rows)
+    for axes, image, caption in zip(
+            np.atleast_1d(figure.subplots(rows, columns)).ravel(), images, captions):
+        image = np.asarray(image, dtype=np.float64)
+        span = image.max() - image.min()
+        image = (image - image.min()) / span if span > 0 else np.zeros_like(image)
+        if image.ndim == 3 and image.shape[-1] == 1:
+            image = image[..., 0]
+        axes.imshow(image, cmap="gray" if image.ndim == 2 else None, vmin=0, vmax=1)
+        axes.set_title(caption, fontsize=8)
+    for axes in figure.axes:
+        axes.set_axis_off()
+    return _png(figure)
