@@ -11,7 +11,8 @@ PLAIN_CONV_KINDS = ("standard", "depthwise_separable", "spatially_separable", "f
 
 
 def conv_norm_act(x, filters, kernel_size, *, name, norm="none", activation="relu",
-                  se_ratio=None, **conv_options):
+                  se_ratio=None, norm_name=None, activation_name=None, norm_options=None,
+                  **conv_options):
     """Adds a convolution, its normalisation, its activation and optional squeeze-excitation.
 
     The convolution has a bias only when no normalisation follows it (a bias before
@@ -27,6 +28,9 @@ def conv_norm_act(x, filters, kernel_size, *, name, norm="none", activation="rel
         activation: a Keras activation name.
         se_ratio: bottleneck ratio of a squeeze-and-excitation block after the activation,
             or None for none.
+        norm_name, activation_name: layer names when a family keeps another convention
+            (keras.applications' "_bn" / "_act"); default "<name>_norm", "<name>_<activation>".
+        norm_options: keyword arguments of `factories.normalization` (epsilon, momentum).
         **conv_options: strides, padding, padding_mode, kind, groups, dilation (see `conv`).
 
     Returns:
@@ -34,8 +38,8 @@ def conv_norm_act(x, filters, kernel_size, *, name, norm="none", activation="rel
     """
     use_bias = factories.check_norm(norm) == "none"
     x = conv(x, filters, kernel_size, name=name, use_bias=use_bias, **conv_options)
-    x = factories.normalization(x, norm, f"{name}_norm")
-    x = factories.activation(x, activation, f"{name}_{activation}")
+    x = factories.normalization(x, norm, norm_name or f"{name}_norm", **(norm_options or {}))
+    x = factories.activation(x, activation, activation_name or f"{name}_{activation}")
     if se_ratio:
         x = squeeze_excite(x, se_ratio, f"{name}_se")
     return x

@@ -11,7 +11,7 @@ counts, layer names and, with copied weights, outputs are the same:
   Dense layer where keras uses an equivalent 1×1 convolution.
 """
 
-from kerascnn.layers import factories
+from kerascnn.layers import blocks, factories
 from kerascnn.layers.convolution import conv
 from kerascnn.layers.padding import PADDING_MODES
 from kerascnn.layers.squeeze_excite import squeeze_excite
@@ -72,15 +72,10 @@ def check_options(name, *, width_multiplier, norm, activation, padding_mode, con
             raise ValueError(f"{name}: {option} must be in [0, 1); got {rate!r}.")
 
 
-def conv_norm_act(x, filters, kernel_size, *, name, strides=1, padding="same", kind="standard",
-                  norm, activation, padding_mode):
+def conv_norm_act(x, filters, kernel_size, *, name, **options):
     """Convolution, then normalisation and activation (layers `name`, `name`_bn, `name`_act)."""
-    x = conv(
-        x, filters, kernel_size, name=name, strides=strides, padding=padding, kind=kind,
-        padding_mode=padding_mode, use_bias=factories.check_norm(norm) == "none",
-    )
-    x = factories.normalization(x, norm, f"{name}_bn", **BATCH_NORM)
-    return factories.activation(x, activation, f"{name}_act")
+    return blocks.conv_norm_act(x, filters, kernel_size, name=name, norm_name=f"{name}_bn",
+                                activation_name=f"{name}_act", norm_options=BATCH_NORM, **options)
 
 
 def depthwise_separable_block(x, filters, strides, *, block_id, depth_multiplier=1,

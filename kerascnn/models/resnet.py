@@ -22,6 +22,7 @@ Choices and deviations, none of which changes a parameter count:
 import keras
 
 from kerascnn.layers import factories
+from kerascnn.layers.blocks import conv_norm_act
 from kerascnn.layers.convolution import CONV_KINDS, conv, pool
 from kerascnn.layers.padding import PADDING_MODES
 from kerascnn.layers.regularization import StochasticDepth
@@ -47,15 +48,10 @@ def _scaled(n, width_multiplier):
     return max(1, round(n * width_multiplier))
 
 
-def _conv_norm_act(x, filters, kernel, name, *, stride=1, groups=1, norm, activation,
-                   padding_mode, kind="standard"):
-    """A convolution, its normalisation and (unless `activation` is None) its activation."""
-    x = conv(
-        x, filters, kernel, name=f"{name}_conv", strides=stride, padding_mode=padding_mode,
-        kind=kind, groups=groups, use_bias=factories.check_norm(norm) == "none",
-    )
-    x = factories.normalization(x, norm, f"{name}_norm")
-    return factories.activation(x, activation, f"{name}_{activation}") if activation else x
+def _conv_norm_act(x, filters, kernel, name, *, stride=1, **options):
+    """A convolution `name`_conv, its normalisation and (unless None) its activation."""
+    return conv_norm_act(x, filters, kernel, name=f"{name}_conv", strides=stride,
+                         norm_name=f"{name}_norm", **options)
 
 
 def _shortcut(x, filters, stride, kind, norm, padding_mode, name):
