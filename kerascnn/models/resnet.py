@@ -170,7 +170,7 @@ def bottleneck_block(
     Returns:
         The output tensor.
     """
-    width = int(filters * base_width / 64) * groups
+    width = max(1, int(filters * base_width / 64)) * groups  # at least one channel a group
     outputs = filters * EXPANSION["bottleneck"]
     common = dict(norm=norm, padding_mode=padding_mode)
     residual = _conv_norm_act(x, width, 1, f"{name}_1", stride=stride if stride_on == "1x1" else 1,
