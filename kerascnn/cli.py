@@ -40,7 +40,8 @@ def _model_for(args):
 def cmd_inspect(args):
     import kerascnn
 
-    report = kerascnn.inspect(_model_for(args), batch_size=args.batch_size)
+    report = kerascnn.inspect(_model_for(args), batch_size=args.batch_size,
+                              input_shape=args.input_shape, optimizer=args.optimizer)
     print({"text": report.to_text, "markdown": report.to_markdown, "json": report.to_json}[args.format]())
     if args.plot:
         report.plot(args.plot)
@@ -101,6 +102,7 @@ def parser():
     s.add_argument("--input-shape", type=_shape, help="e.g. 28,28,1 (default: the paper's)")
     s.add_argument("--num-classes", type=int)
     s.add_argument("--batch-size", type=int, default=1, help="batch size of the memory figures")
+    s.add_argument("--optimizer", default="adam", help="optimizer of the training-memory figure")
     s.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     s.add_argument("--plot", metavar="FILE", help="write a PNG of the per-layer figures")
     s.set_defaults(func=cmd_inspect)

@@ -14,8 +14,6 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 @pytest.fixture(autouse=True)
 def _seeded():
     keras.utils.set_random_seed(0)
-    yield
-    keras.backend.clear_session()
 
 
 @pytest.fixture(scope="session")
