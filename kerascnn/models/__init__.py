@@ -8,3 +8,11 @@ from kerascnn.models.registry import (
     minimum_input_size,
 )
 from kerascnn.models.lenet import lenet1, lenet5
+from kerascnn.models.googlenet import googlenet, googlenet_without_aux
+from kerascnn.models.mobilenet import mobilenet
+from kerascnn.models.resnet import resnet18, resnet34, resnet50, resnet101, resnet152, resnext50_32x4d, se_resnet50, resnet_rs50
+from kerascnn.models.xception import xception
+from kerascnn.models.alexnet import alexnet, zfnet
+from kerascnn.models.vgg import vgg11, vgg13, vgg16, vgg19
+from kerascnn.models.densenet import densenet121, densenet169, densenet201
+from kerascnn.models.convnext import convnext_tiny

@@ -44,6 +44,33 @@ def model_input(input_tensor, input_shape, default_input_shape):
     return input_tensor, keras.utils.get_source_inputs(input_tensor)
 
 
+def hidden_units(units, default, width_multiplier, name):
+    """The widths of the hidden FC layers: `units` as given, or `default` scaled.
+
+    Args:
+        units: None (use `default` × `width_multiplier`), or a tuple of positive ints
+            (() for no hidden layer).
+        default: the paper's widths, e.g. (4096, 4096).
+        width_multiplier: a positive number.
+        name: the model name, for error messages.
+    """
+    if isinstance(width_multiplier, bool) or not isinstance(width_multiplier, (int, float)) \
+            or width_multiplier <= 0:
+        raise ValueError(
+            f"{name}: width_multiplier must be a positive number; got {width_multiplier!r}."
+        )
+    if units is None:
+        return tuple(max(1, round(u * width_multiplier)) for u in default)
+    if not isinstance(units, (list, tuple)) or not all(
+        isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in units
+    ):
+        raise ValueError(
+            f"{name}: hidden_units={units!r} must be a tuple of positive ints, "
+            "e.g. (256, 256), or () for none."
+        )
+    return tuple(units)
+
+
 def classifier_head(
     x,
     *,

@@ -74,7 +74,7 @@ def VGG(
     )
     factories.check_norm(norm)
     factories.check_choice(conv_kind, PLAIN_CONV_KINDS, "conv_kind")
-    hidden_units = _hidden_units(hidden_units, width_multiplier, name)
+    hidden_units = base.hidden_units(hidden_units, HIDDEN_UNITS, width_multiplier, name)
     x, inputs = base.model_input(input_tensor, input_shape, DEFAULT_INPUT_SHAPE)
     for stage, (filters, depth) in enumerate(zip(FILTERS, depths), start=1):
         for i in range(1, depth + 1):
@@ -91,25 +91,6 @@ def VGG(
         activation=activation, dropout=dropout, drop_connect=drop_connect,
     )
     return base.finish(inputs, x, name, weights)
-
-
-def _hidden_units(hidden_units, width_multiplier, name):
-    """Checks `width_multiplier` and returns the hidden FC widths to build."""
-    if isinstance(width_multiplier, bool) or not isinstance(width_multiplier, (int, float)) \
-            or width_multiplier <= 0:
-        raise ValueError(
-            f"{name}: width_multiplier must be a positive number; got {width_multiplier!r}."
-        )
-    if hidden_units is None:
-        return tuple(max(1, round(u * width_multiplier)) for u in HIDDEN_UNITS)
-    if not isinstance(hidden_units, (list, tuple)) or not all(
-        isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in hidden_units
-    ):
-        raise ValueError(
-            f"{name}: hidden_units={hidden_units!r} must be a tuple of positive ints, "
-            "e.g. (256, 256), or () for none."
-        )
-    return tuple(hidden_units)
 
 
 def _register(configuration):
