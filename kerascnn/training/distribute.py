@@ -1,5 +1,8 @@
 """tf.distribute strategies by name."""
 
+import json
+import os
+
 import tensorflow as tf
 
 STRATEGIES = (None, "mirrored", "multi_worker")
@@ -11,8 +14,12 @@ def get_strategy(strategy=None):
     Args:
         strategy: None (the default strategy: one device), "mirrored" (every local GPU, or
             the CPU when there is none; logical CPU devices set up before TensorFlow starts
-            count as devices too), or a Strategy instance. "multi_worker" is refused with an
-            explanation until Keras 3's fit supports MultiWorkerMirroredStrategy.
+            count as devices too), "multi_worker" (MultiWorkerMirroredStrategy over the
+            cluster in $TF_CONFIG; create it before any other TensorFlow work in the
+            process), or a Strategy instance.
+
+    Raises:
+        ValueError: an unknown name; "multi_worker" without a usable $TF_CONFIG.
     """
     if isinstance(strategy, tf.distribute.Strategy):
         return strategy
@@ -23,9 +30,34 @@ def get_strategy(strategy=None):
         devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
         return tf.distribute.MirroredStrategy(devices)
     if strategy == "multi_worker":
-        raise ValueError(
-            "strategy='multi_worker' cannot train yet: Keras 3's fit fails under "
-            "MultiWorkerMirroredStrategy (keras-team/keras#20585). Use 'mirrored' on one machine."
-        )
+        check_tf_config(os.environ.get("TF_CONFIG"))
+        return tf.distribute.MultiWorkerMirroredStrategy()
     raise ValueError(f"strategy={strategy!r} is unknown; choose one of {STRATEGIES} or pass a tf.distribute.Strategy.")
 
+
+def check_tf_config(text):
+    """Raises ValueError unless `text` is a TF_CONFIG naming the cluster's workers and this task.
+
+    Args:
+        text: the value of $TF_CONFIG, or None when it is not set.
+    """
+    example = ('TF_CONFIG=\'{"cluster": {"worker": ["host1:2222", "host2:2222"]}, '
+               '"task": {"type": "worker", "index": 0}}\' (index 1 on host2)')
+    if not text:
+        raise ValueError(
+            "strategy='multi_worker' reads its cluster from the TF_CONFIG environment variable, "
+            f"which is not set. Set it on every worker, e.g. {example}; or use 'mirrored' on one "
+            "machine."
+        )
+    try:
+        config = json.loads(text)
+    except json.JSONDecodeError:
+        config = None
+    cluster = config.get("cluster") if isinstance(config, dict) else None
+    task = config.get("task") if isinstance(config, dict) else None
+    addresses = isinstance(cluster, dict) and (cluster.get("worker") or cluster.get("chief"))
+    if not (addresses and isinstance(task, dict) and {"type", "index"} <= set(task)):
+        raise ValueError(
+            f"TF_CONFIG={text!r} must be JSON with a 'cluster' listing the 'worker' (and "
+            f"'chief') addresses and this process's 'task' (type and index); e.g. {example}."
+        )

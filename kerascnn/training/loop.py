@@ -16,9 +16,10 @@ import tensorflow as tf
 import kerascnn
 from kerascnn.files import atomic_save_model, atomic_write_json
 from kerascnn.models.registry import build_model, get_model_entry
-from kerascnn.training import checkpoints, distribute, network, schedules
+from kerascnn.training import checkpoints, distribute, multi_worker, network, schedules
 from kerascnn.training.recipes import get_recipe
 
+LENGTH_FREE_SCHEDULES = ("constant", "plateau", "inverse_time")
 AUX_LOSS_WEIGHT = 0.3  # GoogLeNet's auxiliary classifiers (Szegedy et al., 2015, section 5)
 
 
@@ -75,7 +76,10 @@ def train(
         out: the run folder (model.keras, best.keras, metrics.json, history.csv, run.json,
             logs/ for TensorBoard, checkpoints/); None keeps nothing on disk.
         seed: seeds weights, shuffling, augmentation and the validation split.
-        strategy: None, "mirrored" or a tf.distribute.Strategy (see get_strategy).
+        strategy: None, "mirrored", "multi_worker" or a tf.distribute.Strategy (see
+            get_strategy). Under "multi_worker" every worker runs `train` with the same
+            arguments; only the chief writes `out`, and resuming needs `out` on a file
+            system every worker sees.
         model_options: builder options when `model` is a name (norm, width_multiplier, ...).
         data_dir: where offline copies of named data sets lie (else $KERASCNN_DATA_DIR).
         resume: continue the run saved in `out` when its configuration matches.
@@ -105,6 +109,10 @@ def train(
         warnings.warn("mixed_precision needs a GPU; training in float32.", stacklevel=2)
 
     run_dir = os.path.abspath(out) if out else tempfile.mkdtemp(prefix="kerascnn-")
+    # Every worker saves (saving reads variables the workers reduce together); the others
+    # write to a folder of their own, which goes at the end.
+    chief = multi_worker.is_chief(strategy)
+    write_dir = run_dir if chief else tempfile.mkdtemp(prefix="kerascnn-worker-")
     checkpoint_dir = os.path.join(run_dir, "checkpoints")
     fingerprint = _fingerprint(model if name else "custom", options, data, recipe, seed)
     state = checkpoints.read_state(checkpoint_dir) if resume else None
@@ -113,7 +121,7 @@ def train(
             f"{run_dir} holds another run ({state['fingerprint']['summary']}); use another `out` "
             "folder, or resume=False (--fresh) to start this one over."
         )
-    if not resume and os.path.isdir(checkpoint_dir):
+    if not resume and chief and os.path.isdir(checkpoint_dir):
         shutil.rmtree(checkpoint_dir)
 
     train_ds = data.pipeline("train", recipe.batch_size, augment=recipe.augment, seed=seed)
@@ -132,12 +140,14 @@ def train(
     initial_epoch = state["epoch"] if state else 0
     callbacks = [
         checkpoints.RunCheckpoint(
-            checkpoint_dir, run_dir, fingerprint, history=state["history"] if state else None,
-            monitor="val_loss" if val_ds is not None else "loss", best=state["best"] if state else None,
+            os.path.join(write_dir, "checkpoints"), write_dir, fingerprint,
+            history=state["history"] if state else None, best=state["best"] if state else None,
+            monitor="val_loss" if val_ds is not None else "loss",
         ),
     ]
     if out:
-        callbacks.append(keras.callbacks.TensorBoard(os.path.join(run_dir, "logs"), write_graph=False))
+        logs = os.path.join(write_dir, "logs")
+        callbacks.append(keras.callbacks.TensorBoard(logs, write_graph=False))
     if recipe.schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             "val_loss" if val_ds is not None else "loss", factor=recipe.factor,
@@ -150,7 +160,10 @@ def train(
         ))
 
     start = time.perf_counter()
-    if initial_epoch < recipe.epochs:
+    if initial_epoch < recipe.epochs and multi_worker.is_multi_worker(strategy):
+        multi_worker.fit(net, train_ds, val_ds, epochs=recipe.epochs, initial_epoch=initial_epoch,
+                         callbacks=callbacks, verbose=verbose)
+    elif initial_epoch < recipe.epochs:
         net.fit(train_ds, validation_data=val_ds, epochs=recipe.epochs,
                 initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose, shuffle=False)
     seconds = time.perf_counter() - start
@@ -158,11 +171,11 @@ def train(
 
     metrics = {}
     if out:
-        atomic_save_model(net, os.path.join(run_dir, "model.keras"))
+        atomic_save_model(net, os.path.join(write_dir, "model.keras"))
     if data.x_test is not None:
-        metrics = _test_metrics(net, data, history, run_dir if out else None)
+        metrics = _test_metrics(net, data, history, write_dir if out else None)
     if out:
-        atomic_write_json(os.path.join(run_dir, "run.json"), {
+        atomic_write_json(os.path.join(write_dir, "run.json"), {
             "kerascnn": kerascnn.__version__,
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
@@ -178,6 +191,8 @@ def train(
         })
     if not out:
         shutil.rmtree(run_dir, ignore_errors=True)
+    if write_dir != run_dir:
+        shutil.rmtree(write_dir, ignore_errors=True)
     return TrainResult(net, history, metrics, run_dir if out else None, recipe, seconds)
 
 
@@ -210,7 +225,9 @@ def _fingerprint(model, options, data, recipe, seed):
         "options": options,
         "data": {"name": data.name, "sha256": data.sha256, "num_classes": data.num_classes,
                  "input_shape": list(data.input_shape), "train_examples": int(len(data.x_train))},
-        "recipe": {k: v for k, v in recipe.to_dict().items() if k != "epochs"},
+        # A longer run may resume a shorter one unless the schedule depends on the length.
+        "recipe": {k: v for k, v in recipe.to_dict().items()
+                   if k != "epochs" or recipe.schedule not in LENGTH_FREE_SCHEDULES},
         "seed": seed,
     }
     digest = hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()

@@ -1,0 +1,155 @@
+"""Multi-worker training: two worker processes on 127.0.0.1 against one process's `model.fit`."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import keras
+import numpy as np
+import pytest
+from multi_worker_job import build
+
+import kerascnn
+from kerascnn.training import distribute, multi_worker
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+JOB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "multi_worker_job.py")
+BATCH_SIZE = 64  # 1,295 training digits: 20 batches of 64 (32 per worker), then 15 (8 + 7)
+
+
+def free_ports(count):
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+def run_workers(mode, out, count=2):
+    """Runs multi_worker_job.py on `count` local workers; returns each one's results."""
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(count)]}
+    processes = []
+    for index in range(count):
+        config = {"cluster": cluster, "task": {"type": "worker", "index": index}}
+        env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "3",
+               "TF_CONFIG": json.dumps(config)}
+        processes.append(subprocess.Popen(
+            [sys.executable, JOB, mode, str(out), str(BATCH_SIZE)], env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        ))
+    try:
+        outputs = [p.communicate(timeout=300)[0] for p in processes]
+    finally:
+        for p in processes:
+            if p.poll() is None:  # a peer waiting for a collective that never comes
+                p.kill()
+    for index, (process, output) in enumerate(zip(processes, outputs)):
+        assert process.returncode == 0, f"worker {index} failed:\n{output[-3000:]}"
+    results = []
+    for index in range(count):
+        result = json.loads((out / f"worker-{index}.json").read_text())
+        with np.load(out / f"worker-{index}.npz") as arrays:
+            for kind in ("initial", "final"):
+                names = [name for name in arrays.files if name.startswith(kind)]
+                result[kind] = [arrays[f"{kind}_{i}"] for i in range(len(names))]
+        results.append(result)
+    return results
+
+
+@pytest.fixture(scope="module")
+def workers(tmp_path_factory):
+    return run_workers("fit", tmp_path_factory.mktemp("workers"))
+
+
+def test_two_workers_end_with_identical_weights_that_learned(workers):
+    chief, other = workers
+    assert [chief["chief"], other["chief"]] == [True, False]
+    assert all(np.array_equal(a, b) for a, b in zip(chief["final"], other["final"]))
+    moved = max(np.abs(a - b).max() for a, b in zip(chief["initial"], chief["final"]))
+    assert moved > 0.05
+    assert chief["history"] == other["history"]  # metrics of both workers' examples together
+    history = {name: values[0] for name, values in chief["history"].items()}
+    assert history["accuracy"] > 0.3 and history["val_accuracy"] > 0.5  # chance: 0.1
+
+
+def test_two_workers_step_like_one_process_on_the_global_batch(workers):
+    data = kerascnn.data.load("digits", validation_split=0.1, seed=0)
+    model = build(data)
+    model.set_weights(workers[0]["initial"])
+    validation = data.pipeline("validation", BATCH_SIZE)
+    before = model.evaluate(validation, verbose=0, return_dict=True)
+    history = model.fit(data.pipeline("train", BATCH_SIZE, seed=0), validation_data=validation,
+                        epochs=1, shuffle=False, verbose=0).history
+    distributed = workers[0]["history"]
+    # The epoch's training metrics come from every step's forward pass: equal steps, equal
+    # metrics. Only the last step differs (15 examples averaged per replica, 8 and 7).
+    for name in ("loss", "accuracy"):
+        assert distributed[name][0] == pytest.approx(history[name][0], rel=1e-5)
+    for reference, trained in zip(model.get_weights(), workers[0]["final"]):
+        np.testing.assert_allclose(trained, reference, atol=1e-3)  # weights moved by ~0.4
+    assert distributed["val_loss"][0] == pytest.approx(history["val_loss"][0], rel=1e-2)
+    assert distributed["val_loss"][0] < before["loss"] / 2
+
+
+def test_fit_on_one_process_equals_model_fit():
+    data = kerascnn.data.load("digits", validation_split=0.1, seed=0)
+    reference, model = build(data), build(data)
+    model.set_weights(reference.get_weights())
+
+    class Hooks(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.calls = []
+
+        def on_train_begin(self, logs=None):
+            self.calls.append("train_begin")
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.calls.append((epoch, sorted(logs)))
+
+        def on_train_end(self, logs=None):
+            self.calls.append("train_end")
+
+    # Unshuffled: model.fit skips every other reshuffle (it trains on orders 1, 3, 5...).
+    train = data.pipeline("train", BATCH_SIZE, shuffle=False)
+    validation = data.pipeline("validation", BATCH_SIZE)
+    expected = reference.fit(train, validation_data=validation, epochs=3, initial_epoch=1,
+                             shuffle=False, verbose=0).history
+    hooks = Hooks()
+    history = multi_worker.fit(model, train, validation, epochs=3, initial_epoch=1,
+                               callbacks=[hooks], verbose=0)
+    assert history.epoch == [1, 2]
+    assert history.history.keys() == expected.keys()
+    for name, values in expected.items():
+        assert history.history[name] == pytest.approx(values, rel=1e-6), name
+    for a, b in zip(reference.get_weights(), model.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    logs = ["accuracy", "loss", "val_accuracy", "val_loss"]
+    assert hooks.calls == ["train_begin", (1, logs), (2, logs), "train_end"]
+
+
+@pytest.mark.slow  # two more worker processes: `fit` itself is tested above
+def test_train_on_two_workers_writes_one_run_folder(tmp_path):
+    chief, other = run_workers("train", tmp_path)
+    assert all(np.array_equal(a, b) for a, b in zip(chief["final"], other["final"]))
+    assert chief["history"] == other["history"]
+    run = tmp_path / "run"
+    assert {p.name for p in run.iterdir()} >= {"model.keras", "best.keras", "history.csv",
+                                                "run.json", "metrics.json", "logs", "checkpoints"}
+    assert len((run / "history.csv").read_text().splitlines()) == 2  # header, epoch 1
+    assert len(list((run / "logs" / "train").iterdir())) == 1  # the chief's events only
+    model = keras.models.load_model(run / "model.keras")
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), chief["final"]))
+
+
+def test_multi_worker_without_a_cluster_is_refused_clearly(monkeypatch):
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    with pytest.raises(ValueError, match="TF_CONFIG environment variable, which is not set"):
+        distribute.get_strategy("multi_worker")
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {}}')
+    with pytest.raises(ValueError, match="TF_CONFIG='{\"cluster\": {}}' must be JSON with"):
+        distribute.get_strategy("multi_worker")
