@@ -1,0 +1,34 @@
+"""Data sets and the tf.data input pipeline: sources, validation, splits, folds, augmentation.
+
+`load(source)` reads keras.datasets names, TFDS sets, scikit-learn digits, `.npz` files,
+image folders or arrays into a `Data`; `Data.pipeline(split, batch_size, augment=...)`
+builds the tf.data pipeline; `Preprocessing` is the model's first layer (cast, resize,
+channels, normalisation); `augmentation(spec)` parses an augmentation spec; `preview` draws
+augmented samples.
+"""
+
+from kerascnn.data.augment import (
+    Augmentation,
+    LensDistortion,
+    RandomAffine,
+    augmentation,
+    parse_spec,
+)
+from kerascnn.data.dataset import Data
+from kerascnn.data.preprocessing import Preprocessing
+from kerascnn.data.preview import preview
+from kerascnn.data.sources import DATA_DIR_ENV, KERAS_DATASETS, load
+
+__all__ = [
+    "DATA_DIR_ENV",
+    "KERAS_DATASETS",
+    "Augmentation",
+    "Data",
+    "LensDistortion",
+    "Preprocessing",
+    "RandomAffine",
+    "augmentation",
+    "load",
+    "parse_spec",
+    "preview",
+]

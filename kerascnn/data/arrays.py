@@ -1,0 +1,247 @@
+"""Array layout and validation: examples get a channel axis, labels become class indices.
+
+The rank rule for arrays without an explicit `kind`:
+
+| rank of x           | read as                        | example shape kept    |
+| ------------------- | ------------------------------ | --------------------- |
+| 2: (N, L)           | 1D signals, one channel        | (L, 1)                |
+| 3: (N, H, W)        | grey images                    | (H, W, 1)             |
+| 4: (N, H, W, C)     | images, C in {1, 3, 4}         | (H, W, C)             |
+| 5: (N, D, H, W, C)  | volumes                        | (D, H, W, C)          |
+
+Pass `kind="signal"` for (N, length, channels), `kind="volume"` for (N, D, H, W) without
+channels, and `kind="image"` for images with more than 4 channels.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+KINDS = ("image", "signal", "volume")
+
+# Ranks of x, (without channels, with channels), for each kind.
+_RANKS = {"signal": (2, 3), "image": (3, 4), "volume": (4, 5)}
+_CHUNK = 4096
+
+
+def check_kind(kind):
+    """Raises ValueError unless `kind` is None or one of `KINDS`."""
+    if kind is not None and kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS} or None; got kind={kind!r}.")
+
+
+def infer_kind(shape, kind=None):
+    """Returns the kind of examples an array of this shape holds.
+
+    Args:
+        shape: shape of the whole array, examples first.
+        kind: None to apply the rank rule of this module, or one of `KINDS`.
+
+    Returns:
+        One of `KINDS`.
+
+    Raises:
+        ValueError: if the rank does not fit `kind`, or is ambiguous without it.
+    """
+    check_kind(kind)
+    rank = len(shape)
+    if kind is not None:
+        if rank not in _RANKS[kind]:
+            expected = " or ".join(str(r) for r in _RANKS[kind])
+            raise ValueError(
+                f"kind={kind!r} needs an array of rank {expected} (examples first); "
+                f"got shape {tuple(shape)}."
+            )
+        return kind
+    if rank == 2:
+        return "signal"
+    if rank == 3:
+        return "image"
+    if rank == 4:
+        if shape[-1] in (1, 3, 4):
+            return "image"
+        hint = ""
+        if shape[1] in (1, 3):
+            hint = " It looks channels-first: use np.moveaxis(x, 1, -1) for channels-last."
+        raise ValueError(
+            f"An array of shape {tuple(shape)} is ambiguous: images with {shape[-1]} channels "
+            "or volumes (N, D, H, W) without a channel axis? Pass kind='image' or "
+            f"kind='volume'.{hint}"
+        )
+    if rank == 5:
+        return "volume"
+    raise ValueError(
+        f"Examples must be arrays of rank 2 to 5 (examples first: signals (N, L[, C]), "
+        f"images (N, H, W[, C]), volumes (N, D, H, W[, C])); got shape {tuple(shape)}."
+    )
+
+
+def with_channel_axis(x, kind):
+    """Returns `x` with a trailing channel axis (a view when one is added).
+
+    Args:
+        x: NumPy array, examples first.
+        kind: one of `KINDS`, as returned by `infer_kind`.
+    """
+    if x.ndim == _RANKS[kind][0]:
+        return x[..., np.newaxis]
+    return x
+
+
+def stack_examples(examples, target_size=None, what="images"):
+    """Stacks a list of per-example arrays, resizing images to `target_size` if given.
+
+    Args:
+        examples: list of arrays (H, W) or (H, W, C), or any same-shaped arrays.
+        target_size: (height, width) to resize every image to, or None.
+        what: how to name the examples in error messages.
+
+    Returns:
+        One array, examples first, in the examples' dtype.
+
+    Raises:
+        ValueError: if the examples differ in shape and no `target_size` is given.
+    """
+    if not len(examples):
+        raise ValueError(f"No {what} to load.")
+    if target_size is not None:
+        examples = [resize_image(e, target_size) for e in examples]
+    shapes = {}
+    for e in examples:
+        shapes[np.shape(e)] = shapes.get(np.shape(e), 0) + 1
+    if len(shapes) > 1:
+        common = sorted(shapes.items(), key=lambda item: -item[1])[:5]
+        listed = ", ".join(f"{shape} x{count}" for shape, count in common)
+        raise ValueError(
+            f"The {what} have {len(shapes)} different shapes ({listed}"
+            f"{', ...' if len(shapes) > 5 else ''}). Pass target_size=(height, width) "
+            "to resize them all when loading."
+        )
+    return np.stack(examples)
+
+
+def resize_image(image, size):
+    """Resizes one image (H, W[, C]) to `size` (bilinear, antialiased), keeping its dtype."""
+    if len(size) != 2:
+        raise ValueError(f"target_size must be (height, width); got {size!r}.")
+    image = np.asarray(image)
+    if image.shape[:2] == tuple(size):
+        return image
+    grey = image.ndim == 2
+    pixels = image[..., np.newaxis] if grey else image
+    resized = tf.image.resize(pixels, size, antialias=True).numpy()
+    if np.issubdtype(image.dtype, np.integer):
+        info = np.iinfo(image.dtype)
+        resized = np.clip(np.round(resized), info.min, info.max)
+    resized = resized.astype(image.dtype)
+    return resized[..., 0] if grey else resized
+
+
+def check_finite(x, split):
+    """Raises ValueError if a floating-point array holds NaN or infinite values."""
+    if not np.issubdtype(x.dtype, np.floating):
+        return
+    for start in range(0, len(x), _CHUNK):
+        bad = ~np.isfinite(x[start : start + _CHUNK])
+        if bad.any():
+            index = start + int(np.argwhere(bad.reshape(len(bad), -1).any(axis=1))[0, 0])
+            raise ValueError(
+                f"x_{split} holds NaN or infinite values (first in example {index}). "
+                "Clean or drop those examples before loading."
+            )
+
+
+def observed_range(x, positions=None):
+    """Returns (min, max) of the examples of `x` at `positions` (all if None), in chunks."""
+    positions = np.arange(len(x)) if positions is None else positions
+    lows, highs = [], []
+    for start in range(0, len(positions), _CHUNK):
+        chunk = x[positions[start : start + _CHUNK]]
+        lows.append(chunk.min())
+        highs.append(chunk.max())
+    return (np.min(lows).item(), np.max(highs).item())
+
+
+def to_class_indices(y, split, class_names=None):
+    """Turns labels into int64 class indices and returns them with the class names.
+
+    Labels may be integers (or integral floats), strings, a column (N, 1) or one-hot rows
+    (N, C). Integer labels count classes from 0; string labels are sorted to give the
+    class order unless `class_names` is given.
+
+    Args:
+        y: the labels.
+        split: split name for error messages ("train", "test", ...).
+        class_names: the known class names, or None to infer them.
+
+    Returns:
+        (y as int64 array (N,), class_names as list of str)
+
+    Raises:
+        ValueError: for labels that are not class indices or fall outside the classes.
+    """
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] == 1:
+        y = y[:, 0]
+    elif y.ndim == 2:
+        if not (np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1)):
+            raise ValueError(
+                f"y_{split} has shape {y.shape}: 2D labels must be one-hot rows; "
+                "pass integer class indices instead."
+            )
+        y = y.argmax(axis=1)
+    if y.ndim != 1:
+        raise ValueError(f"y_{split} must be a vector of class labels; got shape {y.shape}.")
+    if y.dtype.kind in "USO":
+        return _string_labels(y, split, class_names)
+    if y.dtype.kind == "f":
+        fractional = np.flatnonzero(~np.isfinite(y) | (y != np.round(y)))
+        if len(fractional):
+            i = fractional[0]
+            raise ValueError(
+                f"y_{split} must hold integer class indices; got {y[i]!r} at index {i}."
+            )
+    elif y.dtype.kind not in "iub":
+        raise ValueError(f"y_{split} must hold class indices or names; got dtype {y.dtype}.")
+    y = y.astype(np.int64)
+    if not len(y):
+        raise ValueError(f"y_{split} is empty.")
+    if class_names is None:
+        class_names = [str(i) for i in range(max(int(y.max()) + 1, 0))]
+    bad = np.flatnonzero((y < 0) | (y >= len(class_names)))
+    if len(bad):
+        raise ValueError(
+            f"y_{split} holds label {y[bad[0]]} (index {bad[0]}), outside the "
+            f"{len(class_names)} classes 0..{len(class_names) - 1}."
+        )
+    return y, list(class_names)
+
+
+def _string_labels(y, split, class_names):
+    y = y.astype(str)
+    if class_names is None:
+        class_names = sorted(set(y.tolist()))
+    lookup = {name: i for i, name in enumerate(class_names)}
+    unknown = sorted(set(y.tolist()) - lookup.keys())
+    if unknown:
+        raise ValueError(
+            f"y_{split} holds labels {unknown[:5]} that are not among the classes "
+            f"{list(class_names)}."
+        )
+    return np.array([lookup[name] for name in y.tolist()], dtype=np.int64), list(class_names)
+
+
+def check_classes(y, class_names, split="train"):
+    """Raises ValueError for fewer than two classes or a class without examples."""
+    if len(class_names) < 2:
+        raise ValueError(
+            f"A classifier needs at least two classes; got {len(class_names)} "
+            f"({list(class_names)})."
+        )
+    counts = np.bincount(y, minlength=len(class_names))
+    empty = [class_names[i] for i in np.flatnonzero(counts == 0)]
+    if empty:
+        raise ValueError(
+            f"Classes {empty} have no examples in the {split} split. Integer labels "
+            "must run 0..K-1 (subtract 1 from labels counted from 1), and every class "
+            "needs examples."
+        )

@@ -1,0 +1,275 @@
+"""`Data`: a data set's splits in memory, with their tf.data pipelines and folds."""
+
+import numpy as np
+import tensorflow as tf
+
+from kerascnn.data import pipeline
+from kerascnn.data.augment import augmentation
+from kerascnn.data.splits import check_fraction, stratified_folds, stratified_split
+
+SPLITS = ("train", "validation", "test")
+
+
+class Pool:
+    """Examples (channels last) and int64 labels that several splits or folds index into.
+
+    Args:
+        x: NumPy array of examples, examples first.
+        y: int64 NumPy array of class indices.
+    """
+
+    def __init__(self, x, y):
+        self.x = x
+        self.y = y
+        self._tensors = None
+
+    def tensors(self):
+        """Returns (x, y) as tensors, converted once and shared by every pipeline."""
+        if self._tensors is None:
+            self._tensors = (tf.convert_to_tensor(self.x), tf.convert_to_tensor(self.y))
+        return self._tensors
+
+
+class Split:
+    """One split: a pool and the positions of its examples (None: the whole pool)."""
+
+    def __init__(self, pool, positions=None):
+        self.pool = pool
+        self.positions = positions
+
+    def __len__(self):
+        return len(self.pool.y) if self.positions is None else len(self.positions)
+
+    def all_positions(self):
+        """Returns the pool positions of this split as an int64 array."""
+        if self.positions is None:
+            return np.arange(len(self.pool.y), dtype=np.int64)
+        return self.positions
+
+    def examples(self):
+        """Returns x as a NumPy array (a copy when the split is a subset of its pool)."""
+        return self.pool.x if self.positions is None else self.pool.x[self.positions]
+
+    def labels(self):
+        """Returns y as an int64 NumPy array (a copy when the split is a subset of its pool)."""
+        return self.pool.y if self.positions is None else self.pool.y[self.positions]
+
+    def arrays(self):
+        """Returns (x, y) NumPy arrays."""
+        return self.examples(), self.labels()
+
+
+class Data:
+    """A classification data set in memory: train / validation / test splits and metadata.
+
+    Built by `kerascnn.data.load`; holds NumPy arrays, so it targets course-scale data (up to
+    a few GB). Examples keep their raw dtype and values, with a channel axis; labels are int
+    class indices. Validation splits and folds are index views on the same arrays: reading
+    `x_train` of a fold copies, while `pipeline()` and `folds()` do not.
+
+    Attributes:
+        name: the source's name ("mnist", "digits", "tfds:...", a file or folder name).
+        class_names: list of str, one per class.
+        num_classes: number of classes.
+        kind: "image", "signal" or "volume".
+        input_shape: per-example shape with its channel axis, e.g. (28, 28, 1).
+        dtype: NumPy dtype of the raw examples.
+        value_range: (low, high) of the raw values: (0, 255) for uint8, (0, 16) for digits,
+            otherwise the range observed in the training split.
+        sha256: SHA-256 of the source file, or None.
+        seed: the seed given to `load`; the default seed of pipelines.
+        split_names: the splits present, in ("train", "validation", "test").
+    """
+
+    def __init__(self, *, name, class_names, kind, value_range, sha256, seed, splits):
+        self.name = name
+        self.class_names = list(class_names)
+        self.kind = kind
+        self.value_range = tuple(value_range)
+        self.sha256 = sha256
+        self.seed = seed
+        self._splits = {split: splits[split] for split in SPLITS if splits.get(split) is not None}
+        self.split_names = tuple(self._splits)
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+    @property
+    def input_shape(self):
+        return tuple(next(iter(self._splits.values())).pool.x.shape[1:])
+
+    @property
+    def dtype(self):
+        return next(iter(self._splits.values())).pool.x.dtype
+
+    x_train = property(lambda self: self._array("train", Split.examples))
+    y_train = property(lambda self: self._array("train", Split.labels))
+    x_val = property(lambda self: self._array("validation", Split.examples))
+    y_val = property(lambda self: self._array("validation", Split.labels))
+    x_test = property(lambda self: self._array("test", Split.examples))
+    y_test = property(lambda self: self._array("test", Split.labels))
+
+    def _array(self, split, read):
+        return read(self._splits[split]) if split in self._splits else None
+
+    def _split(self, split):
+        if split not in SPLITS:
+            raise ValueError(f"split must be one of {SPLITS}; got {split!r}.")
+        if split not in self._splits:
+            fix = {
+                "validation": " Pass validation_split= to load() or use with_validation().",
+                "test": " Pass test_split= to load() for a source without a test split.",
+            }.get(split, "")
+            raise ValueError(f"{self.name} has no {split} split.{fix}")
+        return self._splits[split]
+
+    def size(self, split):
+        """Returns the number of examples in a split (0 if absent)."""
+        return len(self._splits[split]) if split in self._splits else 0
+
+    def class_counts(self, split):
+        """Returns the number of examples of each class in a split, as a list of int."""
+        labels = self._split(split).labels()
+        return np.bincount(labels, minlength=self.num_classes).tolist()
+
+    def arrays(self, split):
+        """Returns (x, y) of a split as NumPy arrays: raw examples, int class indices.
+
+        Raises:
+            ValueError: for an unknown or absent split.
+        """
+        return self._split(split).arrays()
+
+    def pipeline(self, split, batch_size, *, augment=None, shuffle=None, seed=None):
+        """Returns a tf.data.Dataset of (float32 examples at raw scale, one-hot float32 labels).
+
+        Args:
+            split: "train", "validation" or "test".
+            batch_size: examples per batch.
+            augment: None, a spec ("flip,rotate=5,crop=0.9" or a dict, see
+                `kerascnn.data.augment`) or a callable (images, labels) -> (images, labels);
+                "train" only.
+            shuffle: reshuffle every epoch; defaults to True for "train" only.
+            seed: seed of the shuffle and the augmentation; defaults to `self.seed`. The same
+                seed gives the same batches, epoch after epoch.
+
+        Raises:
+            ValueError: for an absent split, augmentation outside "train", or a bad spec.
+        """
+        source = self._split(split)
+        seed = self.seed if seed is None else seed
+        if augment is not None and not callable(augment):
+            augment = augmentation(
+                augment, seed=seed, value_range=self.value_range, input_shape=self.input_shape
+            )
+            augment = augment if augment.spec else None
+        if augment is not None and split != "train":
+            raise ValueError(
+                f"Augmentation applies to the train split only; got augment={augment!r} for "
+                f"split={split!r}."
+            )
+        images, labels = source.pool.tensors()
+        return pipeline.batches(
+            images,
+            labels,
+            source.all_positions(),
+            self.num_classes,
+            batch_size,
+            shuffle=split == "train" if shuffle is None else shuffle,
+            seed=seed,
+            augment=augment,
+        )
+
+    def with_validation(self, fraction, seed=None):
+        """Returns a copy whose validation split is a stratified `fraction` of the training data.
+
+        Training data is the train split plus any existing validation split; the test split is
+        kept. No example array is copied.
+
+        Args:
+            fraction: share of each class to hold out, 0 < fraction < 1.
+            seed: seed of the choice; defaults to `self.seed`.
+        """
+        check_fraction(fraction, "validation_split")
+        pool, positions = self._training_pool()
+        seed = self.seed if seed is None else seed
+        kept, held_out = stratified_split(pool.y[positions], fraction, seed)
+        return self._replace(
+            train=Split(pool, positions[kept]), validation=Split(pool, positions[held_out])
+        )
+
+    def folds(self, k, seed=0):
+        """Yields the k (train_data, validation_data) pairs of a stratified k-fold.
+
+        The folds partition the training data (train plus any validation split); the test
+        split stays out. Both `Data` objects index into the same arrays (no copy per fold):
+        `train_data` has the fold's training part as "train" and its held-out part as
+        "validation"; `validation_data` has the held-out part as its "validation" and "test"
+        splits, so code that scores a model on either split scores the fold.
+
+        Args:
+            k: number of folds, from 2 to the smallest class size.
+            seed: seed of the stratified shuffle.
+
+        Raises:
+            ValueError: for k < 2 or a class with fewer than k examples.
+        """
+        pool, positions = self._training_pool()
+        for train, held_out in stratified_folds(pool.y[positions], k, seed, self.class_names):
+            validation = Split(pool, positions[held_out])
+            yield (
+                self._replace(train=Split(pool, positions[train]), validation=validation),
+                self._replace(train=None, validation=validation, test=validation),
+            )
+
+    def _training_pool(self):
+        train = self._splits.get("train")
+        if train is None:
+            raise ValueError(f"{self.name} has no train split to split further.")
+        validation = self._splits.get("validation")
+        if validation is None:
+            return train.pool, train.all_positions()
+        if validation.pool is train.pool:
+            return train.pool, np.sort(
+                np.concatenate([train.all_positions(), validation.all_positions()])
+            )
+        # A source's own validation split: merge it with train once.
+        (x_train, y_train), (x_val, y_val) = train.arrays(), validation.arrays()
+        pool = Pool(np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val]))
+        return pool, np.arange(len(pool.y), dtype=np.int64)
+
+    def _replace(self, **splits):
+        return Data(
+            name=self.name,
+            class_names=self.class_names,
+            kind=self.kind,
+            value_range=self.value_range,
+            sha256=self.sha256,
+            seed=self.seed,
+            splits={**self._splits, **splits},
+        )
+
+    def describe(self):
+        """Returns the data set's metadata as a JSON-ready dict (for manifests and reports)."""
+        return {
+            "name": self.name,
+            "sha256": self.sha256,
+            "kind": self.kind,
+            "input_shape": list(self.input_shape),
+            "dtype": str(self.dtype),
+            "value_range": list(self.value_range),
+            "class_names": self.class_names,
+            "splits": {
+                split: {"size": self.size(split), "class_counts": self.class_counts(split)}
+                for split in self.split_names
+            },
+            "seed": self.seed,
+        }
+
+    def __repr__(self):
+        sizes = ", ".join(f"{split}={self.size(split)}" for split in self.split_names)
+        return (
+            f"Data({self.name!r}, {sizes}, input_shape={self.input_shape}, dtype={self.dtype}, "
+            f"classes={self.num_classes})"
+        )

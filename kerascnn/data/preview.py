@@ -1,0 +1,75 @@
+"""A PNG grid of augmented training samples, to see what the model will see."""
+
+import math
+
+import numpy as np
+import tensorflow as tf
+
+from kerascnn.data.augment import augmentation
+from kerascnn.files import atomic_path
+
+
+def preview(data, augment, path, *, n=16, seed=0):
+    """Writes a grid of `n` training images after augmentation to a PNG file, atomically.
+
+    Args:
+        data: a `Data` of images.
+        augment: an augmentation spec, a callable (images, labels) -> (images, labels), or
+            None for the images as stored.
+        path: the PNG file to write.
+        n: number of images, drawn at random from the train split.
+        seed: seed of the draw and of the augmentation.
+
+    Returns:
+        `path`.
+
+    Raises:
+        ValueError: for data that are not images, or a bad `n` or spec.
+    """
+    if data.kind != "image":
+        raise ValueError(f"preview shows images; {data.name} holds {data.kind}s.")
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer; got n={n!r}.")
+    x, y = data.arrays("train")
+    chosen = np.sort(np.random.default_rng(seed).choice(len(y), min(n, len(y)), replace=False))
+    images = tf.cast(x[chosen], tf.float32)
+    labels = tf.one_hot(y[chosen], data.num_classes)
+    if augment is not None and not callable(augment):
+        augment = augmentation(
+            augment, seed=seed, value_range=data.value_range, input_shape=data.input_shape
+        )
+    if augment is not None:
+        images, labels = augment(images, labels)
+    _write_grid(np.asarray(images), np.asarray(labels), data, path)
+    return path
+
+
+def _write_grid(images, labels, data, path):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    low, high = data.value_range
+    columns = math.ceil(math.sqrt(len(images)))
+    rows = math.ceil(len(images) / columns)
+    figure = Figure(figsize=(1.8 * columns, 1.9 * rows))
+    FigureCanvasAgg(figure)
+    for i, (image, label) in enumerate(zip(images, labels)):
+        axes = figure.add_subplot(rows, columns, i + 1)
+        pixels = np.clip((image - low) / (high - low), 0.0, 1.0)
+        if pixels.shape[-1] == 1:
+            axes.imshow(pixels[..., 0], cmap="gray", vmin=0.0, vmax=1.0)
+        else:
+            axes.imshow(pixels[..., :3])
+        axes.set_title(_label_text(label, data.class_names), fontsize=8)
+        axes.axis("off")
+    figure.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        figure.savefig(tmp, format="png", dpi=100)
+
+
+def _label_text(label, class_names):
+    """Names the class, or the two strongest classes of a mixed (MixUp/CutMix) label."""
+    order = np.argsort(label)[::-1]
+    if label[order[0]] >= 0.995:
+        return class_names[order[0]]
+    return " / ".join(f"{class_names[i]} {label[i]:.2f}" for i in order[:2])

@@ -1,0 +1,319 @@
+"""`load`: one entry point for every data source, returning a validated `Data`."""
+
+import dataclasses
+import os
+from collections.abc import Mapping
+
+import numpy as np
+
+from kerascnn.data import arrays
+from kerascnn.data.dataset import Data, Pool, Split
+from kerascnn.data.splits import check_fraction, stratified_split
+from kerascnn.files import sha256_file
+
+DATA_DIR_ENV = "KERASCNN_DATA_DIR"
+
+KERAS_DATASETS = {
+    "mnist": [str(i) for i in range(10)],
+    "fashion_mnist": [
+        "T-shirt/top", "Trouser", "Pullover", "Dress", "Coat",
+        "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot",
+    ],
+    "cifar10": [
+        "airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck",
+    ],
+    "cifar100": (
+        "apple aquarium_fish baby bear beaver bed bee beetle bicycle bottle bowl boy bridge bus "
+        "butterfly camel can castle caterpillar cattle chair chimpanzee clock cloud cockroach "
+        "couch crab crocodile cup dinosaur dolphin elephant flatfish forest fox girl hamster "
+        "house kangaroo keyboard lamp lawn_mower leopard lion lizard lobster man maple_tree "
+        "motorcycle mountain mouse mushroom oak_tree orange orchid otter palm_tree pear "
+        "pickup_truck pine_tree plain plate poppy porcupine possum rabbit raccoon ray road "
+        "rocket rose sea seal shark shrew skunk skyscraper snail snake spider squirrel "
+        "streetcar sunflower sweet_pepper table tank telephone television tiger tractor train "
+        "trout tulip turtle wardrobe whale willow_tree wolf woman worm"
+    ).split(),
+}
+
+
+@dataclasses.dataclass
+class RawData:
+    """What a source reader returns: splits as read, before validation."""
+
+    name: str
+    x_train: object
+    y_train: object
+    x_test: object = None
+    y_test: object = None
+    x_val: object = None
+    y_val: object = None
+    class_names: list = None
+    value_range: tuple = None
+    sha256: str = None
+    kind: str = None
+
+
+def load(
+    source,
+    *,
+    data_dir=None,
+    validation_split=None,
+    test_split=0.2,
+    seed=0,
+    kind=None,
+    target_size=None,
+    class_names=None,
+    download=True,
+):
+    """Loads a classification data set into memory, validated and split.
+
+    Sources:
+    - "mnist", "fashion_mnist", "cifar10", "cifar100": first `<name>.npz` (keras.datasets
+      layout: x_train, y_train, x_test, y_test, optional class_names) in `data_dir`, then in
+      `$KERASCNN_DATA_DIR`; only then keras.datasets, which downloads.
+    - "tfds:<name>": a TensorFlow Datasets set prepared in `data_dir` (or
+      `$KERASCNN_DATA_DIR`, or TFDS's default folder); downloaded only if not prepared there.
+    - "digits": scikit-learn's 8x8 digits (1,797 images, values 0..16), shipped offline.
+    - a path to a `.npz` file in keras.datasets layout.
+    - a folder with one sub-folder of PNG/JPEG images per class (or train/ and test/
+      sub-folders, each holding class sub-folders).
+    - arrays: `(x, y)`, `((x_train, y_train), (x_test, y_test))` as keras.datasets returns
+      them, a dict with keys x_train, y_train, x_test, y_test, or a dict {class name: examples}
+      for data sorted into one array (file) per class. Ranks follow `kerascnn.data.arrays`.
+
+    Everything is materialised into NumPy arrays: this targets course-scale data.
+
+    Args:
+        source: one of the above.
+        data_dir: folder of offline copies (keras names, TFDS); defaults to $KERASCNN_DATA_DIR.
+        validation_split: fraction of each class of the training data held out for
+            validation, or None.
+        test_split: fraction of each class held out for testing when the source has no test
+            split (digits, folders, single arrays); None or 0 for no test split.
+        seed: seed of the splits, and the default seed of pipelines.
+        kind: "image", "signal" or "volume" for arrays whose rank is ambiguous.
+        target_size: (height, width) to resize images of mixed sizes to when loading.
+        class_names: class names for integer labels (or the class order of string labels).
+        download: let keras.datasets / TFDS download a set not found locally.
+
+    Returns:
+        A `Data`.
+
+    Raises:
+        ValueError: for a bad source or bad data (labels out of range, NaN or infinite
+            values, mismatched lengths, an empty or single class, mixed sizes).
+        FileNotFoundError: when a named data set is neither found locally nor downloadable.
+    """
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
+        raise ValueError(f"seed must be an integer; got seed={seed!r}.")
+    arrays.check_kind(kind)
+    if validation_split is not None:
+        check_fraction(validation_split, "validation_split")
+    if test_split:
+        check_fraction(test_split, "test_split")
+    if target_size is not None:
+        target_size = tuple(int(v) for v in target_size)
+    raw = _read(source, data_dir=data_dir, download=download)
+    if class_names is not None:
+        raw.class_names = [str(name) for name in class_names]
+    return _assemble(raw, kind, validation_split, test_split, int(seed), target_size)
+
+
+def _read(source, *, data_dir, download):
+    if isinstance(source, (str, os.PathLike)):
+        text = os.fspath(source)
+        if text in KERAS_DATASETS:
+            return _keras_dataset(text, data_dir, download)
+        if text == "digits":
+            return _digits()
+        if text.startswith("tfds:"):
+            from kerascnn.data.tfds_source import read_tfds
+
+            return RawData(**read_tfds(text[5:], _data_dirs(data_dir)[0], download))
+        if os.path.isdir(text):
+            from kerascnn.data.folders import read_folder
+
+            return RawData(**read_folder(text))
+        if os.path.isfile(text) and text.endswith(".npz"):
+            return _npz(text)
+        raise ValueError(
+            f"Unknown data source {text!r}: no such .npz file or folder. Use one of "
+            f"{', '.join(KERAS_DATASETS)}, 'digits', 'tfds:<name>', a .npz file in "
+            "keras.datasets layout, a folder of class sub-folders, or arrays."
+        )
+    if isinstance(source, Mapping):
+        if "x_train" in source:
+            return _keras_layout("arrays", source)
+        return _class_arrays(source)
+    if isinstance(source, tuple) and len(source) == 2:
+        if all(isinstance(part, tuple) and len(part) == 2 for part in source):
+            (x_train, y_train), (x_test, y_test) = source
+            return RawData("arrays", x_train, y_train, x_test, y_test)
+        return RawData("arrays", *source)
+    raise TypeError(
+        "source must be a data set name, a path, (x, y), ((x_train, y_train), (x_test, "
+        f"y_test)) or a dict of arrays; got {type(source).__name__}."
+    )
+
+
+def _data_dirs(data_dir):
+    """Returns the folders to look in for offline copies: data_dir, then the environment."""
+    return [d for d in (data_dir, os.environ.get(DATA_DIR_ENV)) if d] or [None]
+
+
+def _keras_dataset(name, data_dir, download):
+    folders = [d for d in _data_dirs(data_dir) if d]
+    for folder in folders:
+        path = os.path.join(folder, f"{name}.npz")
+        if os.path.isfile(path):
+            return _npz(path, name=name, class_names=KERAS_DATASETS[name])
+    reason = "download=False"
+    if download:
+        import keras
+
+        module = getattr(keras.datasets, name)
+        try:
+            if name == "cifar100":
+                (x_train, y_train), (x_test, y_test) = module.load_data(label_mode="fine")
+            else:
+                (x_train, y_train), (x_test, y_test) = module.load_data()
+            return RawData(name, x_train, y_train, x_test, y_test, KERAS_DATASETS[name])
+        except Exception as error:  # Any failure to download gets the same advice.
+            reason = f"keras.datasets failed: {type(error).__name__}: {error}"
+    looked = ", ".join(folders) if folders else f"no data_dir and ${DATA_DIR_ENV} unset"
+    raise FileNotFoundError(
+        f"Cannot load {name!r}: no {name}.npz found ({looked}), and not downloaded "
+        f"({reason}). Fix either way: put {name}.npz in keras.datasets layout (x_train, "
+        f"y_train, x_test, y_test) into a folder and pass data_dir=<folder> or set "
+        f"{DATA_DIR_ENV}=<folder>; or run once with internet access so keras.datasets can "
+        "download it."
+    )
+
+
+def _npz(path, name=None, class_names=None):
+    with np.load(path, allow_pickle=False) as archive:
+        raw = _keras_layout(name or os.path.splitext(os.path.basename(path))[0], archive, path)
+    raw.class_names = raw.class_names or class_names
+    raw.sha256 = sha256_file(path)
+    return raw
+
+
+def _keras_layout(name, mapping, path="arrays"):
+    missing = [key for key in ("x_train", "y_train") if key not in mapping]
+    partial = ("x_test" in mapping) != ("y_test" in mapping)
+    if missing or partial:
+        raise ValueError(
+            f"{path} needs keys x_train, y_train (and optionally x_test, y_test, class_names) "
+            f"as keras.datasets uses; found {sorted(mapping.keys())}."
+        )
+    names = mapping["class_names"] if "class_names" in mapping else None
+    return RawData(
+        name,
+        mapping["x_train"],
+        mapping["y_train"],
+        mapping["x_test"] if "x_test" in mapping else None,
+        mapping["y_test"] if "y_test" in mapping else None,
+        class_names=None if names is None else [str(n) for n in np.asarray(names).tolist()],
+    )
+
+
+def _class_arrays(mapping):
+    names = [str(name) for name in mapping]
+    examples = [np.asarray(mapping[name]) for name in mapping]
+    empty = [name for name, x in zip(names, examples) if not len(x)]
+    if empty:
+        raise ValueError(f"Classes {empty} have no examples.")
+    labels = np.concatenate([np.full(len(x), i, np.int64) for i, x in enumerate(examples)])
+    try:
+        x = np.concatenate(examples)
+    except ValueError:
+        shapes = {name: x.shape[1:] for name, x in zip(names, examples)}
+        raise ValueError(f"The classes' examples differ in shape: {shapes}.") from None
+    return RawData("arrays", x, labels, class_names=names)
+
+
+def _digits():
+    from sklearn import datasets
+
+    digits = datasets.load_digits()
+    path = os.path.join(os.path.dirname(datasets.__file__), "data", "digits.csv.gz")
+    return RawData(
+        "digits",
+        digits.images.astype(np.uint8),  # integers 0..16: exact in uint8
+        digits.target,
+        class_names=[str(i) for i in range(10)],
+        value_range=(0, 16),
+        sha256=sha256_file(path) if os.path.isfile(path) else None,
+        kind="image",
+    )
+
+
+def _as_examples(x, split, target_size):
+    """Returns examples as one array, resizing images to `target_size` if given.
+
+    Raises:
+        ValueError: for images of mixed sizes without `target_size`, or non-numeric data.
+    """
+    if isinstance(x, (list, tuple)) and len(x) and np.ndim(x[0]) >= 1:
+        if target_size is not None or len({np.shape(e) for e in x}) > 1:
+            return arrays.stack_examples(list(x), target_size, what=f"x_{split} images")
+    x = np.asarray(x)
+    if x.dtype == object:
+        raise ValueError(f"x_{split} is an object array; give a numeric array of examples.")
+    if target_size is not None and x.ndim in (3, 4) and x.shape[1:3] != target_size:
+        x = arrays.stack_examples(list(x), target_size, what=f"x_{split} images")
+    return x
+
+
+def _assemble(raw, kind, validation_split, test_split, seed, target_size):
+    """Validates raw splits and builds the `Data`."""
+    x_train = _as_examples(raw.x_train, "train", target_size)
+    kind = arrays.infer_kind(x_train.shape, kind or raw.kind)
+    x_train = arrays.with_channel_axis(x_train, kind)
+    y_train, class_names = arrays.to_class_indices(raw.y_train, "train", raw.class_names)
+    _check_pair(x_train, y_train, "train")
+    arrays.check_classes(y_train, class_names)
+    pool = Pool(x_train, y_train)
+    splits = {"train": Split(pool)}
+    for split, x, y in (("test", raw.x_test, raw.y_test), ("validation", raw.x_val, raw.y_val)):
+        if x is None:
+            continue
+        x = arrays.with_channel_axis(_as_examples(x, split, target_size), kind)
+        if x.shape[1:] != x_train.shape[1:]:
+            raise ValueError(
+                f"x_{split} examples have shape {x.shape[1:]}, unlike x_train's "
+                f"{x_train.shape[1:]}."
+            )
+        y, _ = arrays.to_class_indices(y, split, class_names)
+        _check_pair(x, y, split)
+        splits[split] = Split(Pool(x, y))
+    if "test" not in splits and test_split:
+        kept, held_out = stratified_split(y_train, test_split, seed)
+        splits.update(train=Split(pool, kept), test=Split(pool, held_out))
+    value_range = raw.value_range
+    if value_range is None and x_train.dtype == np.uint8:
+        value_range = (0, 255)
+    elif value_range is None:
+        value_range = arrays.observed_range(x_train, splits["train"].positions)
+    data = Data(
+        name=raw.name,
+        class_names=class_names,
+        kind=kind,
+        value_range=value_range,
+        sha256=raw.sha256,
+        seed=seed,
+        splits=splits,
+    )
+    if validation_split is not None:
+        if raw.x_val is not None:
+            raise ValueError(
+                f"{raw.name} has its own validation split; pass validation_split=None to use it."
+            )
+        data = data.with_validation(validation_split, seed)
+    return data
+
+
+def _check_pair(x, y, split):
+    if len(x) != len(y):
+        raise ValueError(f"x_{split} has {len(x)} examples but y_{split} has {len(y)} labels.")
+    arrays.check_finite(x, split)

@@ -1,0 +1,68 @@
+"""Stratified hold-out splits and stratified k-fold indices."""
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold
+
+
+def check_fraction(fraction, argument):
+    """Raises ValueError unless 0 < fraction < 1."""
+    if not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
+        raise ValueError(
+            f"{argument} must be a fraction strictly between 0 and 1; got {fraction!r}."
+        )
+
+
+def stratified_split(y, fraction, seed):
+    """Splits positions 0..len(y)-1 into kept and held-out parts, class by class.
+
+    Each class with n >= 2 examples sends round(fraction * n) of them (at least 1, at most
+    n - 1) to the held-out part, chosen at random with `seed`; classes with a single example
+    stay in the kept part.
+
+    Args:
+        y: int class indices.
+        fraction: share of each class to hold out, 0 < fraction < 1.
+        seed: int seed of the random choice.
+
+    Returns:
+        (kept, held_out): sorted int64 position arrays.
+    """
+    rng = np.random.default_rng(seed)
+    held_out = []
+    for label in np.unique(y):
+        members = np.flatnonzero(y == label)
+        if len(members) < 2:
+            continue
+        count = min(max(int(round(fraction * len(members))), 1), len(members) - 1)
+        held_out.append(rng.permutation(members)[:count])
+    held_out = np.sort(np.concatenate(held_out)) if held_out else np.zeros(0, np.int64)
+    kept = np.setdiff1d(np.arange(len(y)), held_out)
+    return kept.astype(np.int64), held_out.astype(np.int64)
+
+
+def stratified_folds(y, k, seed, class_names):
+    """Returns the k (train, validation) position pairs of a shuffled stratified k-fold.
+
+    Args:
+        y: int class indices.
+        k: number of folds, at least 2 and at most the smallest class size.
+        seed: int seed of the shuffle.
+        class_names: names for error messages.
+
+    Raises:
+        ValueError: for k < 2 or a class with fewer than k examples.
+    """
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 2:
+        raise ValueError(f"k must be an integer of at least 2 folds; got k={k!r}.")
+    counts = np.bincount(y, minlength=len(class_names))
+    smallest = int(np.argmin(counts))
+    if counts[smallest] < k:
+        raise ValueError(
+            f"Class {class_names[smallest]!r} has {counts[smallest]} training examples, "
+            f"fewer than k={k} folds: every fold needs each class. Use k <= {counts[smallest]}."
+        )
+    folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed)
+    return [
+        (train.astype(np.int64), validation.astype(np.int64))
+        for train, validation in folds.split(np.zeros(len(y)), y)
+    ]
