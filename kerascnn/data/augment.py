@@ -369,7 +369,7 @@ def affine(images, angle, scale, shift, mirror):
         ],
         axis=1,
     )
-    return tf.raw_ops.ImageProjectiveTransformV3(
+    resampled = tf.raw_ops.ImageProjectiveTransformV3(
         images=images,
         transforms=transforms,
         output_shape=tf.shape(images)[1:3],
@@ -377,6 +377,8 @@ def affine(images, angle, scale, shift, mirror):
         interpolation="BILINEAR",
         fill_mode="REFLECT",
     )
+    resampled.set_shape(images.shape)  # the op forgets the static size
+    return resampled
 
 
 @keras.saving.register_keras_serializable(package="kerascnn")
@@ -454,4 +456,6 @@ def distort(images, k):
 
     upper = pixels(top, left) * (1 - weight_col) + pixels(top, right) * weight_col
     lower = pixels(bottom, left) * (1 - weight_col) + pixels(bottom, right) * weight_col
-    return tf.cast(upper * (1 - weight_row) + lower * weight_row, images.dtype)
+    distorted = tf.cast(upper * (1 - weight_row) + lower * weight_row, images.dtype)
+    distorted.set_shape(images.shape)  # the gathers forget the static size
+    return distorted

@@ -125,7 +125,7 @@ def train(
         shutil.rmtree(checkpoint_dir)
 
     train_ds = data.pipeline("train", recipe.batch_size, augment=recipe.augment, seed=seed)
-    val_ds = data.pipeline("validation", recipe.batch_size) if data.x_val is not None else None
+    val_ds = data.pipeline("validation", recipe.batch_size) if data.size("validation") else None
     steps = int(train_ds.cardinality())
     with strategy.scope():
         if state:
@@ -172,7 +172,7 @@ def train(
     metrics = {}
     if out:
         atomic_save_model(net, os.path.join(write_dir, "model.keras"))
-    if data.x_test is not None:
+    if data.size("test"):
         metrics = _test_metrics(net, data, history, write_dir if out else None)
     if out:
         atomic_write_json(os.path.join(write_dir, "run.json"), {
@@ -224,7 +224,7 @@ def _fingerprint(model, options, data, recipe, seed):
         "model": model if isinstance(model, str) else getattr(model, "name", "custom"),
         "options": options,
         "data": {"name": data.name, "sha256": data.sha256, "num_classes": data.num_classes,
-                 "input_shape": list(data.input_shape), "train_examples": int(len(data.x_train))},
+                 "input_shape": list(data.input_shape), "train_examples": data.size("train")},
         # A longer run may resume a shorter one unless the schedule depends on the length.
         "recipe": {k: v for k, v in recipe.to_dict().items()
                    if k != "epochs" or recipe.schedule not in LENGTH_FREE_SCHEDULES},

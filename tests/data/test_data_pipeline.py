@@ -56,6 +56,13 @@ def test_augmentation_changes_every_epoch_and_replays_for_a_seed(mnist_small):
     np.testing.assert_array_equal(second, replay_second)
 
 
+def test_augmented_batches_keep_their_static_shape(mnist_small):
+    dataset = mnist_small.pipeline("train", 64, augment="flip,rotate,lens,brightness,cutmix")
+    assert dataset.element_spec[0].shape.as_list() == [None, 28, 28, 1]
+    x, y = next(iter(dataset))
+    assert x.shape == (64, 28, 28, 1) and y.shape == (64, 10)
+
+
 def test_augmentation_applies_to_the_train_split_only(mnist_small):
     with pytest.raises(ValueError, match="train split only"):
         mnist_small.pipeline("test", 32, augment="flip")

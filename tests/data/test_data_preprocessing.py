@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kerascnn.data import Preprocessing
+from kerascnn.data import Preprocessing, load
 from kerascnn.files import atomic_save_model
 
 RNG = np.random.default_rng(0)
@@ -112,3 +112,11 @@ def test_saved_model_keeps_its_preprocessing(tmp_path):
 def test_bad_settings_are_refused(kwargs, shape, message):
     with pytest.raises(ValueError, match=message):
         Preprocessing(**kwargs)(np.zeros(shape or (2, 8, 8, 3)))
+
+
+def test_mnist_standardisation_matches_the_published_constants(data_dir):
+    layer = Preprocessing((28, 28, 1), mode="standardize")
+    layer.adapt(load("mnist", data_dir=data_dir).x_train)
+    # The usual MNIST mean and standard deviation on a 0-1 scale.
+    assert layer.mean.numpy()[0] / 255 == pytest.approx(0.1307, abs=5e-4)
+    assert layer.std.numpy()[0] / 255 == pytest.approx(0.3081, abs=5e-4)
