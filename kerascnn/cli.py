@@ -151,6 +151,8 @@ def main(argv=None):
     """Entry point of the `kerascnn` console script."""
     p = parser()
     args = p.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
+
     try:
         args.func(args)
     except (ValueError, TypeError, FileNotFoundError) as error:
