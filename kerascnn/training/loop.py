@@ -61,6 +61,7 @@ def train(
     resume=True,
     deterministic=True,
     verbose="auto",
+    callbacks=None,
     **recipe_overrides,
 ):
     """Trains a model on a data set with a recipe; resumes an interrupted run in `out`.
@@ -85,6 +86,8 @@ def train(
         resume: continue the run saved in `out` when its configuration matches.
         deterministic: TensorFlow op determinism: the same seed gives the same weights on CPU.
         verbose: Keras' progress display ("auto", 0, 1 or 2).
+        callbacks: extra Keras callbacks, run after kerascnn's own (checkpoints, TensorBoard,
+            schedules).
 
     Returns:
         A TrainResult.
@@ -138,7 +141,7 @@ def train(
         train_ds, val_ds = (_repeat_targets(d, outputs) for d in (train_ds, val_ds))
 
     initial_epoch = state["epoch"] if state else 0
-    callbacks = [
+    run_callbacks = [
         checkpoints.RunCheckpoint(
             os.path.join(write_dir, "checkpoints"), write_dir, fingerprint,
             history=state["history"] if state else None, best=state["best"] if state else None,
@@ -147,27 +150,28 @@ def train(
     ]
     if out:
         logs = os.path.join(write_dir, "logs")
-        callbacks.append(keras.callbacks.TensorBoard(logs, write_graph=False))
+        run_callbacks.append(keras.callbacks.TensorBoard(logs, write_graph=False))
     if recipe.schedule == "plateau":
-        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+        run_callbacks.append(keras.callbacks.ReduceLROnPlateau(
             "val_loss" if val_ds is not None else "loss", factor=recipe.factor,
             patience=recipe.patience, verbose=1,
         ))
     if recipe.early_stopping:
-        callbacks.append(keras.callbacks.EarlyStopping(
+        run_callbacks.append(keras.callbacks.EarlyStopping(
             "val_loss" if val_ds is not None else "loss", patience=recipe.early_stopping,
             restore_best_weights=True,
         ))
 
+    run_callbacks += list(callbacks or [])
     start = time.perf_counter()
     if initial_epoch < recipe.epochs and multi_worker.is_multi_worker(strategy):
         multi_worker.fit(net, train_ds, val_ds, epochs=recipe.epochs, initial_epoch=initial_epoch,
-                         callbacks=callbacks, verbose=verbose)
+                         callbacks=run_callbacks, verbose=verbose)
     elif initial_epoch < recipe.epochs:
         net.fit(train_ds, validation_data=val_ds, epochs=recipe.epochs,
-                initial_epoch=initial_epoch, callbacks=callbacks, verbose=verbose, shuffle=False)
+                initial_epoch=initial_epoch, callbacks=run_callbacks, verbose=verbose, shuffle=False)
     seconds = time.perf_counter() - start
-    history = callbacks[0].history
+    history = run_callbacks[0].history
 
     metrics = {}
     if out:

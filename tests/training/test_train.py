@@ -129,3 +129,16 @@ def test_mirrored_strategy_trains_and_multi_worker_needs_a_cluster(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(ValueError, match="TF_CONFIG environment variable, which is not set"):
         kerascnn.train("lenet1", "digits", epochs=1, strategy="multi_worker", verbose=0)
+
+
+def test_extra_callbacks_see_every_epoch():
+    class Recorder(keras.callbacks.Callback):
+        epochs = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.epochs.append((epoch, sorted(logs)))
+
+    recorder = Recorder()
+    kerascnn.train("lenet1", "digits", epochs=2, callbacks=[recorder], verbose=0)
+    assert [e for e, _ in recorder.epochs] == [0, 1]
+    assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(recorder.epochs[0][1])
