@@ -1,7 +1,10 @@
-"""Blocks shared by the plain (non-residual) families."""
+"""Blocks shared by the families: convolution-normalisation-activation, the residual merge."""
+
+import keras
 
 from kerascnn.layers import factories
 from kerascnn.layers.convolution import conv
+from kerascnn.layers.regularization import StochasticDepth
 from kerascnn.layers.squeeze_excite import squeeze_excite
 
 # Kinds that need no argument besides their name and keep any filter count: what a family
@@ -43,3 +46,20 @@ def conv_norm_act(x, filters, kernel_size, *, name, norm="none", activation="rel
     if se_ratio:
         x = squeeze_excite(x, se_ratio, f"{name}_se")
     return x
+
+
+def residual_add(x, shortcut, *, name, se_ratio=0.0, drop_path=0.0):
+    """Ends a residual branch: optional squeeze-excitation, stochastic depth, then the sum.
+
+    Args:
+        x: the residual branch.
+        shortcut: the identity or projected input.
+        name: block name; adds "<name>_se", "<name>_drop_path" and "<name>_add".
+        se_ratio: squeeze-and-excitation on the branch when > 0 (Hu et al., 2018, Fig. 3).
+        drop_path: probability of dropping the whole branch in training (Huang et al., 2016).
+    """
+    if se_ratio:
+        x = squeeze_excite(x, se_ratio, f"{name}_se")
+    if drop_path:
+        x = StochasticDepth(drop_path, name=f"{name}_drop_path")(x)
+    return keras.layers.Add(name=f"{name}_add")([shortcut, x])

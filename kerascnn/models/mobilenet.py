@@ -12,7 +12,6 @@ counts, layer names and, with copied weights, outputs are the same:
 """
 
 from kerascnn.layers import blocks, factories
-from kerascnn.layers.convolution import conv
 from kerascnn.layers.padding import PADDING_MODES
 from kerascnn.layers.squeeze_excite import squeeze_excite
 from kerascnn.models import base

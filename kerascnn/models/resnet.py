@@ -22,11 +22,9 @@ Choices and deviations, none of which changes a parameter count:
 import keras
 
 from kerascnn.layers import factories
-from kerascnn.layers.blocks import conv_norm_act
-from kerascnn.layers.convolution import CONV_KINDS, conv, pool
+from kerascnn.layers.blocks import conv_norm_act, residual_add
+from kerascnn.layers.convolution import CONV_KINDS, pool
 from kerascnn.layers.padding import PADDING_MODES
-from kerascnn.layers.regularization import StochasticDepth
-from kerascnn.layers.squeeze_excite import squeeze_excite
 from kerascnn.models import base
 from kerascnn.models.registry import register_model
 
@@ -73,11 +71,7 @@ def _shortcut(x, filters, stride, kind, norm, padding_mode, name):
 
 def _merge(x, shortcut, se_ratio, drop_path, activation, name):
     """SE on the residual branch, stochastic depth, the addition and the final activation."""
-    if se_ratio:
-        x = squeeze_excite(x, se_ratio, f"{name}_se")
-    if drop_path:
-        x = StochasticDepth(drop_path, name=f"{name}_drop_path")(x)
-    x = keras.layers.Add(name=f"{name}_add")([shortcut, x])
+    x = residual_add(x, shortcut, name=name, se_ratio=se_ratio, drop_path=drop_path)
     return factories.activation(x, activation, f"{name}_out")
 
 

@@ -8,12 +8,9 @@ BatchNorm with Keras' epsilon 1e-3 and momentum 0.99, 'valid' 3×3 convolutions 
 keras.applications leaves out, is the default here; it changes training only.
 """
 
-import keras
-
 from kerascnn.layers import factories
 from kerascnn.layers.convolution import conv, pool
-from kerascnn.layers.regularization import StochasticDepth
-from kerascnn.layers.squeeze_excite import squeeze_excite
+from kerascnn.layers.blocks import residual_add
 from kerascnn.models import base
 from kerascnn.models.mobilenet import BATCH_NORM, check_options, conv_norm_act, scaled
 from kerascnn.models.registry import register_model
@@ -68,11 +65,7 @@ def xception_block(x, filters, *, name, downsample, first_activation=True,
         x = factories.normalization(x, norm, f"{name}_sepconv{i}_bn", **BATCH_NORM)
     if downsample:
         x = pool(x, "max", 3, strides=2, padding="same", name=f"{name}_pool")
-    if se_ratio:
-        x = squeeze_excite(x, se_ratio, f"{name}_se")
-    if drop_path:
-        x = StochasticDepth(drop_path, name=f"{name}_drop_path")(x)
-    x = keras.layers.Add(name=f"{name}_add")([x, shortcut])
+    x = residual_add(x, shortcut, name=name, se_ratio=se_ratio, drop_path=drop_path)
     return factories.spatial_dropout(x, spatial_dropout, f"{name}_spatial_dropout")
 
 

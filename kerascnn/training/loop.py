@@ -10,7 +10,6 @@ import time
 import warnings
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 import kerascnn
