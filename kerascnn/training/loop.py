@@ -140,27 +140,8 @@ def train(
         train_ds, val_ds = (_repeat_targets(d, outputs) for d in (train_ds, val_ds))
 
     initial_epoch = state["epoch"] if state else 0
-    run_callbacks = [
-        checkpoints.RunCheckpoint(
-            os.path.join(write_dir, "checkpoints"), write_dir, fingerprint,
-            history=state["history"] if state else None, best=state["best"] if state else None,
-            monitor="val_loss" if val_ds is not None else "loss",
-        ),
-    ]
-    if out:
-        logs = os.path.join(write_dir, "logs")
-        run_callbacks.append(keras.callbacks.TensorBoard(logs, write_graph=False))
-    if recipe.schedule == "plateau":
-        run_callbacks.append(keras.callbacks.ReduceLROnPlateau(
-            "val_loss" if val_ds is not None else "loss", factor=recipe.factor,
-            patience=recipe.patience, verbose=1,
-        ))
-    if recipe.early_stopping:
-        run_callbacks.append(keras.callbacks.EarlyStopping(
-            "val_loss" if val_ds is not None else "loss", patience=recipe.early_stopping,
-            restore_best_weights=True,
-        ))
-
+    run_callbacks = _run_callbacks(recipe, write_dir, fingerprint, state, bool(out),
+                                   "val_loss" if val_ds is not None else "loss")
     run_callbacks += list(callbacks or [])
     start = time.perf_counter()
     if initial_epoch < recipe.epochs and multi_worker.is_multi_worker(strategy):
@@ -197,6 +178,25 @@ def train(
     if write_dir != run_dir:
         shutil.rmtree(write_dir, ignore_errors=True)
     return TrainResult(net, history, metrics, run_dir if out else None, recipe, seconds)
+
+
+def _run_callbacks(recipe, write_dir, fingerprint, state, tensorboard, monitor):
+    """kerascnn's own callbacks: the checkpoint first (its history is the run's), then
+    TensorBoard, the plateau schedule and early stopping as the recipe asks."""
+    callbacks = [checkpoints.RunCheckpoint(
+        os.path.join(write_dir, "checkpoints"), write_dir, fingerprint,
+        history=state["history"] if state else None, best=state["best"] if state else None,
+        monitor=monitor,
+    )]
+    if tensorboard:
+        callbacks.append(keras.callbacks.TensorBoard(os.path.join(write_dir, "logs"), write_graph=False))
+    if recipe.schedule == "plateau":
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor, factor=recipe.factor, patience=recipe.patience, verbose=1))
+    if recipe.early_stopping:
+        callbacks.append(keras.callbacks.EarlyStopping(
+            monitor, patience=recipe.early_stopping, restore_best_weights=True))
+    return callbacks
 
 
 def _check_model(model):

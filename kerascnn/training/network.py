@@ -50,7 +50,7 @@ def wrap(backbone, data, normalization, mixed_precision=False):
     )
     preprocessing.adapt(data.x_train)
     outputs = backbone(preprocessing(inputs))
-    if mixed_precision:
-        cast = lambda t, i: keras.layers.Activation("linear", dtype="float32", name=f"float32_{i}")(t)
-        outputs = [cast(t, i) for i, t in enumerate(outputs)] if isinstance(outputs, list) else cast(outputs, 0)
+    if mixed_precision:  # softmax and loss in float32 (Keras' mixed-precision guide)
+        outputs = keras.tree.map_structure(
+            lambda t: keras.layers.Activation("linear", dtype="float32")(t), outputs)
     return keras.Model(inputs, outputs, name=backbone.name)
