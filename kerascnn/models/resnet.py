@@ -8,7 +8,8 @@ stems gives ResNet-D / ResNet-RS, `drop_path_rate` adds stochastic depth.
 Choices and deviations, none of which changes a parameter count:
 - The stride of a downsampling bottleneck sits on its 3×3 convolution (torchvision's "v1.5",
   timm's default); `stride_on="1x1"` puts it on the first 1×1 as in the paper and
-  keras.applications.
+  keras.applications. v1.5 is more accurate and costs about 6% more multiply-adds (ResNet-50:
+  4.09 G instead of 3.86 G at 224×224) and about as much step time.
 - No convolution bias before normalisation (keras.applications' ResNets have one).
 - "same" padding everywhere: the output sizes are PyTorch's (ceil(n / stride)); for even sizes
   TensorFlow pads one pixel less before than after.
