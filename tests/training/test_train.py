@@ -142,3 +142,17 @@ def test_extra_callbacks_see_every_epoch():
     kerascnn.train("lenet1", "digits", epochs=2, callbacks=[recorder], verbose=0)
     assert [e for e, _ in recorder.epochs] == [0, 1]
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(recorder.epochs[0][1])
+
+
+def test_training_continues_from_a_saved_model(data_dir):
+    with np.load(data_dir / "mnist.npz") as mnist:
+        x, y = mnist["x_train"][:1500], mnist["y_train"][:1500]
+    data = kerascnn.data.load((x, y), validation_split=0.1, seed=0)
+    path = os.path.join(REPO, "saved_models", "lenet5_mnist.keras")
+    saved = keras.models.load_model(path)
+    x_test, y_test = data.arrays("test")
+    before = (saved.predict(x_test, verbose=0).argmax(1) == y_test).mean()
+    result = kerascnn.train(path, data, epochs=1, learning_rate=1e-4, verbose=0)
+    preprocessing = [l for l in result.model.layers if isinstance(l, kerascnn.data.Preprocessing)]
+    assert len(preprocessing) == 1  # the saved model's own, not a second one
+    assert before > 0.97 and result.metrics["accuracy"] > 0.97  # fine-tuned, not retrained
