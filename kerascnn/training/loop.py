@@ -13,7 +13,7 @@ import keras
 import tensorflow as tf
 
 import kerascnn
-from kerascnn.files import atomic_save_model, atomic_write_json
+from kerascnn.files import atomic_save_model, atomic_write_json, sha256_file
 from kerascnn.models.registry import build_model, get_model_entry
 from kerascnn.training import checkpoints, distribute, multi_worker, network, schedules
 from kerascnn.training.recipes import get_recipe
@@ -116,7 +116,7 @@ def train(
     chief = multi_worker.is_chief(strategy)
     write_dir = run_dir if chief else tempfile.mkdtemp(prefix="kerascnn-worker-")
     checkpoint_dir = os.path.join(run_dir, "checkpoints")
-    fingerprint = _fingerprint(model if name else "custom", options, data, recipe, seed)
+    fingerprint = _fingerprint(model, options, data, recipe, seed)
     state = checkpoints.read_state(checkpoint_dir) if resume else None
     if state and state["fingerprint"]["digest"] != fingerprint["digest"]:
         raise ValueError(
@@ -224,7 +224,7 @@ def _load_data(data, data_dir, recipe, seed):
 def _fingerprint(model, options, data, recipe, seed):
     """What must match for a run folder to be resumed."""
     described = {
-        "model": model if isinstance(model, str) else getattr(model, "name", "custom"),
+        "model": _describe_model(model),
         "options": options,
         "data": {"name": data.name, "sha256": data.sha256, "num_classes": data.num_classes,
                  "input_shape": list(data.input_shape), "train_examples": data.size("train")},
@@ -236,6 +236,15 @@ def _fingerprint(model, options, data, recipe, seed):
     digest = hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()
     return {**described, "digest": digest,
             "summary": f"{described['model']} on {data.name}, recipe {recipe.name}, seed {seed}"}
+
+
+def _describe_model(model):
+    """A registry name as is; a keras.Model by name and size; a .keras file by path and hash."""
+    if isinstance(model, keras.Model):
+        return f"{model.name} ({model.count_params()} parameters)"
+    if str(model).endswith(".keras"):
+        return f"{os.path.abspath(model)} (sha256 {sha256_file(model)[:16]})"
+    return model
 
 
 def _network(model, name, options, data, recipe, mixed):

@@ -156,3 +156,14 @@ def test_training_continues_from_a_saved_model(data_dir):
     preprocessing = [l for l in result.model.layers if isinstance(l, kerascnn.data.Preprocessing)]
     assert len(preprocessing) == 1  # the saved model's own, not a second one
     assert before > 0.97 and result.metrics["accuracy"] > 0.97  # fine-tuned, not retrained
+
+
+def test_a_different_custom_model_does_not_resume_another_run(tmp_path):
+    def dense(units):
+        return keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                                 keras.layers.Dense(units, activation="relu"),
+                                 keras.layers.Dense(10, activation="softmax")], name="mlp")
+
+    kerascnn.train(dense(16), "digits", epochs=1, out=tmp_path, verbose=0)
+    with pytest.raises(ValueError, match="holds another run .*mlp"):
+        kerascnn.train(dense(32), "digits", epochs=1, out=tmp_path, verbose=0)
