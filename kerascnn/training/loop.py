@@ -61,6 +61,7 @@ def train(
     deterministic=True,
     verbose="auto",
     callbacks=None,
+    optimizer=None,
     **recipe_overrides,
 ):
     """Trains a model on a data set with a recipe; resumes an interrupted run in `out`.
@@ -87,6 +88,9 @@ def train(
         verbose: Keras' progress display ("auto", 0, 1 or 2).
         callbacks: extra Keras callbacks, run after kerascnn's own (checkpoints, TensorBoard,
             schedules).
+        optimizer: None (the recipe's), or a callable `(recipe, learning_rate, steps_per_epoch)
+            -> Optimizer`
+            given the recipe and its learning-rate schedule (fine-tuning scales rates per group).
 
     Returns:
         A TrainResult.
@@ -134,7 +138,7 @@ def train(
             net = keras.models.load_model(os.path.join(checkpoint_dir, state["model"]))
         else:
             net = _network(model, name, options, data, recipe, mixed)
-            _compile(net, recipe, steps)
+            _compile(net, recipe, steps, optimizer)
     outputs = len(net.outputs)
     if outputs > 1:
         train_ds, val_ds = (_repeat_targets(d, outputs) for d in (train_ds, val_ds))
@@ -264,19 +268,25 @@ def _network(model, name, options, data, recipe, mixed):
         keras.config.set_dtype_policy(policy)
 
 
-def _compile(net, recipe, steps_per_epoch):
-    lr = schedules.learning_rate(recipe, steps_per_epoch, recipe.epochs)
+def build_optimizer(recipe, learning_rate, steps_per_epoch):
+    """The recipe's Keras optimizer with `learning_rate` (a float or a schedule)."""
     ema = recipe.ema
     if ema:  # keep the average's time constant under a tenth of the run
         ema = min(ema, 1 - 10 / max(20, steps_per_epoch * recipe.epochs))
-    common = dict(learning_rate=lr, weight_decay=recipe.weight_decay or None,
+    common = dict(learning_rate=learning_rate, weight_decay=recipe.weight_decay or None,
                   clipnorm=recipe.gradient_clip, use_ema=bool(ema), ema_momentum=ema or 0.99)
-    optimizer = {
+    return {
         "sgd": lambda: keras.optimizers.SGD(momentum=recipe.momentum, nesterov=recipe.nesterov, **common),
         "adam": lambda: keras.optimizers.Adam(**common),
         "adamw": lambda: keras.optimizers.AdamW(**{**common, "weight_decay": recipe.weight_decay}),
         "rmsprop": lambda: keras.optimizers.RMSprop(momentum=recipe.momentum, **common),
     }[recipe.optimizer]()
+
+
+def _compile(net, recipe, steps_per_epoch, make_optimizer=None):
+    lr = schedules.learning_rate(recipe, steps_per_epoch, recipe.epochs)
+    optimizer = (make_optimizer(recipe, lr, steps_per_epoch) if make_optimizer
+                 else build_optimizer(recipe, lr, steps_per_epoch))
     loss = keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
     n = len(net.outputs)
     net.compile(
