@@ -1,40 +1,134 @@
-"""The `kerascnn` command: argument parsing only; every command calls the public API."""
+"""The `kerascnn` command: argument parsing only; every command calls the public API.
+
+Commands import kerascnn's modules (and with them Keras and TensorFlow) only when they run,
+so `kerascnn --help`, `--version` and argument mistakes answer at once. TensorFlow's native
+start-up logs are dropped unless `--verbose` or `--debug` is given. Every user mistake ends
+in one line `kerascnn COMMAND: error: ...` and exit status 2; `--debug` shows the traceback.
+"""
 
 import argparse
+import contextlib
+import errno
+import importlib
 import json
 import os
+import re
 import sys
+import tempfile
+import threading
+import zipfile
+
+KINDS = ("image", "signal", "volume")
+
+# Options whose value may start with "-" (argparse would take "-28,28,1" for an option).
+_SIGNED_VALUE_OPTIONS = ("--input-shape",)
+
+# Lines the TensorFlow C++ runtime writes to file descriptor 2 itself (absl format, which
+# TF_CPP_MIN_LOG_LEVEL does not silence before absl::InitializeLog), and their continuations.
+_NATIVE_LOG = re.compile(
+    rb"^(WARNING: All log messages before absl::InitializeLog\(\) is called are written to STDERR"
+    rb"|[IWE]\d{4} [\d:.]+\s+\d+ [\w.\-]+:\d+\] "
+    rb"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler)"
+)
 
 
-def _shape(text):
+def _input_shape(text):
     try:
-        return tuple(int(n) for n in text.split(","))
+        sizes = tuple(int(n) for n in text.split(","))
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected sizes like 28,28,1; got {text!r}") from None
+    if not 2 <= len(sizes) <= 4 or min(sizes) < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected 2 to 4 positive sizes, channels last, like 28,28,1 (image), 40,1 "
+            f"(signal) or 16,16,16,1 (volume); got {text!r}"
+        )
+    return sizes
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number; got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive whole number; got {text!r}")
+    return value
 
 
 def _default_out(args):
+    """Returns runs/MODEL-DATA-seedSEED, plus what else the command line sets (-e5, -flip...).
+
+    Two commands that differ in epochs, recipe, augmentation or learning rate get two folders,
+    so the README's commands run one after the other without `--out`.
+    """
     data = os.path.splitext(os.path.basename(str(args.data).rstrip("/")))[0].replace(":", "_")
-    return os.path.join("runs", f"{args.model}-{data}-seed{args.seed}")
+    parts = [os.path.splitext(os.path.basename(args.model))[0], data]
+    if args.recipe != "quick":
+        parts.append(args.recipe)
+    for flag, value in (("e", args.epochs), ("b", args.batch_size), ("lr", args.learning_rate)):
+        if value is not None:
+            parts.append(f"{flag}{value:g}")
+    if args.augment:
+        parts.append("aug-" + re.sub(r"[^\w.=]+", "_", args.augment).replace("=", ""))
+    if args.kind:
+        parts.append(args.kind)
+    return os.path.join("runs", "-".join(parts) + f"-seed{args.seed}")
 
 
-def cmd_list(args):
-    import kerascnn
+def _check_keras_file(path):
+    """Raises ValueError naming `path` if it is not a readable, undamaged `.keras` archive."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"no such model file: {path}")
+    try:
+        with zipfile.ZipFile(path) as archive:
+            damaged = archive.testzip()
+            names = archive.namelist()
+    except (zipfile.BadZipFile, EOFError, OSError) as error:
+        raise ValueError(
+            f"{path} is not a readable .keras file ({error}): it is damaged or truncated, or "
+            "not a Keras 3 model. Save the model again with model.save(...)."
+        ) from None
+    if damaged is not None:
+        raise ValueError(
+            f"{path} is damaged: its member {damaged} fails its checksum. Save the model "
+            "again, or use the run's best.keras."
+        )
+    if "config.json" not in names:
+        raise ValueError(f"{path} is a zip file but not a .keras model (no config.json).")
 
-    for name in kerascnn.list_models(args.pattern):
-        entry = kerascnn.models.get_model_entry(name)
-        shape = "×".join(map(str, entry.default_input_shape))
-        print(f"{name:18s} {shape:12s} {entry.paper}")
+
+def _check_writable(folder, option="--out"):
+    """Creates `folder` if needed; raises ValueError naming it unless files can be written there."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as error:
+        raise ValueError(
+            f"{option} {folder} is not writable ({error.strerror or error}); choose a folder you "
+            "may write to."
+        ) from None
 
 
 def _model_for(args):
-    import keras
-
     import kerascnn
 
     if args.model.endswith(".keras"):
+        import keras
+
+        _check_keras_file(args.model)
+        kerascnn.register_keras_objects()
         return keras.models.load_model(args.model)
     return kerascnn.build_model(args.model, input_shape=args.input_shape, num_classes=args.num_classes)
+
+
+def cmd_list(args):
+    models = importlib.import_module("kerascnn.models")  # the registry alone; builds nothing
+
+    for name in models.list_models(args.pattern):
+        entry = models.get_model_entry(name)
+        shape = "×".join(map(str, entry.default_input_shape))
+        print(f"{name:18s} {shape:12s} {entry.paper}")
 
 
 def cmd_inspect(args):
@@ -44,36 +138,90 @@ def cmd_inspect(args):
                               input_shape=args.input_shape, optimizer=args.optimizer)
     print({"text": report.to_text, "markdown": report.to_markdown, "json": report.to_json}[args.format]())
     if args.plot:
+        _check_writable(os.path.dirname(os.path.abspath(args.plot)), "the folder of --plot")
         report.plot(args.plot)
         print(f"plot written to {args.plot}", file=sys.stderr)
+
+
+def _describe(data):
+    sizes = ", ".join(f"{data.size(split)} {split}" for split in data.split_names)
+    shape = "×".join(map(str, data.input_shape))
+    return f"data: {data.name}, read as {data.kind}s of shape {shape} ({sizes})"
 
 
 def cmd_train(args):
     import kerascnn
 
+    if args.model.endswith(".keras"):
+        _check_keras_file(args.model)
+    data = args.data
+    if args.kind:
+        # train() takes no kind= yet: load here with the recipe's validation split.
+        recipe = kerascnn.training.get_recipe(args.recipe)
+        data = kerascnn.data.load(args.data, data_dir=args.data_dir, kind=args.kind,
+                                  validation_split=recipe.validation_split, seed=args.seed)
+        print(_describe(data))
+    out = args.out or _default_out(args)
+    _check_writable(out)
     result = kerascnn.train(
-        args.model, args.data, recipe=args.recipe, epochs=args.epochs,
-        batch_size=args.batch_size, augment=args.augment, out=args.out or _default_out(args),
+        args.model, data, recipe=args.recipe, epochs=args.epochs,
+        batch_size=args.batch_size, augment=args.augment, out=out,
         seed=args.seed, strategy=args.strategy, learning_rate=args.learning_rate,
         data_dir=args.data_dir, resume=not args.fresh,
     )
+    input_shape = tuple(result.model.inputs[0].shape[1:])
+    kind = {2: "signal", 3: "image", 4: "volume"}.get(len(input_shape), "example")
     summary = {k: result.metrics[k] for k in ("accuracy", "macro_f1") if k in result.metrics}
+    print(f"examples read as {kind}s of shape {'×'.join(map(str, input_shape))}")
     print(f"run folder: {result.run_dir}")
     print(f"test metrics: {json.dumps(summary)}")
+
+
+def _history_of(model_path):
+    """Returns the run's history.csv for a run folder or a model file inside one, or None."""
+    folder = model_path if os.path.isdir(model_path) else os.path.dirname(model_path)
+    path = os.path.join(folder, "history.csv")
+    return path if os.path.isfile(path) else None
 
 
 def cmd_evaluate(args):
     import kerascnn
 
-    report = kerascnn.evaluate(args.model, args.data, history=args.history,
-                               mc_dropout=args.mc_dropout, out=args.out)
+    if os.path.isdir(args.model):
+        pass  # a run folder: evaluate() reads its model, data source and test split
+    elif args.model.endswith(".keras"):
+        _check_keras_file(args.model)
+        if args.data is None:
+            raise ValueError(
+                f"a model file needs --data (e.g. --data digits); or pass the run folder "
+                f"{os.path.dirname(args.model) or '.'} to use the run's own test split."
+            )
+    else:
+        raise FileNotFoundError(f"{args.model} is neither a run folder nor a .keras file.")
+    if args.out:
+        _check_writable(args.out)
+    history = args.history or _history_of(args.model)
+    # Only the options given: evaluate() applies its own defaults to the rest.
+    given = {key: value for key, value in (("data_dir", args.data_dir), ("split_seed", args.seed))
+             if value is not None}
+    report = kerascnn.evaluate(args.model, args.data, history=history,
+                               mc_dropout=args.mc_dropout, out=args.out, **given)
     print(report.summary())
+    if history:
+        print(f"learning curves from {history}")
+    if args.out:
+        print(f"report written to {os.path.join(args.out, 'report.md')} "
+              "(also report.html, metrics.json and the plots)")
+    else:
+        print("nothing written: pass --out FOLDER to keep the report, metrics and plots")
 
 
 def cmd_preview(args):
     from kerascnn import data
 
-    loaded = data.load(args.data, data_dir=args.data_dir)
+    _check_writable(os.path.dirname(os.path.abspath(args.out)), "the folder of --out")
+    loaded = data.load(args.data, data_dir=args.data_dir, kind=args.kind)
+    print(_describe(loaded))
     data.preview(loaded, args.augment, args.out, n=args.n, seed=args.seed)
     print(f"preview written to {args.out}")
 
@@ -82,83 +230,276 @@ def cmd_recipes(args):
     from kerascnn.training import RECIPES
 
     for name, recipe in RECIPES.items():
-        print(json.dumps(recipe.to_dict()) if args.verbose else name)
+        print(json.dumps(recipe.to_dict()) if args.all else name)
+
+
+def cmd_tune(args):
+    import kerascnn
+    from kerascnn.tuning import load_study
+
+    study = load_study(args.study) if args.study else {}
+    for key in ("model", "data", "folds", "tuner", "max_trials", "epochs", "out", "seed"):
+        if getattr(args, key) is not None:
+            study[key] = getattr(args, key)
+    model, data = study.pop("model", "lenet5"), study.pop("data", "digits")
+    name = os.path.splitext(os.path.basename(args.study))[0] if args.study else f"{model}-{data}"
+    out = study.pop("out", None) or os.path.join("runs", f"tune-{name}")
+    _check_writable(out)
+    result = kerascnn.tune(model, data, out=out, data_dir=args.data_dir, **study)
+    if result.nested:
+        print(f"nested cross-validation: {json.dumps(result.nested)}")
+    else:
+        print(f"best hyperparameters: {json.dumps(result.best_hyperparameters)}")
+    if result.test_metrics:
+        print(f"refit test accuracy: {result.test_metrics['accuracy']:.4f}")
+    print(f"search folder: {out}")
+
+
+def cmd_finetune(args):
+    import kerascnn
+
+    source = os.path.splitext(os.path.basename(str(args.source).rstrip("/")))[0]
+    data = os.path.splitext(os.path.basename(str(args.data).rstrip("/")))[0].replace(":", "_")
+    # No _check_writable: the run folder is created only once every option has been checked.
+    out = args.out or os.path.join("runs", f"finetune-{source}-{data}-seed{args.seed}")
+    result = kerascnn.finetune(
+        args.source, args.data, freeze=args.freeze, head_epochs=args.head_epochs,
+        epochs=args.epochs, learning_rate=args.learning_rate, lr_mult=args.lr_mult, bn=args.bn,
+        recipe=args.recipe, adapt_input=not args.keep_input, renormalize=args.renormalize,
+        out=out, seed=args.seed, data_dir=args.data_dir, safe_mode=not args.no_safe_mode,
+    )
+    summary = {k: result.metrics[k] for k in ("accuracy", "macro_f1") if k in result.metrics}
+    print(f"run folder: {result.run_dir}")
+    print(f"test metrics: {json.dumps(summary)}")
 
 
 def parser():
     """The argument parser of the `kerascnn` command."""
     from kerascnn import __version__
 
+    # --verbose / --debug go before or after the command; SUPPRESS keeps a subcommand from
+    # resetting what was given before it.
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="show TensorFlow's native logs")
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show the logs, and a traceback on errors")
+
     p = argparse.ArgumentParser(prog="kerascnn", description="The classic CNNs for Keras 3.")
     p.add_argument("--version", action="version", version=f"kerascnn {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="show TensorFlow's native logs")
+    p.add_argument("--debug", action="store_true", help="show the logs, and a traceback on errors")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    s = sub.add_parser("list", help="list the registered architectures")
+    def command(name, help):
+        return sub.add_parser(name, help=help, parents=[common])
+
+    s = command("list", "list the registered architectures")
     s.add_argument("pattern", nargs="?", help="glob such as 'resnet*'")
     s.set_defaults(func=cmd_list)
 
-    s = sub.add_parser("inspect", help="per-layer shapes, neurons, parameters, multiply-adds, memory")
+    s = command("inspect", "per-layer shapes, neurons, parameters, multiply-adds, memory")
     s.add_argument("model", help="a registry name or a .keras file")
-    s.add_argument("--input-shape", type=_shape, help="e.g. 28,28,1 (default: the paper's)")
-    s.add_argument("--num-classes", type=int)
-    s.add_argument("--batch-size", type=int, default=1, help="batch size of the memory figures")
+    s.add_argument("--input-shape", type=_input_shape, help="e.g. 28,28,1 (default: the paper's)")
+    s.add_argument("--num-classes", type=_positive_int)
+    s.add_argument("--batch-size", type=_positive_int, default=1, help="batch size of the memory figures")
     s.add_argument("--optimizer", default="adam", help="optimizer of the training-memory figure")
     s.add_argument("--format", choices=("text", "markdown", "json"), default="text")
     s.add_argument("--plot", metavar="FILE", help="write a PNG of the per-layer figures")
     s.set_defaults(func=cmd_inspect)
 
-    s = sub.add_parser("train", help="train a model (default: LeNet-5 on scikit-learn's digits)")
+    s = command("train", "train a model (default: LeNet-5 on scikit-learn's digits)")
     s.add_argument("--model", default="lenet5", help="a registry name or a .keras file")
     s.add_argument("--data", default="digits", help="digits, mnist, cifar10, tfds:NAME, a .npz or a folder")
-    s.add_argument("--data-dir", help="folder of offline data copies (default $KERASCNN_DATA_DIR)")
+    s.add_argument("--data-dir", help="folder holding offline copies such as mnist.npz "
+                                      "(default $KERASCNN_DATA_DIR)")
+    s.add_argument("--kind", choices=KINDS, help="how to read arrays: image, signal (N, length, "
+                                                 "channels) or volume (default: from the shape)")
     s.add_argument("--recipe", default="quick", help="quick, alexnet, resnet, resnet_rs")
     s.add_argument("--epochs", type=int)
     s.add_argument("--batch-size", type=int)
     s.add_argument("--learning-rate", type=float)
     s.add_argument("--augment", help="e.g. 'flip,rotate=5,crop=0.9' or 'none'")
-    s.add_argument("--out", help="run folder (default runs/MODEL-DATA-seedSEED); rerun to resume")
+    s.add_argument("--out", help="run folder (default runs/MODEL-DATA[-what else is set]-seedSEED); "
+                                 "rerun to resume")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--strategy", choices=("mirrored", "multi_worker"))
     s.add_argument("--fresh", action="store_true", help="start over instead of resuming")
     s.set_defaults(func=cmd_train)
 
-    s = sub.add_parser("evaluate", help="metrics, plots and a report for a saved model")
-    s.add_argument("model", help="a .keras file")
-    s.add_argument("--data", required=True, help="as for train; its test split is used")
+    s = command("evaluate", "metrics, plots and a report for a run folder or a saved model")
+    s.add_argument("model", help="a run folder (its own test split) or a .keras file")
+    s.add_argument("--data", help="as for train; its test split is used (needed for a .keras file)")
+    s.add_argument("--data-dir", help="folder of offline data copies (default $KERASCNN_DATA_DIR)")
+    s.add_argument("--seed", type=int, help="seed of the data split (default: the run's)")
     s.add_argument("--out", help="folder for metrics.json, report.md, report.html and PNGs")
-    s.add_argument("--history", help="a history.csv for learning curves")
+    s.add_argument("--history", help="a history.csv for learning curves (default: the run's)")
     s.add_argument("--mc-dropout", type=int, default=0, metavar="N", help="Monte-Carlo dropout passes")
     s.set_defaults(func=cmd_evaluate)
 
-    s = sub.add_parser("data", help="data set tools")
+    s = command("data", "data set tools")
     data_sub = s.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
-    d = data_sub.add_parser("preview", help="write a PNG grid of augmented training examples")
+    d = data_sub.add_parser("preview", help="write a PNG grid of augmented training examples",
+                            parents=[common])
     d.add_argument("--data", default="digits")
     d.add_argument("--data-dir")
+    d.add_argument("--kind", choices=KINDS, help="how to read arrays (default: from the shape)")
     d.add_argument("--augment", default="flip,rotate=5,crop=0.9")
     d.add_argument("--out", default="preview.png")
-    d.add_argument("-n", type=int, default=16)
+    d.add_argument("-n", type=_positive_int, default=16)
     d.add_argument("--seed", type=int, default=0)
     d.set_defaults(func=cmd_preview)
 
-    s = sub.add_parser("recipes", help="list the training recipes")
-    s.add_argument("-v", "--verbose", action="store_true", help="print every field")
+    s = command("recipes", "list the training recipes")
+    s.add_argument("-a", "--all", action="store_true", help="print every field, as JSON")
     s.set_defaults(func=cmd_recipes)
+
+    s = command("tune", "search hyperparameters by k-fold cross-validation (KerasTuner)")
+    s.add_argument("study", nargs="?", help="a study file such as tuning/lenet5_digits.toml; "
+                                            "the flags below override it")
+    s.add_argument("--model", help="a registry name (default lenet5)")
+    s.add_argument("--data", help="digits, mnist, cifar10, tfds:NAME, a .npz or a folder "
+                                  "(default digits)")
+    s.add_argument("--data-dir", help="folder of offline data copies (default $KERASCNN_DATA_DIR)")
+    s.add_argument("--folds", type=_positive_int, help="k of a stratified k-fold; 1: one "
+                                                       "validation split (default 5)")
+    s.add_argument("--tuner", help="random, grid, bayesian or hyperband (default random)")
+    s.add_argument("--max-trials", type=_positive_int)
+    s.add_argument("--epochs", type=_positive_int, help="epochs per fold (Hyperband: the most)")
+    s.add_argument("--out", help="search folder (default runs/tune-STUDY); rerun to resume")
+    s.add_argument("--seed", type=int)
+    s.set_defaults(func=cmd_tune)
+
+    s = command("finetune", "fine-tune a trained model on new data: new head, then unfreezing")
+    s.add_argument("source", help="a .keras file, a saved_models/ name (e.g. resnet18_mnist) or "
+                                  "a run folder")
+    s.add_argument("--data", required=True, help="digits, mnist, cifar10, tfds:NAME, a .npz or "
+                                                 "a folder")
+    s.add_argument("--data-dir", help="folder of offline data copies (default $KERASCNN_DATA_DIR)")
+    s.add_argument("--freeze", default="base", help="base (head only), none, N (the top N "
+                   "stages too), a stage name, gradual, or all (features + logistic regression)")
+    s.add_argument("--bn", choices=("frozen", "train_affine", "train"), default="frozen",
+                   help="BatchNorm: frozen (inference mode), train_affine (gamma/beta learn, "
+                        "statistics fixed) or train")
+    s.add_argument("--head-epochs", type=int, help="epochs of the head phase (default --epochs)")
+    s.add_argument("--epochs", type=_positive_int, help="epochs of each unfreezing phase")
+    s.add_argument("--learning-rate", type=float, help="the head phase's (later phases: × 0.1)")
+    s.add_argument("--lr-mult", help="learning-rate multipliers per group: 'low..high', "
+                                     "'stem=0,conv5=0.1' or one per group")
+    s.add_argument("--recipe", default="quick", help="quick, alexnet, resnet, resnet_rs")
+    s.add_argument("--renormalize", action="store_true",
+                   help="recompute the input normalisation on the new training split")
+    s.add_argument("--keep-input", action="store_true", help="convert channels in the "
+                   "Preprocessing layer instead of adapting the first convolution")
+    s.add_argument("--no-safe-mode", action="store_true",
+                   help="load Lambda layers (runs code stored in the file: trusted files only)")
+    s.add_argument("--out", help="run folder (default runs/finetune-SOURCE-DATA-seedSEED); "
+                                 "rerun to resume")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_finetune)
     return p
+
+
+def _join_signed_values(argv):
+    """Writes `--input-shape -28,28,1` as `--input-shape=-28,28,1` so argparse validates it."""
+    argv = list(argv)
+    for i in range(len(argv) - 2, -1, -1):
+        if argv[i] in _SIGNED_VALUE_OPTIONS and re.match(r"-[\d.]", argv[i + 1]):
+            argv[i:i + 2] = [f"{argv[i]}={argv[i + 1]}"]
+    return argv
+
+
+@contextlib.contextmanager
+def _without_native_logs():
+    """Drops TensorFlow's native log lines from file descriptor 2; passes every other line.
+
+    Only when `sys.stderr` writes to descriptor 2 (a terminal or a file, not a test capture).
+    """
+    try:
+        redirect = sys.stderr.fileno() == 2
+    except (AttributeError, OSError, ValueError):
+        redirect = False
+    if not redirect:
+        yield
+        return
+    sys.stderr.flush()
+    saved = os.dup(2)
+    read, write = os.pipe()
+    os.dup2(write, 2)
+    os.close(write)
+
+    def pump():
+        with os.fdopen(read, "rb") as pipe, os.fdopen(os.dup(saved), "wb", buffering=0) as out:
+            for line in pipe:
+                if not _NATIVE_LOG.match(line):
+                    out.write(line)
+
+    thread = threading.Thread(target=pump, name="kerascnn-stderr", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)  # closes the pipe's last write end: the pump sees its end
+        os.close(saved)
+        thread.join(timeout=5)
+
+
+def _one_line(error, args):
+    """Returns the one-line message for a user-facing error, or None for a bug."""
+    files = [f for f in (getattr(args, "model", None), getattr(args, "data", None)) if f]
+    if isinstance(error, json.JSONDecodeError):
+        folder = getattr(args, "out", None) or "the run folder"
+        return (f"a JSON file of {folder} is damaged ({error}); rerun with --fresh to start "
+                "the run over")
+    if isinstance(error, (ValueError, TypeError, FileNotFoundError)):
+        return str(error)
+    name = type(error).__name__
+    if isinstance(error, MemoryError) or name == "ResourceExhaustedError":
+        sizes = ", ".join(
+            f"--{key.replace('_', '-')} {','.join(map(str, value)) if isinstance(value, tuple) else value}"
+            for key, value in vars(args).items() if key in ("input_shape", "batch_size") and value)
+        return (f"out of memory{f' with {sizes}' if sizes else ''} "
+                f"({type(error).__name__}): use a smaller input shape, batch size or model")
+    if isinstance(error, (zipfile.BadZipFile, EOFError)):
+        return (f"a damaged or truncated file among {', '.join(files)} ({type(error).__name__}: "
+                f"{error}); write it again")
+    if name == "PermissionDeniedError":  # TensorFlow's, for files it writes itself
+        text = re.sub(r"\{\{.*?\}\}|\[Op:.*", "", getattr(error, "message", str(error)))
+        return f"cannot write {text.strip()}; choose a writable --out folder"
+    if isinstance(error, OSError):
+        where = error.filename or getattr(args, "out", None) or "a file"
+        fix = {
+            errno.ENOSPC: "free some disk space or choose --out on another disk",
+            errno.EDQUOT: "free some disk space or choose --out on another disk",
+            errno.EROFS: "choose a writable --out folder",
+            errno.EACCES: "choose a folder you may write to with --out",
+            errno.EPERM: "choose a folder you may write to with --out",
+        }.get(error.errno, "check the path and its permissions")
+        return f"cannot use {where}: {error.strerror or error}; {fix}"
+    return None
 
 
 def main(argv=None):
     """Entry point of the `kerascnn` console script."""
     p = parser()
-    args = p.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter
-
+    args = p.parse_args(_join_signed_values(sys.argv[1:] if argv is None else argv))
+    show_logs = args.verbose or args.debug
+    if not show_logs:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet = contextlib.nullcontext() if show_logs else _without_native_logs()
     try:
-        args.func(args)
-    except (ValueError, TypeError, FileNotFoundError) as error:
-        p.exit(2, f"kerascnn {args.command}: error: {error}\n")
+        with quiet:
+            args.func(args)
     except KeyboardInterrupt:
         p.exit(130, "interrupted; rerun the same command to resume\n")
+    except Exception as error:
+        message = _one_line(error, args)
+        if message is None or args.debug:
+            raise
+        message = " ".join(message.split())
+        command = " ".join(filter(None, (args.command, getattr(args, "data_command", None))))
+        p.exit(2, f"kerascnn {command}: error: {message}\n")
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ import keras  # noqa: E402
 import pytest  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+DATA_DIR = pathlib.Path(os.environ.get("KERASCNN_DATA_DIR") or REPO.parent / "shared/datasets")
+_NO_OFFLINE_COPY = "offline MNIST copy not found"
 
 
 @pytest.fixture(autouse=True)
@@ -19,7 +21,20 @@ def _seeded():
 @pytest.fixture(scope="session")
 def data_dir():
     """The folder holding the offline mnist.npz, or skip."""
-    folder = pathlib.Path(os.environ.get("KERASCNN_DATA_DIR") or REPO.parent / "shared/datasets")
-    if not (folder / "mnist.npz").exists():
-        pytest.skip(f"offline MNIST copy not found in {folder}; set KERASCNN_DATA_DIR")
-    return folder
+    if not (DATA_DIR / "mnist.npz").exists():
+        pytest.skip(f"{_NO_OFFLINE_COPY} in {DATA_DIR}; set KERASCNN_DATA_DIR")
+    return DATA_DIR
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Says how many tests the missing offline MNIST copy skipped, and how to fix it."""
+    skipped = [report for report in terminalreporter.stats.get("skipped", [])
+               if _NO_OFFLINE_COPY in str(report.longrepr)]
+    if skipped:
+        terminalreporter.write_line(
+            f"{len(skipped)} tests skipped: no mnist.npz in {DATA_DIR}. Put mnist.npz "
+            "(keras.datasets layout: x_train, y_train, x_test, y_test) in a folder and set "
+            "KERASCNN_DATA_DIR=<folder>; with network access, python -c \"import keras; "
+            "keras.datasets.mnist.load_data()\" writes it to ~/.keras/datasets/.",
+            yellow=True, bold=True,
+        )

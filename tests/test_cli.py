@@ -1,13 +1,50 @@
 """The `kerascnn` command: each subcommand end to end, and user mistakes as clean errors."""
 
+import contextlib
+import errno
+import io
 import json
+import os
+import re
+import shutil
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 import kerascnn
-from kerascnn.cli import main
+from kerascnn.cli import _default_out, main, parser
+
+
+def _fails(argv, capsys):
+    """Runs the command, expecting a user error; returns its stderr."""
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return err
+
+
+def _run(*argv, **kwargs):
+    return subprocess.run([sys.executable, *argv], capture_output=True, text=True, timeout=300,
+                          **kwargs)
+
+
+@pytest.fixture(scope="module")
+def signal_run(tmp_path_factory):
+    """A 1-epoch run of lenet5 on 1D signals (N, 40, 1) in a .npz, with the CLI's stdout."""
+    folder = tmp_path_factory.mktemp("signals")
+    rng = np.random.default_rng(0)
+    y = np.arange(90) % 3
+    x = (rng.normal(size=(90, 40, 1)) + y[:, None, None]).astype(np.float32)
+    np.savez(folder / "signals.npz", x_train=x[:60], y_train=y[:60], x_test=x[60:], y_test=y[60:])
+    argv = ["train", "--data", str(folder / "signals.npz"), "--epochs", "1", "--out", str(folder / "run")]
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        main(argv)
+    return folder, stdout.getvalue()
 
 
 def test_list_prints_every_model_with_its_paper(capsys):
@@ -28,7 +65,7 @@ def test_inspect_json_matches_the_model(capsys, tmp_path):
 
 
 def test_recipes_lists_the_named_recipes(capsys):
-    main(["recipes", "-v"])
+    main(["recipes", "--all"])
     recipes = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {r["name"] for r in recipes} == set(kerascnn.training.RECIPES)
 
@@ -37,6 +74,53 @@ def test_data_preview_writes_a_png(tmp_path, capsys):
     out = tmp_path / "preview.png"
     main(["data", "preview", "--data", "digits", "--augment", "rotate=10,crop=0.9", "--out", str(out), "-n", "8"])
     assert out.read_bytes()[:4] == b"\x89PNG"
+    assert "data: digits, read as images of shape 8×8×1" in capsys.readouterr().out
+
+
+def test_lazy_package_keeps_every_public_name():
+    for name in ("train", "evaluate", "build_model", "list_models", "inspect", "conv_output_size",
+                 "receptive_field", "reference", "to_fully_convolutional", "data", "models",
+                 "training", "layers", "analysis", "evaluation"):
+        assert name in dir(kerascnn) and getattr(kerascnn, name) is not None
+    assert {"tune", "finetune", "extract_features"} <= set(kerascnn.__all__)
+    assert kerascnn.train is kerascnn.training.train
+    with pytest.raises(AttributeError, match="no attribute 'trian'"):
+        kerascnn.trian
+
+
+def test_help_and_argument_mistakes_answer_without_tensorflow():
+    """`--help` and argparse errors import neither TensorFlow nor Keras (-X importtime lists imports)."""
+    shown = _run("-X", "importtime", "-m", "kerascnn", "--help")
+    assert shown.returncode == 0 and "train" in shown.stdout
+    wrong = _run("-X", "importtime", "-m", "kerascnn", "inspect", "lenet5", "--input-shape", "-28,28,1")
+    assert wrong.returncode == 2
+    assert "argument --input-shape: expected 2 to 4 positive sizes" in wrong.stderr
+    assert "expected one argument" not in wrong.stderr
+    for result in (shown, wrong):
+        imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
+                    if line.startswith("import time:")}
+        assert "kerascnn.cli" in imported and not {"tensorflow", "keras"} & imported
+
+
+def test_a_tensorflow_command_fails_in_one_line_without_native_logs(tmp_path):
+    """A real process: the error is one line, and TensorFlow's start-up logs are dropped."""
+    (tmp_path / "empty.npz").write_bytes(b"")
+    env = {key: value for key, value in os.environ.items() if key != "TF_CPP_MIN_LOG_LEVEL"}
+    result = _run("-m", "kerascnn", "train", "--data", str(tmp_path / "empty.npz"),
+                  "--out", str(tmp_path / "run"), env=env)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        f"kerascnn train: error: {tmp_path / 'empty.npz'} cannot be read as a .npz archive "
+        "(EOFError: No data left in file): the file is empty, truncated or damaged. Write it "
+        "again with np.savez."
+    ]
+
+
+def test_debug_shows_the_original_exception(tmp_path):
+    (tmp_path / "empty.npz").write_bytes(b"")
+    with pytest.raises(ValueError, match="cannot be read as a .npz archive"):
+        main(["data", "preview", "--data", str(tmp_path / "empty.npz"), "--debug",
+              "--out", str(tmp_path / "p.png")])
 
 
 @pytest.mark.parametrize(
@@ -45,11 +129,187 @@ def test_data_preview_writes_a_png(tmp_path, capsys):
         (["inspect", "resnet17"], "Unknown model 'resnet17'"),
         (["train", "--model", "lenet5", "--data", "no_such_set", "--epochs", "1"], "no_such_set"),
         (["train", "--recipe", "fast"], "Unknown recipe 'fast'"),
-        (["train", "--epochs", "0"], "epochs must be a positive number"),
+        (["train", "--epochs", "0"], "epochs must be"),
+        (["inspect", "lenet5", "--input-shape", "28,x,1"], "expected sizes like 28,28,1"),
+        (["inspect", "lenet5", "--input-shape", "28,0,1"], "positive sizes"),
+        (["evaluate", "no/such/model.keras", "--data", "digits"], "no such model file"),
     ],
 )
-def test_mistakes_exit_2_with_a_message_and_no_traceback(argv, message):
-    result = subprocess.run([sys.executable, "-m", "kerascnn", *argv], capture_output=True, text=True)
-    assert result.returncode == 2
-    assert message in result.stderr
+def test_mistakes_exit_2_with_a_message_and_no_traceback(argv, message, capsys, tmp_path):
+    if argv[0] == "train":
+        argv = [*argv, "--out", str(tmp_path / "run")]
+    assert message in _fails(argv, capsys)
+
+
+def _bad_npz(tmp_path, name):
+    x, y = np.zeros((8, 4, 4), np.uint8), np.arange(8) % 2
+    path = tmp_path / f"{name}.npz"
+    if name == "empty":
+        path.write_bytes(b"")
+    elif name == "truncated":
+        np.savez(path, x_train=x, y_train=y)
+        path.write_bytes(path.read_bytes()[:200])
+    elif name == "npy":
+        np.save(tmp_path / "array.npy", x)
+        os.replace(tmp_path / "array.npy", path)
+    elif name == "strings":
+        np.savez(path, x_train=x.astype(str), y_train=y)
+    elif name == "one_per_class":
+        np.savez(path, x_train=x[:2], y_train=y[:2])
+    return path
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("empty", r"empty\.npz cannot be read as a \.npz archive \(EOFError"),
+        ("truncated", r"truncated\.npz cannot be read as a \.npz archive \(BadZipFile"),
+        ("npy", r"npy\.npz holds a single array \(a \.npy file named \.npz\)"),
+        ("strings", r"strings\.npz: x_train holds strings"),
+        ("one_per_class", r"one_per_class\.npz: test_split=0\.2 holds out nothing"),
+    ],
+)
+def test_bad_data_files_are_named_in_one_line(name, message, tmp_path, capsys):
+    path = _bad_npz(tmp_path, name)
+    err = _fails(["data", "preview", "--data", str(path), "--out", str(tmp_path / "p.png")], capsys)
+    assert len(err.splitlines()) == 1
+    assert err.startswith("kerascnn data preview: error: ")
+    assert re.search(message, err), err
+
+
+@pytest.fixture(scope="module")
+def damaged_models(tmp_path_factory):
+    """A flipped byte in the weights, a truncated archive, and a .keras that is plain text."""
+    folder = tmp_path_factory.mktemp("models")
+    kerascnn.build_model("lenet1", input_shape=(28, 28, 1), num_classes=10).save(folder / "good.keras")
+    content = bytearray((folder / "good.keras").read_bytes())
+    flipped = bytearray(content)
+    flipped[len(flipped) // 2] ^= 0xFF
+    (folder / "flipped.keras").write_bytes(flipped)
+    (folder / "truncated.keras").write_bytes(content[:1000])
+    (folder / "text.keras").write_text("not a model")
+    return folder
+
+
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("flipped", r"flipped\.keras is damaged: its member .* fails its checksum"),
+        ("truncated", r"truncated\.keras is not a readable \.keras file .*Save the model again"),
+        ("text", r"text\.keras is not a readable \.keras file"),
+    ],
+)
+@pytest.mark.parametrize("command", ["inspect", "evaluate"])
+def test_damaged_model_files_are_named_not_reported_missing(damaged_models, name, message, command,
+                                                           capsys):
+    argv = [command, str(damaged_models / f"{name}.keras")]
+    err = _fails(argv + (["--data", "digits"] if command == "evaluate" else []), capsys)
+    assert re.search(message, err) and "not found" not in err.lower(), err
+
+
+def test_unwritable_output_is_named_before_any_work(tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    err = _fails(["train", "--epochs", "1", "--out", str(blocker / "run")], capsys)
+    assert f"--out {blocker / 'run'} is not writable" in err
+    err = _fails(["data", "preview", "--out", str(blocker / "p.png")], capsys)
+    assert "the folder of --out" in err and "is not writable" in err
+
+
+@pytest.mark.parametrize(
+    "code, fix",
+    [(errno.ENOSPC, "free some disk space"), (errno.EROFS, "choose a writable --out folder")],
+)
+def test_a_full_or_read_only_disk_mid_run_ends_in_one_line(code, fix, tmp_path, capsys, monkeypatch):
+    """The disk fills (or turns read-only) while the PNG is written."""
+
+    def write_fails(*args, **kwargs):
+        raise OSError(code, os.strerror(code), str(tmp_path / "p.png"))
+
+    monkeypatch.setattr(kerascnn.data, "preview", write_fails)
+    err = _fails(["data", "preview", "--out", str(tmp_path / "p.png")], capsys)
+    assert f"cannot use {tmp_path / 'p.png'}: {os.strerror(code)}; {fix}" in err
+
+
+@pytest.mark.slow
+def test_out_of_memory_names_the_option():
+    """A 100000×100000 input under a 6 GB address-space limit: one line, no traceback.
+
+    Slow: TensorFlow's allocator retries for about ten seconds before it gives up.
+    """
+    script = ("import resource; resource.setrlimit(resource.RLIMIT_AS, (6 << 30, 6 << 30)); "
+              "from kerascnn.cli import main; main()")
+    result = _run("-c", script, "inspect", "lenet5", "--input-shape", "100000,100000,1")
+    assert result.returncode == 2, result.stderr[-2000:]
+    assert "error: out of memory with --input-shape 100000,100000,1" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_signals_with_a_channel_axis_train_a_1d_network_and_say_so(signal_run):
+    folder, stdout = signal_run
+    assert "examples read as signals of shape 40×1" in stdout
+    run = json.loads((folder / "run" / "run.json").read_text())
+    assert len(run["network_input_shape"]) == 2  # (length, channels): Conv1D, not a 2D image
+
+
+def test_kind_reaches_the_loader_before_any_training(signal_run, tmp_path, capsys):
+    folder, _ = signal_run
+    err = _fails(["train", "--data", str(folder / "signals.npz"), "--kind", "volume",
+                  "--out", str(tmp_path / "run")], capsys)
+    assert "kind='volume' needs an array of rank 4 or 5" in err
+
+
+def test_evaluate_a_model_file_finds_the_history_and_says_where_the_report_went(
+        signal_run, tmp_path, capsys):
+    folder, _ = signal_run
+    model, data = str(folder / "run" / "model.keras"), str(folder / "signals.npz")
+    main(["evaluate", model, "--data", data])
+    out = capsys.readouterr().out
+    assert f"learning curves from {folder / 'run' / 'history.csv'}" in out
+    assert "nothing written: pass --out FOLDER" in out
+    main(["evaluate", model, "--data", data, "--out", str(tmp_path / "eval")])
+    assert f"report written to {tmp_path / 'eval' / 'report.md'}" in capsys.readouterr().out
+    assert (tmp_path / "eval" / "learning_curves.png").exists()
+    err = _fails(["evaluate", model], capsys)
+    assert "a model file needs --data" in err and str(folder / "run") in err
+
+
+def test_evaluate_a_run_folder_needs_no_data(signal_run, capsys):
+    folder, _ = signal_run
+    main(["evaluate", str(folder / "run")])
+    out = capsys.readouterr().out
+    assert "accuracy" in out and "nothing written" in out
+    assert f"learning curves from {folder / 'run' / 'history.csv'}" in out
+    err = _fails(["evaluate", str(folder / "run"), "--seed", "1"], capsys)
+    assert "split its data with seed 0" in err
+
+
+def test_readme_commands_get_their_own_default_run_folders():
+    p = parser()
+    offline = p.parse_args(["train", "--model", "lenet5", "--data", "mnist", "--epochs", "3"])
+    tour = p.parse_args(["train", "--model", "lenet5", "--data", "mnist", "--epochs", "5",
+                         "--augment", "rotate=5,crop=0.9"])
+    default = p.parse_args(["train"])
+    assert _default_out(default) == os.path.join("runs", "lenet5-digits-seed0")
+    assert _default_out(offline) == os.path.join("runs", "lenet5-mnist-e3-seed0")
+    assert _default_out(tour) == os.path.join("runs", "lenet5-mnist-e5-aug-rotate5_crop0.9-seed0")
+
+
+def test_keras_loads_a_saved_model_once_kerascnn_is_imported():
+    """README's promise: `import keras; import kerascnn` is enough for keras.models.load_model."""
+    model = os.path.join(os.path.dirname(__file__), "..", "saved_models", "lenet5_mnist.keras")
+    script = ("import sys, keras, kerascnn; model = keras.models.load_model(sys.argv[1]); "
+              "print(sorted({type(layer).__module__.split('.')[0] for layer in model.layers}))")
+    result = _run("-c", script, model)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "kerascnn" in result.stdout  # the model holds kerascnn's own layers
+
+
+def test_a_damaged_run_state_is_named_with_the_fix(signal_run, tmp_path, capsys):
+    folder, _ = signal_run
+    run = tmp_path / "run"
+    shutil.copytree(folder / "run", run)
+    (run / "checkpoints" / "state.json").write_text('{"epoch": 1, "mod')
+    err = _fails(["train", "--data", str(folder / "signals.npz"), "--epochs", "2", "--out", str(run)],
+                 capsys)
+    assert str(run / "checkpoints" / "state.json") in err and "--fresh" in err

@@ -35,6 +35,7 @@ import string
 import keras
 import tensorflow as tf
 
+from kerascnn import compat
 from kerascnn.analysis import layer_types
 
 # TensorFlow ops that multiply-accumulate (what `Conv1D`, `Dense`... become).
@@ -156,7 +157,7 @@ def _graph_cost(graph):
         if op.type in _LOOP_OPS:
             counted = False  # the number of iterations is unknown
         elif op.type in _CALL_OPS:
-            inner = _graph_cost(graph._get_function(op.get_attr("f").name).graph)
+            inner = _graph_cost(compat.graph_function(graph, op.get_attr("f").name).graph)
             macs, neurons = macs + inner.macs, neurons + inner.neurons
             counted = counted and inner.counted
         elif op.type in _MAC_OPS:

@@ -5,6 +5,9 @@ import functools
 
 import keras
 
+from kerascnn import compat
+
+
 @dataclasses.dataclass(frozen=True)
 class LayerCall:
     """One call of a layer (or Keras operation) inside a model.
@@ -63,7 +66,7 @@ def trace_calls(model, input_shape=None):
 
 def is_graph_model(operation):
     """True for functional and Sequential models, whose layer graph can be walked."""
-    return isinstance(operation, keras.Sequential) or hasattr(operation, "_run_through_graph")
+    return isinstance(operation, keras.Sequential) or compat.has_graph(operation)
 
 
 def walk(model, inputs, call):
@@ -77,12 +80,12 @@ def walk(model, inputs, call):
     Returns:
         The model's outputs as `call` computed them.
     """
-    functional = model._functional if isinstance(model, keras.Sequential) else model
+    functional = compat.functional_graph(model)
     if functional is None:  # a Sequential model without a graph: a chain
         for layer in model.layers:
             inputs = call(layer, inputs)
         return inputs
-    return functional._run_through_graph(inputs, lambda op: functools.partial(call, op))
+    return compat.run_through_graph(functional, inputs, lambda op: functools.partial(call, op))
 
 
 def keras_tensors(structure):

@@ -2,6 +2,9 @@
 
 import keras
 
+from kerascnn.layers.activations import Maxout
+from kerascnn.layers.locally_connected import LocallyConnected1D, LocallyConnected2D
+
 CONVOLUTIONS = (
     keras.layers.Conv1D,
     keras.layers.Conv2D,
@@ -86,9 +89,16 @@ def unwrap(layer):
     return layer
 
 
+# kerascnn's layers that compute units: unshared convolutions, and Maxout (one unit per
+# max over its pieces).
+KERASCNN_UNITS = (LocallyConnected1D, LocallyConnected2D, Maxout)
+
+
 def computes_units(layer):
     """True for layers whose outputs count as neurons: convolutions, dense, pooling."""
-    return isinstance(layer, CONVOLUTIONS + TRANSPOSED_CONVOLUTIONS + DENSE + POOLING)
+    return isinstance(
+        layer, CONVOLUTIONS + TRANSPOSED_CONVOLUTIONS + DENSE + POOLING + KERASCNN_UNITS
+    )
 
 
 def is_zero_mac_keras_layer(layer):

@@ -2,15 +2,17 @@
 
 The rank rule for arrays without an explicit `kind`:
 
-| rank of x           | read as                        | example shape kept    |
-| ------------------- | ------------------------------ | --------------------- |
-| 2: (N, L)           | 1D signals, one channel        | (L, 1)                |
-| 3: (N, H, W)        | grey images                    | (H, W, 1)             |
-| 4: (N, H, W, C)     | images, C in {1, 3, 4}         | (H, W, C)             |
-| 5: (N, D, H, W, C)  | volumes                        | (D, H, W, C)          |
+| rank of x           | read as                                          | example shape kept |
+| ------------------- | ------------------------------------------------ | ------------------ |
+| 2: (N, L)           | 1D signals, one channel                          | (L, 1)             |
+| 3: (N, L, C)        | 1D signals if C == 1 or L >= 8·C (length ≫ channels) | (L, C)         |
+| 3: (N, H, W)        | grey images otherwise; refused as ambiguous if W <= 4 and H >= 2·W | (H, W, 1) |
+| 4: (N, H, W, C)     | images, C in {1, 3, 4}                           | (H, W, C)          |
+| 5: (N, D, H, W, C)  | volumes                                          | (D, H, W, C)       |
 
-Pass `kind="signal"` for (N, length, channels), `kind="volume"` for (N, D, H, W) without
-channels, and `kind="image"` for images with more than 4 channels.
+Pass `kind="image"` for grey images the rule reads as signals (a 128×16 spectrogram, say),
+`kind="signal"` for short signals with many channels, `kind="volume"` for (N, D, H, W)
+without channels, and `kind="image"` for images with more than 4 channels.
 """
 
 import numpy as np
@@ -21,6 +23,16 @@ KINDS = ("image", "signal", "volume")
 # Ranks of x, (without channels, with channels), for each kind.
 _RANKS = {"signal": (2, 3), "image": (3, 4), "volume": (4, 5)}
 _CHUNK = 4096
+# A rank-3 array (N, L, C) whose length is at least this many times its last axis holds signals.
+_SIGNAL_RATIO = 8
+_PIXEL_TYPES = {
+    "b": ("booleans", " Convert masks with x.astype(np.uint8) * 255."),
+    "c": ("complex numbers", " Use magnitudes (np.abs(x)) or stack the real and imaginary "
+          "parts as channels (np.stack([x.real, x.imag], axis=-1))."),
+    "U": ("strings", " Convert text holding numbers with x.astype(np.float32)."),
+    "S": ("bytes", " Convert text holding numbers with x.astype(np.float32)."),
+    "O": ("Python objects", " Give a numeric array (np.stack of equally shaped examples)."),
+}
 
 
 def check_kind(kind):
@@ -55,6 +67,15 @@ def infer_kind(shape, kind=None):
     if rank == 2:
         return "signal"
     if rank == 3:
+        length, width = shape[1], shape[2]
+        if width == 1 or length >= _SIGNAL_RATIO * width:
+            return "signal"
+        if width <= 4 and length >= 2 * width:
+            raise ValueError(
+                f"An array of shape {tuple(shape)} is ambiguous: {length}×{width} grey images, "
+                f"or signals of length {length} with {width} channels? Pass kind='image' or "
+                "kind='signal' (--kind on the command line)."
+            )
         return "image"
     if rank == 4:
         if shape[-1] in (1, 3, 4):
@@ -73,6 +94,44 @@ def infer_kind(shape, kind=None):
         f"Examples must be arrays of rank 2 to 5 (examples first: signals (N, L[, C]), "
         f"images (N, H, W[, C]), volumes (N, D, H, W[, C])); got shape {tuple(shape)}."
     )
+
+
+def check_pixel_type(x, split):
+    """Raises ValueError unless `x` holds integer or floating-point numbers.
+
+    Args:
+        x: NumPy array of examples.
+        split: split name for the message ("train", "test", ...).
+    """
+    if x.dtype.kind in "iuf":
+        return
+    what, fix = _PIXEL_TYPES.get(x.dtype.kind, (f"values of type {x.dtype}", ""))
+    raise ValueError(
+        f"x_{split} holds {what} (dtype {x.dtype}); examples must be integers or floating-point "
+        f"numbers.{fix}"
+    )
+
+
+def check_class_names(names, where="class_names"):
+    """Returns class names as a list of distinct str, or raises ValueError.
+
+    Args:
+        names: a list, tuple or 1D array of names, one per class.
+        where: how to name them in the message.
+    """
+    if isinstance(names, (str, bytes)) or np.ndim(names) != 1:
+        raise ValueError(
+            f"{where} must be a list of names, one per class; got {names!r}. Give a list "
+            "such as ['cat', 'dog'], not one string."
+        )
+    names = [n.decode() if isinstance(n, bytes) else str(n) for n in np.asarray(names).tolist()]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ValueError(
+            f"{where} repeats {repeated}: each class needs its own name (per-class metrics "
+            "are keyed by name)."
+        )
+    return names
 
 
 def with_channel_axis(x, kind):
@@ -202,18 +261,26 @@ def to_class_indices(y, split, class_names=None):
             )
     elif y.dtype.kind not in "iub":
         raise ValueError(f"y_{split} must hold class indices or names; got dtype {y.dtype}.")
-    y = y.astype(np.int64)
     if not len(y):
         raise ValueError(f"y_{split} is empty.")
+    # Checked before the cast to int64, which would wrap uint64 labels to negative numbers.
     if class_names is None:
-        class_names = [str(i) for i in range(max(int(y.max()) + 1, 0))]
+        top = y.max()
+        if top >= len(y):
+            index = int(np.argmax(y))
+            raise ValueError(
+                f"y_{split} holds label {top} (index {index}) but has only {len(y)} examples: "
+                "labels must be class indices 0..K-1. Renumber them (np.unique(y, "
+                "return_inverse=True)[1]) or pass class_names."
+            )
+        class_names = [str(i) for i in range(max(int(top) + 1, 0))]
     bad = np.flatnonzero((y < 0) | (y >= len(class_names)))
     if len(bad):
         raise ValueError(
             f"y_{split} holds label {y[bad[0]]} (index {bad[0]}), outside the "
             f"{len(class_names)} classes 0..{len(class_names) - 1}."
         )
-    return y, list(class_names)
+    return y.astype(np.int64), list(class_names)
 
 
 def _string_labels(y, split, class_names):

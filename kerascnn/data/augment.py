@@ -36,9 +36,12 @@ FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical")
 
 def _number(name, value):
     try:
-        return float(value)
+        number = float(value)
     except (TypeError, ValueError):
         raise ValueError(f"Augmentation {name}={value!r}: the value must be a number.") from None
+    if not math.isfinite(number):
+        raise ValueError(f"Augmentation {name}={value!r}: the value must be a finite number.")
+    return number
 
 
 def _fraction(name, value, high=1.0):

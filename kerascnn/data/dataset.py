@@ -141,7 +141,8 @@ class Data:
         """
         return self._split(split).arrays()
 
-    def pipeline(self, split, batch_size, *, augment=None, shuffle=None, seed=None):
+    def pipeline(self, split, batch_size, *, augment=None, shuffle=None, seed=None, epochs=None,
+                 initial_epoch=0):
         """Returns a tf.data.Dataset of (float32 examples at raw scale, one-hot float32 labels).
 
         Args:
@@ -153,6 +154,12 @@ class Data:
             shuffle: reshuffle every epoch; defaults to True for "train" only.
             seed: seed of the shuffle and the augmentation; defaults to `self.seed`. The same
                 seed gives the same batches, epoch after epoch.
+            epochs: None (one epoch per iteration, reshuffled each time), or the index after
+                the last epoch: then one dataset holds the batches of epochs `initial_epoch`
+                to `epochs - 1`, each epoch's order and augmentation a pure function of
+                (seed, epoch), so that a resumed run sees the batches of an uninterrupted one
+                (give it to `fit` with `steps_per_epoch`).
+            initial_epoch: the first epoch of that dataset.
 
         Raises:
             ValueError: for an absent split, augmentation outside "train", or a bad spec.
@@ -170,6 +177,12 @@ class Data:
                 f"split={split!r}."
             )
         images, labels = source.pool.tensors()
+        if epochs is not None:
+            return pipeline.epoch_stream(
+                images, labels, source.all_positions(), self.num_classes, batch_size,
+                shuffle=split == "train" if shuffle is None else shuffle, seed=seed,
+                augment=augment, epochs=epochs, initial_epoch=initial_epoch,
+            )
         return pipeline.batches(
             images,
             labels,
@@ -206,7 +219,8 @@ class Data:
         split stays out. Both `Data` objects index into the same arrays (no copy per fold):
         `train_data` has the fold's training part as "train" and its held-out part as
         "validation"; `validation_data` has the held-out part as its "validation" and "test"
-        splits, so code that scores a model on either split scores the fold.
+        splits, so code that scores a model on either split scores the fold. `train` early-
+        stops and keeps `best.keras` on "validation": select hyperparameters with `cv_fold`.
 
         Args:
             k: number of folds, from 2 to the smallest class size.
@@ -222,6 +236,53 @@ class Data:
                 self._replace(train=Split(pool, positions[train]), validation=validation),
                 self._replace(train=None, validation=validation, test=validation),
             )
+
+    def training_labels(self):
+        """Returns the labels of the training data (train plus any validation split).
+
+        Fold positions (`cv_fold`, `kerascnn.tune`) index this order, the order a
+        scikit-learn splitter sees when given these labels (and groups aligned with them).
+        """
+        pool, positions = self._training_pool()
+        return pool.y[positions]
+
+    def cv_fold(self, train, held_out, *, validation_split=None, seed=None):
+        """Returns one cross-validation fold as (fit_data, held_out_data), leak-free.
+
+        Unlike `folds()`, the held-out part is never a split of `fit_data`: a model trained on
+        `fit_data` takes its normalisation statistics, early stopping and best epoch from the
+        fold's training part only (an inner validation split of it when `validation_split`
+        is given). Neither copy has a test split. No example array is copied.
+
+        Args:
+            train: positions (into `training_labels()`) of the fold's training part.
+            held_out: positions of the fold's held-out (scored) part.
+            validation_split: None, or the stratified fraction of the training part to hold
+                out as `fit_data`'s validation split.
+            seed: seed of that inner split; defaults to `self.seed`.
+
+        Returns:
+            (fit_data, held_out_data): `fit_data` has "train" (and "validation");
+            `held_out_data` has the held-out part as its only split, "validation".
+
+        Raises:
+            ValueError: for positions outside the training data or shared by both parts.
+        """
+        pool, positions = self._training_pool()
+        train, held_out = (np.asarray(p, dtype=np.int64).reshape(-1) for p in (train, held_out))
+        for part in (train, held_out):
+            if part.size and (part.min() < 0 or part.max() >= len(positions)):
+                raise ValueError(
+                    f"fold positions must lie in 0..{len(positions) - 1} (the training data); "
+                    f"got {part.min()}..{part.max()}."
+                )
+        if np.intersect1d(train, held_out).size:
+            raise ValueError("a fold's training and held-out parts share examples.")
+        fit = self._replace(train=Split(pool, positions[train]), validation=None, test=None)
+        if validation_split is not None:
+            fit = fit.with_validation(validation_split, seed)
+        held = self._replace(train=None, validation=Split(pool, positions[held_out]), test=None)
+        return fit, held
 
     def _training_pool(self):
         train = self._splits.get("train")

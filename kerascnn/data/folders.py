@@ -16,10 +16,17 @@ _LISTED = 20
 def read_folder(root):
     """Reads `root/<class>/**/<image>` (or `root/{train,test,validation}/<class>/...`).
 
-    Classes are the sub-folder names, sorted. Images are decoded with Pillow: grey when
-    every image is grey (uint8, or the file's depth for 16/32-bit grey), otherwise uint8 RGB
-    (grey images repeated to three channels, alpha dropped). Files that are not images, or
-    that cannot be decoded, are skipped with one warning that counts and lists them.
+    Classes are the sub-folder names, sorted. Images are decoded with Pillow and brought to
+    one type and scale:
+
+    - every image 16-bit grey: uint16 grey, values as stored (0..65535);
+    - otherwise uint8 (0..255): 16-bit values are scaled by 255/65535 (rounded), so a white
+      pixel is 255 whatever the file's depth;
+    - grey when every image is grey, otherwise RGB (grey images repeated to three channels,
+      alpha dropped; Pillow reads 16-bit RGB files as 8-bit RGB).
+
+    Files that are not images, or that cannot be decoded, are skipped with one warning that
+    counts and lists them.
 
     Args:
         root: the folder.
@@ -66,7 +73,7 @@ def read_folder(root):
     if skipped:
         listed = "; ".join(skipped[:_LISTED]) + ("; ..." if len(skipped) > _LISTED else "")
         warnings.warn(f"Skipped {len(skipped)} of {total} files in {root}: {listed}", stacklevel=4)
-    _to_common_colour(fields)
+    _to_common_type(fields)
     for key in [k for k in fields if k.startswith("x_") and not fields[k]]:
         fields[key] = fields[key.replace("x_", "y_")] = None
     name = os.path.basename(os.path.normpath(root))
@@ -98,20 +105,31 @@ def _decode(path, skipped, root):
     try:
         with Image.open(path) as image:
             image.load()
-            if image.mode.startswith(("I", "F")):  # 16/32-bit grey: keep the depth
-                return np.asarray(image)
+            if image.mode.startswith("I"):  # 16-bit grey ("I;16", or "I" holding 16 bits)
+                pixels = np.asarray(image)
+                if pixels.min() < 0 or pixels.max() > 65535:
+                    raise ValueError("32-bit grey values outside 0..65535 are not supported")
+                return pixels.astype(np.uint16)
             return np.asarray(image.convert("L" if image.mode in GREY_8BIT_MODES else "RGB"))
     except Exception as error:  # Pillow raises many types for damaged files.
         skipped.append(f"{shown} ({type(error).__name__}: {error})")
         return None
 
 
-def _to_common_colour(fields):
-    """Repeats grey images to RGB when any image of the data set is RGB."""
-    images = [image for key in fields if key.startswith("x_") for image in fields[key]]
-    if any(image.ndim == 3 for image in images):
-        for key in [k for k in fields if k.startswith("x_")]:
-            fields[key] = [
-                np.repeat(image[..., None], 3, axis=-1) if image.ndim == 2 else image
-                for image in fields[key]
-            ]
+def _to_common_type(fields):
+    """Brings every image to uint8 (or uint16 if all are 16-bit grey), RGB if any is RGB."""
+    keys = [key for key in fields if key.startswith("x_")]
+    images = [image for key in keys for image in fields[key]]
+    eight_bit = not all(image.dtype == np.uint16 for image in images)
+    colour = any(image.ndim == 3 for image in images)
+    for key in keys:
+        fields[key] = [_converted(image, eight_bit, colour) for image in fields[key]]
+
+
+def _converted(image, eight_bit, colour):
+    if eight_bit and image.dtype == np.uint16:
+        # 65535 -> 255 exactly: the rounded quotient by 257 (= 65535 / 255).
+        image = ((image.astype(np.uint32) + 128) // 257).astype(np.uint8)
+    if colour and image.ndim == 2:
+        image = np.repeat(image[..., None], 3, axis=-1)
+    return image

@@ -3,11 +3,30 @@
 Examples stay in one in-memory tensor per split pool; the pipeline shuffles and batches their
 int64 positions and gathers each batch, so a fold or a validation split never copies the
 data. Decoding (gather, cast to float32, one-hot labels) is cached when the order is fixed.
+
+`epoch_stream` is the training form: the batches of a range of epochs in one dataset, each
+epoch's order and augmentation a pure function of (seed, epoch, batch), so a run resumed at
+epoch k sees exactly the batches an uninterrupted run sees from epoch k on.
 """
 
 import tensorflow as tf
 
 from kerascnn.data.augment import Augmentation
+
+SEED_STATE = "seed_generator_state"  # Keras' name of a SeedGenerator's state variable
+
+
+def _check_batch_size(batch_size):
+    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
+
+
+def _decoder(images, labels, num_classes):
+    def decode(index):
+        x = tf.cast(tf.gather(images, index), tf.float32)
+        return x, tf.one_hot(tf.gather(labels, index), num_classes, dtype=tf.float32)
+
+    return decode
 
 
 def batches(images, labels, positions, num_classes, batch_size, *, shuffle, seed, augment):
@@ -26,17 +45,12 @@ def batches(images, labels, positions, num_classes, batch_size, *, shuffle, seed
             seeds) or any callable (images, labels) -> (images, labels), applied to batches
             in order.
     """
-    if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
-
-    def decode(index):
-        x = tf.cast(tf.gather(images, index), tf.float32)
-        return x, tf.one_hot(tf.gather(labels, index), num_classes, dtype=tf.float32)
-
+    _check_batch_size(batch_size)
     dataset = tf.data.Dataset.from_tensor_slices(positions)
     if shuffle:
         dataset = dataset.shuffle(len(positions), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size).map(decode, num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.batch(batch_size).map(_decoder(images, labels, num_classes),
+                                            num_parallel_calls=tf.data.AUTOTUNE)
     if not shuffle:
         dataset = dataset.cache()
     if isinstance(augment, Augmentation):
@@ -45,3 +59,70 @@ def batches(images, labels, positions, num_classes, batch_size, *, shuffle, seed
         # Sequential: a fixed call order keeps a stateful callable repeatable.
         dataset = dataset.map(augment)
     return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def epoch_stream(images, labels, positions, num_classes, batch_size, *, shuffle, seed, augment,
+                 epochs, initial_epoch=0):
+    """Returns the batches of epochs `initial_epoch` .. `epochs - 1` as one tf.data.Dataset.
+
+    Epoch e is shuffled by a stateless permutation keyed by (seed, e), and batch b of it is
+    augmented with draws keyed by (seed, e, b): the stream is a pure function of its
+    arguments. Give it to `model.fit` with `steps_per_epoch=steps_per_epoch(...)`.
+
+    Args:
+        images, labels, positions, num_classes, batch_size, shuffle, seed: as in `batches`.
+        augment: None or an `Augmentation`. Its Keras layers that draw from seed generators
+            (brightness, contrast, colour, RandAugment, MixUp, CutMix) have their generators
+            set from the batch's key before each batch, in one sequential call.
+        epochs: the index after the last epoch.
+        initial_epoch: the first epoch of the stream.
+
+    Raises:
+        ValueError: for a bad batch size or an augmentation that is not an `Augmentation`.
+    """
+    _check_batch_size(batch_size)
+    if augment is not None and not isinstance(augment, Augmentation):
+        raise ValueError("A resumable training stream needs an augmentation spec, not a "
+                         f"callable; got {augment!r}.")
+    positions = tf.constant(positions, dtype=tf.int64)
+    steps = steps_per_epoch(int(positions.shape[0]), batch_size)
+    base = tf.constant(int(seed), dtype=tf.int64)
+
+    def one_epoch(epoch):
+        key = tf.stack([base, epoch])
+        order = (tf.random.experimental.stateless_shuffle(positions, seed=key) if shuffle
+                 else positions)
+        augment_key = tf.random.experimental.stateless_fold_in(key, 1)
+        keys = tf.data.Dataset.range(steps).map(
+            lambda step: tf.random.experimental.stateless_fold_in(augment_key, step))
+        indices = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+        return tf.data.Dataset.zip(indices, keys)
+
+    decode = _decoder(images, labels, num_classes)
+    dataset = tf.data.Dataset.range(initial_epoch, epochs).flat_map(one_epoch)
+    dataset = dataset.map(lambda index, key: (*decode(index), key),
+                          num_parallel_calls=tf.data.AUTOTUNE)
+    if augment is not None and augment.resampling:
+        dataset = dataset.map(lambda x, y, key: (augment.resample(x, key), y, key),
+                              num_parallel_calls=tf.data.AUTOTUNE)
+    if augment is not None and (augment.layers or augment.mix is not None):
+        layers = augment.layers + ([augment.mix] if augment.mix is not None else [])
+        states = [v for layer in layers for v in layer.variables if v.name == SEED_STATE]
+
+        def keyed(x, y, key):
+            for index, state in enumerate(states):
+                state.assign(tf.cast(tf.random.experimental.stateless_fold_in(key, index + 2),
+                                     state.dtype))
+            x, y = augment._apply_layers(x, y)
+            return x, y, key
+
+        dataset = dataset.map(keyed)  # sequential: each batch sets, then draws
+    dataset = dataset.map(lambda x, y, key: (x, y))
+    batches = steps * max(0, epochs - initial_epoch)
+    dataset = dataset.apply(tf.data.experimental.assert_cardinality(batches))
+    return dataset.prefetch(tf.data.AUTOTUNE)
+
+
+def steps_per_epoch(examples, batch_size):
+    """The number of batches of one epoch of `examples` examples (the last may be smaller)."""
+    return -(-examples // batch_size)

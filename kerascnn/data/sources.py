@@ -2,6 +2,8 @@
 
 import dataclasses
 import os
+import zipfile
+import zlib
 from collections.abc import Mapping
 
 import numpy as np
@@ -113,10 +115,18 @@ def load(
         check_fraction(test_split, "test_split")
     if target_size is not None:
         target_size = tuple(int(v) for v in target_size)
+    if class_names is not None:
+        class_names = arrays.check_class_names(class_names, "class_names")
     raw = _read(source, data_dir=data_dir, download=download)
     if class_names is not None:
-        raw.class_names = [str(name) for name in class_names]
-    return _assemble(raw, kind, validation_split, test_split, int(seed), target_size)
+        raw.class_names = class_names
+    try:
+        return _assemble(raw, kind, validation_split, test_split, int(seed), target_size)
+    except ValueError as error:
+        path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
+        if path is None or path in str(error):
+            raise
+        raise ValueError(f"{path}: {error}") from None
 
 
 def _read(source, *, data_dir, download):
@@ -191,8 +201,31 @@ def _keras_dataset(name, data_dir, download):
 
 
 def _npz(path, name=None, class_names=None):
-    with np.load(path, allow_pickle=False) as archive:
-        raw = _keras_layout(name or os.path.splitext(os.path.basename(path))[0], archive, path)
+    try:
+        archive = np.load(path, allow_pickle=False)
+        if not isinstance(archive, Mapping):
+            raise ValueError(
+                f"{path} holds a single array (a .npy file named .npz), not a .npz archive. "
+                "Save the splits with np.savez(path, x_train=..., y_train=..., x_test=..., "
+                "y_test=...)."
+            )
+        with archive:
+            arrays_read = {key: archive[key] for key in archive.files}
+    except (zipfile.BadZipFile, EOFError, zlib.error, OSError) as error:
+        if isinstance(error, FileNotFoundError):
+            raise
+        raise ValueError(
+            f"{path} cannot be read as a .npz archive ({type(error).__name__}: {error}): the "
+            "file is empty, truncated or damaged. Write it again with np.savez."
+        ) from None
+    except ValueError as error:
+        if "allow_pickle" not in str(error):
+            raise
+        raise ValueError(
+            f"{path} holds pickled Python objects, which kerascnn does not load (unpickling "
+            "can run code). Save numeric arrays, and class names as a string array."
+        ) from None
+    raw = _keras_layout(name or os.path.splitext(os.path.basename(path))[0], arrays_read, path)
     raw.class_names = raw.class_names or class_names
     raw.sha256 = sha256_file(path)
     return raw
@@ -213,7 +246,8 @@ def _keras_layout(name, mapping, path="arrays"):
         mapping["y_train"],
         mapping["x_test"] if "x_test" in mapping else None,
         mapping["y_test"] if "y_test" in mapping else None,
-        class_names=None if names is None else [str(n) for n in np.asarray(names).tolist()],
+        class_names=None if names is None else arrays.check_class_names(
+            names, f"class_names of {path}"),
     )
 
 
@@ -256,10 +290,11 @@ def _as_examples(x, split, target_size):
     """
     if isinstance(x, (list, tuple)) and len(x) and np.ndim(x[0]) >= 1:
         if target_size is not None or len({np.shape(e) for e in x}) > 1:
+            for example in x:
+                arrays.check_pixel_type(np.asarray(example), split)
             return arrays.stack_examples(list(x), target_size, what=f"x_{split} images")
     x = np.asarray(x)
-    if x.dtype == object:
-        raise ValueError(f"x_{split} is an object array; give a numeric array of examples.")
+    arrays.check_pixel_type(x, split)
     if target_size is not None and x.ndim in (3, 4) and x.shape[1:3] != target_size:
         x = arrays.stack_examples(list(x), target_size, what=f"x_{split} images")
     return x
@@ -288,7 +323,8 @@ def _assemble(raw, kind, validation_split, test_split, seed, target_size):
         _check_pair(x, y, split)
         splits[split] = Split(Pool(x, y))
     if "test" not in splits and test_split:
-        kept, held_out = stratified_split(y_train, test_split, seed)
+        kept, held_out = stratified_split(y_train, test_split, seed, argument="test_split",
+                                          class_names=class_names)
         splits.update(train=Split(pool, kept), test=Split(pool, held_out))
     value_range = raw.value_range
     if value_range is None and x_train.dtype == np.uint8:

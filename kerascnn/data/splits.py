@@ -1,5 +1,7 @@
 """Stratified hold-out splits and stratified k-fold indices."""
 
+import warnings
+
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
@@ -12,30 +14,48 @@ def check_fraction(fraction, argument):
         )
 
 
-def stratified_split(y, fraction, seed):
+def stratified_split(y, fraction, seed, *, argument="validation_split", class_names=None):
     """Splits positions 0..len(y)-1 into kept and held-out parts, class by class.
 
     Each class with n >= 2 examples sends round(fraction * n) of them (at least 1, at most
     n - 1) to the held-out part, chosen at random with `seed`; classes with a single example
-    stay in the kept part.
+    stay in the kept part, with a warning naming them.
 
     Args:
         y: int class indices.
         fraction: share of each class to hold out, 0 < fraction < 1.
         seed: int seed of the random choice.
+        argument: the option that asked for the split, for messages ("test_split", ...).
+        class_names: names of the classes, for messages (default: their indices).
 
     Returns:
         (kept, held_out): sorted int64 position arrays.
+
+    Raises:
+        ValueError: when no class has two examples, so the held-out part would be empty.
     """
     rng = np.random.default_rng(seed)
-    held_out = []
+    held_out, single = [], []
     for label in np.unique(y):
         members = np.flatnonzero(y == label)
         if len(members) < 2:
+            single.append(class_names[label] if class_names is not None else int(label))
             continue
         count = min(max(int(round(fraction * len(members))), 1), len(members) - 1)
         held_out.append(rng.permutation(members)[:count])
-    held_out = np.sort(np.concatenate(held_out)) if held_out else np.zeros(0, np.int64)
+    if not held_out:
+        raise ValueError(
+            f"{argument}={fraction} holds out nothing: every class has a single example, so "
+            "the held-out split would be empty (and its metrics too). Give each class at least "
+            f"two examples, or pass {argument}=None."
+        )
+    if single:
+        warnings.warn(
+            f"{argument}: classes {single[:10]}{' ...' if len(single) > 10 else ''} have a "
+            "single example; it stays in training and the held-out split lacks them.",
+            stacklevel=3,
+        )
+    held_out = np.sort(np.concatenate(held_out))
     kept = np.setdiff1d(np.arange(len(y)), held_out)
     return kept.astype(np.int64), held_out.astype(np.int64)
 

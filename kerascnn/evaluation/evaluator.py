@@ -1,6 +1,8 @@
 """`evaluate`: metrics, figures, fit diagnosis and uncertainty of a classifier in one report."""
 
 import functools
+import hashlib
+import json
 import os
 
 import keras
@@ -11,19 +13,32 @@ from kerascnn.evaluation import metrics as metrics_lib
 from kerascnn.evaluation import plots
 from kerascnn.evaluation import uncertainty as uncertainty_lib
 from kerascnn.evaluation.report import EvaluationReport
+from kerascnn.run_folder import MANIFEST, RunFolder, RunFolderError
 
 SINGLE, MC_DROPOUT, ENSEMBLE = "single model", "mc dropout", "ensemble"
+REPORT_FILES = ("metrics.json", "report.md", "report.html")
+RUN_KINDS = ("train", "finetune")  # run folders holding a model.keras and a run.json
 
 
-def evaluate(model, data, *, history=None, mc_dropout=0, ensemble=None, out=None,
-             class_names=None, top_k=None, batch_size=256, seed=0, fit_thresholds=None):
+def evaluate(model, data=None, *, history=None, mc_dropout=0, ensemble=None, out=None,
+             class_names=None, top_k=None, batch_size=256, seed=0, fit_thresholds=None,
+             data_dir=None, split_seed=None):
     """Evaluates a classifier on test data: how good, where it fails, how far to trust it.
 
+    A run folder is the unit of evaluation: `evaluate(run_dir)` reloads the run's data as
+    its run.json records it (source, load arguments, seed) and checks that the test split is
+    the one the run held out (by the SHA-256 of its example positions and labels). A model
+    file inside a run folder is scored on that same split: a source given by name is loaded
+    with the run's split seed, and a `Data` whose test split differs is refused, so a model
+    is never scored on the examples it was trained or validated on.
+
     Args:
-        model: a `keras.Model` ending in a softmax (or one sigmoid for two classes), or the
-            path of a `.keras` file.
+        model: a `keras.Model` ending in a softmax (or one sigmoid for two classes), the path
+            of a `.keras` file, or a run folder written by `kerascnn.train` (its model.keras,
+            and its history.csv when `history` is None).
         data: an `(x, y)` tuple of arrays (integer labels), a `kerascnn.data.Data` (its test
-            split is used), or anything `kerascnn.data.load` accepts.
+            split is used), anything `kerascnn.data.load` accepts, or None for a run folder's
+            own data.
         history: training history (keras `History`, dict of lists or path to a history CSV)
             for learning curves and the fit diagnosis.
         mc_dropout: number of Monte-Carlo dropout passes (0 = off, else at least 2).
@@ -35,13 +50,19 @@ def evaluate(model, data, *, history=None, mc_dropout=0, ensemble=None, out=None
         batch_size: prediction batch size.
         seed: seed of the MC-dropout masks.
         fit_thresholds: a `FitThresholds` for the diagnosis (default `FitThresholds()`).
+        data_dir: where offline copies of named data sets lie (else $KERASCNN_DATA_DIR), when
+            `data` (or a run's recorded source) is loaded by name.
+        split_seed: the seed that splits a source without its own test split, when `data` is
+            loaded by name (default 0); for a run folder, the run's own seed, and any other
+            value is refused.
 
     Returns:
         An `EvaluationReport`.
 
     Raises:
         ValueError: for a model whose output size differs from the number of classes, outputs
-            that are not probabilities, labels that are not class indices, or bad options.
+            that are not probabilities, labels that are not class indices, or bad options;
+            for data whose test split is not the one of the model's run.
     """
     if isinstance(mc_dropout, bool) or not isinstance(mc_dropout, int) or mc_dropout < 0 or (
             mc_dropout == 1):
@@ -50,10 +71,20 @@ def evaluate(model, data, *, history=None, mc_dropout=0, ensemble=None, out=None
     if ensemble is not None and len(ensemble) < 2:
         raise ValueError(
             f"An ensemble needs at least 2 models; got {len(ensemble)}. Pass ensemble=None.")
+    run = _run_record(model)
+    if run is not None:
+        model = os.path.join(run["folder"], "model.keras") if run["is_folder"] else model
+        if history is None and run["is_folder"] and os.path.isfile(
+                os.path.join(run["folder"], "history.csv")):
+            history = os.path.join(run["folder"], "history.csv")
+        data = _run_data(run, data, data_dir, split_seed)
+    elif data is None:
+        raise ValueError("evaluate needs `data` (a source, a Data or (x, y)) unless `model` is "
+                         "a run folder written by kerascnn.train.")
     columns = diagnosis_lib.load_history(history) if history is not None else None
     model = _load_model(model)
     members = [_load_model(member) for member in ensemble or []]
-    x, y, names = _test_arrays(data, class_names)
+    x, y, names = _test_arrays(data, class_names, data_dir, split_seed)
     widths = [_output_width(checked, x) for checked in [model] + members]
     # Without class names the model says how many classes there are (1 sigmoid = 2).
     num_classes = len(names) if names is not None else max(widths[0], 2)
@@ -126,8 +157,124 @@ def evaluate(model, data, *, history=None, mc_dropout=0, ensemble=None, out=None
 
     report = EvaluationReport(metrics, figures, diagnosis)
     if out is not None:
-        report.save(out)
+        _save(report, out)
     return report
+
+
+def _save(report, out):
+    """Saves the report in a run folder (a RunFolder, or a path made one of kind "evaluation"),
+    claiming each file it writes."""
+    if not isinstance(out, RunFolder):
+        path = os.path.abspath(os.fspath(out))
+        parent = os.path.dirname(path)
+        if os.path.isfile(os.path.join(parent, MANIFEST)):
+            # Inside another run folder (runs/lenet5/eval): claimed there as a child, so the
+            # run still owns everything it holds.
+            with open(os.path.join(parent, MANIFEST), encoding="utf-8") as f:
+                kind = json.load(f).get("kind")
+            with RunFolder(parent, kind) as run, run.child(os.path.basename(path),
+                                                           "evaluation") as folder:
+                return _save(report, folder)
+        with RunFolder(path, "evaluation") as folder:
+            return _save(report, folder)
+    for name in [*report.figures, *REPORT_FILES]:
+        out.claim(name)
+    return report.save(out.path)
+
+
+def split_record(data):
+    """{split: {"size", "sha256"}}: a digest of each split's example positions and labels.
+
+    Two `Data` share a split exactly when the digests agree: the same examples (positions in
+    the same source) with the same labels.
+    """
+    record = {}
+    for split in data.split_names:
+        chosen = data._split(split)
+        digest = hashlib.sha256(np.asarray(chosen.all_positions(), dtype="<i8").tobytes())
+        digest.update(np.asarray(chosen.labels(), dtype="<i8").tobytes())
+        record[split] = {"size": data.size(split), "sha256": digest.hexdigest()}
+    return record
+
+
+def _run_record(model):
+    """The run.json of the run folder `model` is (or holds `model`), or None."""
+    if not isinstance(model, (str, os.PathLike)):
+        return None
+    path = os.path.abspath(os.fspath(model))
+    is_folder = os.path.isdir(path)
+    folder = path if is_folder else os.path.dirname(path)
+    manifest, record = os.path.join(folder, MANIFEST), os.path.join(folder, "run.json")
+    if not (os.path.isfile(manifest) and os.path.isfile(record)):
+        if is_folder:
+            raise RunFolderError(
+                f"{path} is a folder but not a run folder written by kerascnn.train (no "
+                f"{MANIFEST} and run.json); pass a .keras file, or the folder of a run.")
+        return None
+    try:
+        with open(manifest, encoding="utf-8") as f:
+            kind = json.load(f)["kind"]
+        with open(record, encoding="utf-8") as f:
+            run = json.load(f)
+    except (OSError, ValueError, KeyError, TypeError):
+        raise RunFolderError(f"{folder} has an unreadable {MANIFEST} or run.json; pass the "
+                             "model file and its test data explicitly.") from None
+    if kind not in RUN_KINDS:
+        if is_folder:
+            raise RunFolderError(f"{path} holds a {kind} run, not a trained model; pass a "
+                                 ".keras file or a train run folder.")
+        return None
+    if is_folder:
+        RunFolder(folder, kind).path_of("model.keras")  # not a link leaving the folder
+    return {**run, "folder": folder, "is_folder": is_folder}
+
+
+def _run_data(run, data, data_dir, split_seed):
+    """The test data of the run `run`: its own split, reloaded or checked."""
+    from kerascnn import data as data_lib
+
+    record = run.get("data") or {}
+    source, splits = record.get("source"), record.get("splits")
+    if not isinstance(source, dict) or not isinstance(splits, dict):
+        # A run folder from before runs recorded their data: nothing to check against.
+        return data
+    folder, seed = run["folder"], source.get("seed")
+    if split_seed is not None and split_seed != seed:
+        raise RunFolderError(
+            f"the run in {folder} split its data with seed {seed}; split_seed={split_seed} "
+            "(--seed) would score the model on examples it was trained or validated on. "
+            "Leave it out to use the run's own test split.")
+    if "test" not in splits:
+        raise RunFolderError(f"the run in {folder} had no test split; pass test data "
+                             "explicitly, as (x, y) arrays.")
+    if isinstance(data, tuple):
+        return data  # explicit test arrays: the caller vouches for them
+    if data is None or isinstance(data, (str, os.PathLike)):
+        name = source.get("source") if data is None else os.fspath(data)
+        if data is None and (source.get("loaded_by") == "arrays" or name is None):
+            raise RunFolderError(
+                f"the run in {folder} was trained on arrays passed from Python; pass its test "
+                "data: evaluate(run_dir, data).")
+        arguments = {k: source[k] for k in ("validation_split", "test_split", "kind")
+                     if source.get(k) is not None}
+        try:
+            data = data_lib.load(name, data_dir=data_dir or source.get("data_dir"), seed=seed,
+                                 **arguments)
+        except FileNotFoundError as error:
+            raise RunFolderError(
+                f"cannot reload the data of the run in {folder} ({name!r}): {error}. Pass "
+                "data_dir (--data-dir) or the data itself.") from None
+    if not hasattr(data, "split_names"):
+        return data
+    mine = split_record(data).get("test", {}).get("sha256")
+    if mine != splits["test"]["sha256"]:
+        raise RunFolderError(
+            f"the test split of {data.name} ({data.size('test')} examples) is not the one the "
+            f"run in {folder} held out ({splits['test']['size']} examples, split with seed "
+            f"{seed}): the model would be scored on examples it was trained or validated on. "
+            f"Evaluate the run folder itself (evaluate({folder!r})) or load the data with "
+            f"seed={seed}.")
+    return data
 
 
 def _load_model(model):
@@ -140,7 +287,7 @@ def _load_model(model):
     return model
 
 
-def _test_arrays(data, class_names):
+def _test_arrays(data, class_names, data_dir=None, split_seed=None):
     """(x, y, class names or None) of the test split of `data`."""
     if isinstance(data, tuple):
         if len(data) != 2:
@@ -151,7 +298,8 @@ def _test_arrays(data, class_names):
         if not hasattr(data, "arrays"):
             from kerascnn import data as data_lib
 
-            data = data_lib.load(data)
+            data = data_lib.load(data, data_dir=data_dir,
+                                 seed=0 if split_seed is None else split_seed)
         x, y = data.arrays("test")
         names = class_names if class_names is not None else data.class_names
     return np.asarray(x), np.asarray(y), None if names is None else [str(n) for n in names]

@@ -48,6 +48,17 @@ def conv_norm_act(x, filters, kernel_size, *, name, norm="none", activation="rel
     return x
 
 
+# Keras' BatchNorm defaults (TF-slim's epsilon), kept by keras.applications' MobileNet and
+# Xception, so weights trained there give the same outputs here.
+KERAS_BATCH_NORM = {"epsilon": 1e-3, "momentum": 0.99}
+
+
+def keras_conv_norm_act(x, filters, kernel_size, *, name, **options):
+    """`conv_norm_act` named as keras.applications (`name`, `name`_bn, `name`_act), Keras' BatchNorm."""
+    return conv_norm_act(x, filters, kernel_size, name=name, norm_name=f"{name}_bn",
+                         activation_name=f"{name}_act", norm_options=KERAS_BATCH_NORM, **options)
+
+
 def residual_add(x, shortcut, *, name, se_ratio=0.0, drop_path=0.0):
     """Ends a residual branch: optional squeeze-excitation, stochastic depth, then the sum.
 

@@ -4,12 +4,21 @@ Each helper checks that the map does not vanish before it adds a layer, so a too
 input fails with the layer's name instead of a TensorFlow shape error.
 """
 
+import dataclasses
 import math
 
 import keras
 
 from kerascnn.layers.factories import check_choice, spatial_rank
-from kerascnn.layers.padding import PADDING_MODES, SpatialPadding, normalize_padding
+from kerascnn.layers.padding import (
+    PADDING_MODES,
+    CeilModePadding,
+    SpatialPadding,
+    normalize_padding,
+)
+from kerascnn.layers.regularization import DropConnectConv1D, DropConnectConv2D, DropConnectConv3D
+
+DROP_CONNECT_CONVS = {1: DropConnectConv1D, 2: DropConnectConv2D, 3: DropConnectConv3D}
 
 CONV_KINDS = (
     "standard",
@@ -28,6 +37,72 @@ class SpatialSizeError(ValueError):
     def __init__(self, layer, size, kernel, what="window"):
         self.layer, self.size, self.kernel = layer, size, kernel
         super().__init__(f"layer {layer!r} (a {size} map under a {kernel} {what})")
+
+
+@dataclasses.dataclass(frozen=True)
+class Window:
+    """One sliding window of a network along one axis: what decides whether a map vanishes.
+
+    A family lists the windows of its stage table (kernels, strides, paddings) in order, so
+    the smallest input it accepts follows by arithmetic, before any layer is built.
+
+    Attributes:
+        name: the layer the window belongs to, quoted in errors.
+        kernel: effective (dilated) window size.
+        stride: step between windows.
+        padding: "valid", "same" (Keras' padding: output ceil(n / stride)), "ceil" (no
+            padding, but a last window that runs past the map still counts: Caffe's pools),
+            an int per side, or a (before, after) pair.
+        padding_mode: "zeros", "reflect" or "replicate"; a reflection must be shorter than
+            the map it mirrors.
+    """
+
+    name: str
+    kernel: int
+    stride: int = 1
+    padding: object = "valid"
+    padding_mode: str = "zeros"
+
+    def output_size(self, size):
+        """Returns the output size along one axis, or None when the window does not fit."""
+        if self.padding == "same" and self.padding_mode == "zeros":
+            return -(-size // self.stride)
+        if self.padding == "valid":
+            before = after = 0
+        elif self.padding == "ceil":
+            before, after = 0, -(size - self.kernel) % self.stride
+        elif self.padding == "same":
+            ((before, after),) = _same_pairs((size,), (self.kernel,), (self.stride,))
+        elif isinstance(self.padding, int):
+            before = after = self.padding
+        else:
+            before, after = self.padding
+        if self.padding_mode == "reflect" and max(before, after) >= size:
+            return None
+        padded = size + before + after
+        return None if padded < self.kernel else (padded - self.kernel) // self.stride + 1
+
+
+def vanishing_window(windows, size):
+    """Returns (the first window that does not fit, the map size there), or None."""
+    for window in windows:
+        output = window.output_size(size)
+        if output is None:
+            return window, size
+        size = output
+    return None
+
+
+def smallest_side(windows, limit=4096):
+    """Returns the smallest input side that every window in `windows` fits.
+
+    Raises:
+        ValueError: no side up to `limit` fits.
+    """
+    for side in range(1, limit + 1):
+        if vanishing_window(windows, side) is None:
+            return side
+    raise ValueError(f"No input side up to {limit} fits the windows {windows}.")
 
 
 def _tuple(value, rank):
@@ -97,6 +172,7 @@ def conv(
     dilation=1,
     use_bias=True,
     kernel_initializer="glorot_uniform",
+    drop_connect=0.0,
 ):
     """Adds a convolution of the given kind and returns its output.
 
@@ -113,6 +189,8 @@ def conv(
         name: base name of the layers added.
         strides, padding, padding_mode, groups, dilation, use_bias: as their names say;
             padding is "same", "valid" or explicit sizes (e.g. AlexNet's 2).
+        drop_connect: DropConnect rate on the kernel during training (Wan et al., 2013);
+            "standard", "grouped" and "dilated" kinds only.
 
     Returns:
         The output tensor.
@@ -139,10 +217,18 @@ def conv(
     if keras_padding == "valid":
         _check_window(x, window, name)
     common = dict(padding=keras_padding, kernel_initializer=kernel_initializer)
+    if drop_connect and kind not in ("standard", "grouped", "dilated"):
+        raise ValueError(
+            f"{name}: drop_connect applies to 'standard', 'grouped' and 'dilated' convolutions; "
+            f"got kind={kind!r}."
+        )
     if kind in ("standard", "grouped", "dilated"):
-        return _layer("Conv", rank)(
+        layer, extra = _layer("Conv", rank), {}
+        if drop_connect:
+            layer, extra = DROP_CONNECT_CONVS[rank], {"rate": drop_connect}
+        return layer(
             filters, kernel, strides=strides, dilation_rate=dilation, groups=groups,
-            use_bias=use_bias, name=name, **common,
+            use_bias=use_bias, name=name, **common, **extra,
         )(x)
     if kind == "depthwise":
         return depthwise(x, kernel, strides, dilation, filters // channels, use_bias, name, common)
@@ -204,6 +290,24 @@ def pool(x, kind, pool_size, *, name, strides=None, padding="valid"):
         _check_window(x, window, name)
     layer = _layer("MaxPooling" if kind == "max" else "AveragePooling", rank)
     return layer(window, strides=strides, padding=padding, name=name)(x)
+
+
+def ceil_max_pool(x, pool_size, strides, *, name):
+    """Max-pooling in ceil mode (cuda-convnet, Caffe): a last window that runs past the map counts.
+
+    Replicating the last row (column, ...) completes that window; the maximum is unchanged
+    because the edge already lies in it. Maps of unknown size (variable inputs) are
+    completed when the network runs.
+    """
+    sizes = x.shape[1:-1]
+    if None in sizes:
+        x = CeilModePadding(pool_size, strides, name=f"{name}_pad")(x)
+    else:
+        extra = [-(n - pool_size) % strides for n in sizes]
+        if any(extra):
+            x = SpatialPadding(tuple((0, e) for e in extra), mode="replicate",
+                               name=f"{name}_pad")(x)
+    return pool(x, "max", pool_size, strides=strides, name=name)
 
 
 def global_pool(x, kind, name, keepdims=False):

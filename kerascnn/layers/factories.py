@@ -1,10 +1,12 @@
 """Small factories that choose normalisation, activation and dropout by name.
 
 Every architecture calls these instead of branching on options itself, so an option
-means the same thing in every family (STYLE.md, habit 2).
+means the same thing in every family (one option, one place).
 """
 
 import keras
+
+from kerascnn.layers.activations import PARAMETRIC, activation_layer, parse_activation
 
 NORMALIZATIONS = ("batch", "layer", "group", "instance", "none")
 
@@ -22,13 +24,18 @@ def check_norm(norm):
 
 
 def check_activation(activation):
-    """Validates an activation name against keras.activations."""
+    """Validates an activation: a keras.activations name, or "leaky_relu:<slope>",
+    "maxout:<pieces>", "prelu" (kerascnn.layers.activations)."""
+    name, _ = parse_activation(activation)
+    if name in PARAMETRIC:
+        return activation
     try:
         keras.activations.get(activation)
     except (ValueError, TypeError):
         raise ValueError(
             f"activation={activation!r} is not a Keras activation; use a name such as "
-            "'relu', 'tanh', 'gelu', 'swish', 'relu6', 'sigmoid' or 'linear'."
+            "'relu', 'tanh', 'gelu', 'swish', 'relu6', 'sigmoid' or 'linear', or "
+            "'leaky_relu:0.1', 'prelu', 'maxout:2'."
         ) from None
     return activation
 
@@ -66,11 +73,20 @@ def normalization(x, norm, name, *, epsilon=1e-5, momentum=0.9):
     return layer(x)
 
 
+def is_layer_activation(activation):
+    """True for choices built as their own layer ("prelu", "maxout:2", "leaky_relu:0.1"),
+    which a Dense or Conv layer cannot take as its `activation` argument."""
+    name, argument = parse_activation(activation)
+    return name in PARAMETRIC and not (name == "leaky_relu" and argument is None)
+
+
 def activation(x, activation, name):
-    """Applies a named activation; None or "linear" returns `x`."""
+    """Applies an activation choice (see `check_activation`); None or "linear" returns `x`."""
     if activation in (None, "linear"):
         return x
-    return keras.layers.Activation(check_activation(activation), name=name)(x)
+    name = name.replace(":", "_").replace(".", "_")  # "conv1_leaky_relu:0.1" is no layer name
+    layer = activation_layer(check_activation(activation), len(x.shape) - 2, name)
+    return (layer or keras.layers.Activation(activation, name=name))(x)
 
 
 def spatial_rank(x):

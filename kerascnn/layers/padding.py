@@ -89,3 +89,38 @@ def _take(x, axis, start, stop):
     index = [slice(None)] * len(x.shape)
     index[axis] = slice(start, stop)
     return x[tuple(index)]
+
+
+@keras.saving.register_keras_serializable(package="kerascnn")
+class CeilModePadding(keras.layers.Layer):
+    """Repeats the last row (column, ...) so a pooling window that runs past the map counts.
+
+    Caffe's and cuda-convnet's "ceil mode" pooling on maps whose size is known only when the
+    network runs (inputs of variable size); for a max-pool the repeated edge changes no
+    maximum. Channels-last, 1D to 3D.
+
+    Args:
+        pool_size: the pooling window.
+        strides: the pooling stride.
+    """
+
+    def __init__(self, pool_size, strides, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size, self.strides = pool_size, strides
+
+    def _extra(self, size):
+        return (self.pool_size - size) % self.strides
+
+    def call(self, x):
+        for axis in range(1, len(x.shape) - 1):
+            size = ops.shape(x)[axis]
+            tail = ops.repeat(_take(x, axis, size - 1, size), self._extra(size), axis=axis)
+            x = ops.concatenate([x, tail], axis=axis)
+        return x
+
+    def compute_output_shape(self, input_shape):
+        spatial = [None if n is None else n + self._extra(n) for n in input_shape[1:-1]]
+        return (input_shape[0], *spatial, input_shape[-1])
+
+    def get_config(self):
+        return {**super().get_config(), "pool_size": self.pool_size, "strides": self.strides}

@@ -76,3 +76,45 @@ class StochasticDepth(keras.layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
+def _drop_connect_conv(base_class):
+    """A convolution class whose kernel is masked at random during training (DropConnect)."""
+
+    class DropConnectConv(base_class):
+        def __init__(self, *args, rate=0.5, seed=None, **kwargs):
+            super().__init__(*args, **kwargs)
+            _check_rate(rate, "DropConnect")
+            self.rate = rate
+            self.seed = seed
+            self.seed_generator = keras.random.SeedGenerator(seed)
+
+        def call(self, inputs, training=False):
+            kernel = self.kernel
+            if training and self.rate > 0:
+                keep = keras.random.uniform(ops.shape(kernel), seed=self.seed_generator) >= self.rate
+                kernel = ops.where(keep, kernel / (1.0 - self.rate), ops.zeros_like(kernel))
+            outputs = self.convolution_op(inputs, kernel)
+            if self.use_bias:
+                outputs = outputs + ops.reshape(self.bias, (1,) * (self.rank + 1) + (self.filters,))
+            return self.activation(outputs) if self.activation is not None else outputs
+
+        def get_config(self):
+            return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+    rank = base_class.__name__[-2]
+    DropConnectConv.__name__ = DropConnectConv.__qualname__ = f"DropConnectConv{rank}D"
+    DropConnectConv.__doc__ = (
+        f"A Conv{rank}D whose kernel weights are zeroed at random during training (Wan et al., "
+        "2013): one Bernoulli mask per step over the kernel, kept weights scaled by "
+        "1 / (1 - rate), plain weights at inference. Channels-last.\n\n"
+        "    Args:\n        rate: probability of dropping each weight.\n"
+        "        seed: seed of the mask generator.\n"
+        f"        *args, **kwargs: the arguments of `keras.layers.Conv{rank}D`.\n"
+    )
+    return keras.saving.register_keras_serializable(package="kerascnn")(DropConnectConv)
+
+
+DropConnectConv1D = _drop_connect_conv(keras.layers.Conv1D)
+DropConnectConv2D = _drop_connect_conv(keras.layers.Conv2D)
+DropConnectConv3D = _drop_connect_conv(keras.layers.Conv3D)

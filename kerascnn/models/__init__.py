@@ -2,6 +2,7 @@
 
 from kerascnn.models.registry import (
     ModelEntry,
+    accepts_input,
     build_model,
     get_model_entry,
     list_models,
@@ -16,3 +17,5 @@ from kerascnn.models.alexnet import alexnet, zfnet
 from kerascnn.models.vgg import vgg11, vgg13, vgg16, vgg19
 from kerascnn.models.densenet import densenet121, densenet169, densenet201
 from kerascnn.models.convnext import convnext_tiny
+from kerascnn.models.resnet_v2 import resnet50v2, resnet101v2
+from kerascnn.models.squeezenet import squeezenet1_0, squeezenet1_1

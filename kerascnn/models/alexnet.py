@@ -21,9 +21,8 @@ import collections
 
 from kerascnn.layers import factories
 from kerascnn.layers.blocks import PLAIN_CONV_KINDS, conv_norm_act
-from kerascnn.layers.convolution import pool
+from kerascnn.layers.convolution import Window, ceil_max_pool
 from kerascnn.layers.local_response_normalization import LocalResponseNormalization
-from kerascnn.layers.padding import SpatialPadding
 from kerascnn.models import base
 from kerascnn.models.registry import register_model
 
@@ -53,16 +52,18 @@ ZFNET = (
 
 
 def max_pool(x, name):
-    """Overlapping 3×3/2 max-pooling in ceil mode (cuda-convnet, Caffe).
+    """Overlapping 3×3/2 max-pooling in ceil mode (cuda-convnet, Caffe)."""
+    return ceil_max_pool(x, POOL_SIZE, POOL_STRIDES, name=name)
 
-    Replicating the last row (column, ...) completes a window that runs past the map; the
-    maximum is unchanged because that edge already lies in the window.
-    """
-    extra = [0 if n is None else -(n - POOL_SIZE) % POOL_STRIDES for n in x.shape[1:-1]]
-    if any(extra):
-        pairs = tuple((0, e) for e in extra)
-        x = SpatialPadding(pairs, mode="replicate", name=f"{name}_pad")(x)
-    return pool(x, "max", POOL_SIZE, strides=POOL_STRIDES, name=name)
+
+def windows(layers, *, padding_mode):
+    """The windows that shrink an AlexNet's maps: the convolutions and the ceil-mode pools."""
+    table = []
+    for i, layer in enumerate(layers, start=1):
+        table.append(Window(f"conv{i}", layer.kernel, layer.strides, layer.padding, padding_mode))
+        if "pool" in layer.then:
+            table.append(Window(f"pool{i}", POOL_SIZE, POOL_STRIDES, "ceil"))
+    return table
 
 
 def AlexNet(
@@ -70,26 +71,26 @@ def AlexNet(
     default_input_shape,
     /,
     *,
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="alexnet",
-    activation="relu",
-    norm="none",
-    lrn=True,
-    groups=1,
-    padding_mode="zeros",
-    conv_kind="standard",
-    width_multiplier=1.0,
-    se_ratio=None,
-    hidden_units=None,
-    dropout=0.5,
-    spatial_dropout=0.0,
-    drop_connect=0.0,
+    include_top,
+    weights,
+    input_tensor,
+    input_shape,
+    pooling,
+    classes,
+    classifier_activation,
+    name,
+    activation,
+    norm,
+    lrn,
+    groups,
+    padding_mode,
+    conv_kind,
+    width_multiplier,
+    se_ratio,
+    hidden_units,
+    dropout,
+    spatial_dropout,
+    drop_connect,
 ):
     """Builds an AlexNet-style network: five convolutions with LRN and max-pooling, then FC.
 
@@ -98,22 +99,8 @@ def AlexNet(
         default_input_shape: the paper's input.
         include_top, weights, input_tensor, input_shape, pooling, classes,
             classifier_activation, name: as in keras.applications.
-        activation: activation of every hidden layer (ReLU in the papers).
-        norm: normalisation between each convolution and its activation ("none" in the
-            papers; independent of `lrn`).
-        lrn: keep the papers' local response normalisation layers.
-        groups: towers of the convolutions the two-GPU AlexNet splits (2, 4 and 5);
-            2 reproduces that model.
-        padding_mode: "zeros", "reflect" or "replicate".
-        conv_kind: kind of convolutions 2-5, one of `PLAIN_CONV_KINDS` (the first stays
-            standard, as in MobileNet).
-        width_multiplier: scales the filters and the paper's hidden units.
-        se_ratio: squeeze-and-excitation after every convolution, or None.
-        hidden_units: widths of the hidden fully connected layers; None means the paper's
-            4096-4096 scaled by `width_multiplier`; given values are used as they are.
-        dropout: dropout rate of the classifier (0.5 in the papers).
-        spatial_dropout: rate of whole-map dropout after each pooling.
-        drop_connect: DropConnect rate of the fully connected layers.
+        activation, norm, lrn, groups, padding_mode, conv_kind, width_multiplier, se_ratio,
+            hidden_units, dropout, spatial_dropout, drop_connect: as in `alexnet`.
 
     Returns:
         A `keras.Model`.
@@ -122,25 +109,28 @@ def AlexNet(
         ValueError: an invalid option, or an input too small for the network.
     """
     base.check_common(
-        classes=classes, pooling=pooling, classifier_activation=classifier_activation,
-        weights=weights, input_shape=input_shape, name=name,
+        include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, name=name,
     )
-    factories.check_norm(norm)
+    base.check_options(
+        name, activation=activation, norm=norm, lrn=lrn, groups=groups,
+        padding_mode=padding_mode, width_multiplier=width_multiplier, se_ratio=se_ratio,
+        dropout=dropout, spatial_dropout=spatial_dropout, drop_connect=drop_connect,
+    )
     factories.check_choice(conv_kind, PLAIN_CONV_KINDS, "conv_kind")
-    if isinstance(groups, bool) or not isinstance(groups, int) or groups < 1:
-        raise ValueError(
-            f"{name}: groups must be a positive int (2 for two towers); got {groups!r}."
-        )
     if groups > 1 and conv_kind != "standard":
         raise ValueError(
             f"{name}: groups={groups} splits standard convolutions into towers; it cannot be "
             f"combined with conv_kind={conv_kind!r}. Use groups=1 or conv_kind='standard'."
         )
     hidden_units = base.hidden_units(hidden_units, HIDDEN_UNITS, width_multiplier, name)
-    x, inputs = base.model_input(input_tensor, input_shape, default_input_shape)
+    shape = base.input_shape_of(input_tensor, input_shape, default_input_shape, include_top, name)
+    base.check_input_size(name, shape, windows(layers, padding_mode=padding_mode))
+    x, inputs = base.model_input(input_tensor, shape)
     for i, layer in enumerate(layers, start=1):
         x = conv_norm_act(
-            x, max(1, round(layer.filters * width_multiplier)), layer.kernel, name=f"conv{i}",
+            x, base.scaled(layer.filters, width_multiplier), layer.kernel, name=f"conv{i}",
             strides=layer.strides, padding=layer.padding, padding_mode=padding_mode,
             kind="standard" if i == 1 else conv_kind, groups=groups if layer.split else 1,
             norm=norm, activation=activation, se_ratio=se_ratio,
@@ -163,19 +153,89 @@ def AlexNet(
     default_input_shape=(227, 227, 3),
     paper="Krizhevsky, Sutskever & Hinton, 'ImageNet classification with deep convolutional "
     "neural networks', NIPS 2012, Fig. 2 and section 3.5 (single tower)",
-    family_builder=AlexNet,
 )
-def alexnet(**kwargs):
-    """AlexNet: 96 11×11/4, 256 5×5, 384-384-256 3×3 convolutions, LRN, FC 4096-4096."""
-    return AlexNet(ALEXNET, (227, 227, 3), **{"name": "alexnet", **kwargs})
+def alexnet(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="alexnet",
+    *,
+    activation="relu",
+    norm="none",
+    lrn=True,
+    groups=1,
+    padding_mode="zeros",
+    conv_kind="standard",
+    width_multiplier=1.0,
+    se_ratio=None,
+    hidden_units=None,
+    dropout=0.5,
+    spatial_dropout=0.0,
+    drop_connect=0.0,
+):
+    """AlexNet: 96 11×11/4, 256 5×5, 384-384-256 3×3 convolutions, LRN, FC 4096-4096.
+
+    Args:
+        include_top, weights, input_tensor, input_shape, pooling, classes,
+            classifier_activation, name: as in keras.applications (without the top, the
+            default input takes any size).
+        activation: activation of every hidden layer (ReLU in the papers).
+        norm: normalisation between each convolution and its activation ("none" in the
+            papers; independent of `lrn`).
+        lrn: keep the papers' local response normalisation layers.
+        groups: towers of the convolutions the two-GPU AlexNet splits (2, 4 and 5);
+            2 reproduces that model.
+        padding_mode: "zeros", "reflect" or "replicate".
+        conv_kind: kind of convolutions 2-5, one of `PLAIN_CONV_KINDS` (the first stays
+            standard, as in MobileNet).
+        width_multiplier: scales the filters and the paper's hidden units.
+        se_ratio: squeeze-and-excitation after every convolution, or None.
+        hidden_units: widths of the hidden fully connected layers; None means the paper's
+            4096-4096 scaled by `width_multiplier`; given values are used as they are.
+        dropout: dropout rate of the classifier (0.5 in the papers).
+        spatial_dropout: rate of whole-map dropout after each pooling.
+        drop_connect: DropConnect rate of the fully connected layers.
+
+    Returns:
+        A `keras.Model`.
+    """
+    return AlexNet(ALEXNET, (227, 227, 3), **locals())
 
 
 @register_model(
     default_input_shape=(224, 224, 3),
     paper="Zeiler & Fergus, 'Visualizing and understanding convolutional networks', "
     "ECCV 2014 (arXiv 1311.2901), Fig. 3",
-    family_builder=AlexNet,
 )
-def zfnet(**kwargs):
-    """ZFNet: AlexNet with a 96 7×7/2 first layer and a 5×5/2 second, dense layers 3-5."""
-    return AlexNet(ZFNET, (224, 224, 3), **{"name": "zfnet", **kwargs})
+def zfnet(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="zfnet",
+    *,
+    activation="relu",
+    norm="none",
+    lrn=True,
+    groups=1,
+    padding_mode="zeros",
+    conv_kind="standard",
+    width_multiplier=1.0,
+    se_ratio=None,
+    hidden_units=None,
+    dropout=0.5,
+    spatial_dropout=0.0,
+    drop_connect=0.0,
+):
+    """ZFNet: AlexNet with a 96 7×7/2 first layer and a 5×5/2 second, dense layers 3-5.
+
+    Args: as `alexnet`.
+    """
+    return AlexNet(ZFNET, (224, 224, 3), **locals())

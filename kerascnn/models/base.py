@@ -1,23 +1,64 @@
-"""What every architecture shares: inputs, argument checks, the classifier head, the Model."""
+"""What every architecture shares: arguments and their checks, input sizes, widths, the head."""
 
+import contextvars
+import numbers
 import os
 
 import keras
 
 from kerascnn.layers import factories
-from kerascnn.layers.convolution import global_pool
+from kerascnn.layers.convolution import global_pool, smallest_side, vanishing_window
+from kerascnn.layers.padding import PADDING_MODES
 from kerascnn.layers.regularization import DropConnectDense
 
+# keras.applications' arguments, first and in this order in every public builder.
+KERAS_ARGUMENTS = (
+    "include_top", "weights", "input_tensor", "input_shape", "pooling", "classes",
+    "classifier_activation", "name",
+)
 POOLINGS = (None, "avg", "max")
+ROUNDINGS = ("nearest", "down")
 
 
-def check_common(*, classes, pooling, classifier_activation, weights, input_shape, name):
-    """Validates the keras.applications arguments before anything is built."""
+class InputTooSmallError(ValueError):
+    """The input is smaller than the smallest one a network accepts (found before building).
+
+    Attributes:
+        minimum: the smallest side (equal on every axis) the network accepts.
+    """
+
+    def __init__(self, message, minimum):
+        super().__init__(message)
+        self.minimum = minimum
+
+
+def check_common(*, include_top, weights, input_tensor, input_shape, pooling, classes,
+                 classifier_activation, name):
+    """Validates the keras.applications arguments before anything is built.
+
+    Raises:
+        ValueError: a bad value (quoted), a variable input size with the top, or
+            channels-first as Keras' image data format.
+    """
+    if keras.config.image_data_format() != "channels_last":
+        raise ValueError(
+            f"{name}: kerascnn builds channels-last networks, but "
+            f"keras.config.image_data_format() is {keras.config.image_data_format()!r}. Call "
+            "keras.config.set_image_data_format('channels_last') and give inputs as "
+            "(height, width, channels)."
+        )
+    if not isinstance(include_top, bool):
+        raise ValueError(f"{name}: include_top must be True or False; got {include_top!r}.")
     if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
         raise ValueError(f"{name}: classes (num_classes) must be a positive int; got {classes!r}.")
     factories.check_choice(pooling, POOLINGS, "pooling")
     if classifier_activation is not None:
         factories.check_activation(classifier_activation)
+        if factories.is_layer_activation(classifier_activation):
+            raise ValueError(
+                f"{name}: classifier_activation={classifier_activation!r} is a hidden-layer "
+                "choice; the classifier takes a Keras activation such as 'softmax' or None."
+            )
     if weights is not None and not (isinstance(weights, str) and os.path.isfile(weights)):
         raise ValueError(
             f"{name}: weights={weights!r} is neither None nor an existing weights file. "
@@ -25,16 +66,192 @@ def check_common(*, classes, pooling, classifier_activation, weights, input_shap
         )
     if input_shape is not None:
         shape = tuple(input_shape)
-        if not 2 <= len(shape) <= 4 or not all(isinstance(n, int) and n > 0 for n in shape):
+        if not 2 <= len(shape) <= 4 or not _positive_int(shape[-1]) or not all(
+            n is None or _positive_int(n) for n in shape[:-1]
+        ):
             raise ValueError(
-                f"{name}: input_shape={input_shape!r} must be positive ints, channels last: "
-                "(length, channels), (height, width, channels) or (depth, height, width, channels)."
+                f"{name}: input_shape={input_shape!r} must be positive ints, channels last "
+                "(None for a variable size): (length, channels), (height, width, channels) or "
+                "(depth, height, width, channels)."
             )
+    if input_tensor is not None and not 3 <= len(input_tensor.shape) <= 5:
+        raise ValueError(
+            f"{name}: input_tensor of shape {tuple(input_tensor.shape)} needs a batch axis, "
+            "1 to 3 spatial axes and the channels."
+        )
 
 
-def model_input(input_tensor, input_shape, default_input_shape):
+def _positive_int(n):
+    return isinstance(n, numbers.Integral) and not isinstance(n, bool) and n > 0
+
+
+def _number(value):
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
+def _check_rate(name, option, value):
+    if not _number(value) or not 0 <= value < 1:
+        raise ValueError(f"{name}: {option} must be in [0, 1); got {value!r}.")
+
+
+def _check_flag(name, option, value):
+    if not isinstance(value, bool):
+        raise ValueError(f"{name}: {option} must be True or False; got {value!r}.")
+
+
+def _check_width_multiplier(name, option, value):
+    if not _number(value) or not value > 0:
+        raise ValueError(
+            f"{name}: {option} must be a positive number; got {value!r} (e.g. 0.25, 0.5 or 1.0)."
+        )
+
+
+def _check_se_ratio(name, option, value):
+    if value is not None and (not _number(value) or not 0 <= value <= 1):
+        raise ValueError(
+            f"{name}: {option}={value!r} must be in [0, 1] (0 or None for no SE, 1/16 for SENet, "
+            "0.25 for ResNet-RS)."
+        )
+
+
+def _check_positive_int(name, option, value):
+    if not _positive_int(value):
+        raise ValueError(f"{name}: {option} must be a positive int; got {value!r}.")
+
+
+# The options several families share, each checked here and nowhere else.
+_CHECKS = {
+    "width_multiplier": _check_width_multiplier,
+    "norm": lambda name, option, value: factories.check_norm(value),
+    "activation": lambda name, option, value: factories.check_activation(value),
+    "padding_mode": lambda name, option, value: factories.check_choice(
+        value, PADDING_MODES, option),
+    "se_ratio": _check_se_ratio,
+    "groups": _check_positive_int,
+    "kernel_size": _check_positive_int,
+    **dict.fromkeys(("dropout", "aux_dropout", "block_dropout", "spatial_dropout",
+                     "drop_connect", "drop_path_rate"), _check_rate),
+    **dict.fromkeys(("lrn", "aux_logits", "bottleneck", "zero_init_residual"), _check_flag),
+}
+
+
+def check_options(name, **options):
+    """Validates shared family options by their names (see `_CHECKS`) before building.
+
+    Args:
+        name: the model name, quoted in messages.
+        **options: option values, e.g. `width_multiplier=0.5, dropout=0.2`.
+
+    Raises:
+        ValueError: naming the bad value and what is allowed.
+    """
+    for option, value in options.items():
+        _CHECKS[option](name, option, value)
+
+
+def scaled(filters, width_multiplier, rounding="nearest"):
+    """Returns `filters` × `width_multiplier`, at least 1; None stays None.
+
+    Args:
+        filters: a width from a paper's table, or None.
+        width_multiplier: a positive number.
+        rounding: "nearest" (timm, torchvision) or "down" (keras.applications' MobileNet and
+            Xception: int(filters × α)).
+    """
+    if filters is None:
+        return None
+    value = filters * width_multiplier
+    return max(1, round(value) if rounding == "nearest" else int(value))
+
+
+def input_shape_of(input_tensor, input_shape, default_input_shape, include_top, name):
+    """The shape of one example: given, the tensor's, or the default (variable sizes without the top).
+
+    As keras.applications: without the top, the default input takes any size (None) with
+    the paper's channels; with the top every size must be known.
+
+    Raises:
+        ValueError: a variable size with `include_top=True`.
+    """
+    if input_shape is not None:
+        shape = tuple(input_shape)
+    elif input_tensor is not None:
+        shape = tuple(input_tensor.shape[1:])
+    elif include_top:
+        shape = tuple(default_input_shape)
+    else:
+        shape = (None,) * (len(default_input_shape) - 1) + (default_input_shape[-1],)
+    if include_top and None in shape[:-1]:
+        raise ValueError(
+            f"{name}: with include_top=True every input size must be known; got {shape}. "
+            "Give a static input_shape, or build with include_top=False."
+        )
+    return shape
+
+
+# Set by `smallest_input_side`: builders then stop at their size check, before any layer.
+_MEASURING = contextvars.ContextVar("measuring", default=False)
+
+
+class _Measured(Exception):
+    def __init__(self, minimum):
+        super().__init__(minimum)
+        self.minimum = minimum
+
+
+def smallest_input_side(builder, **arguments):
+    """Returns the smallest side `builder(**arguments)` accepts, computed from its windows.
+
+    The builder runs only up to its `check_input_size` call: its arguments are validated,
+    nothing is built.
+    """
+    token = _MEASURING.set(True)
+    try:
+        builder(**arguments)
+    except _Measured as measured:
+        return measured.minimum
+    finally:
+        _MEASURING.reset(token)
+    raise TypeError(f"{builder.__name__} never calls base.check_input_size.")
+
+
+def check_input_size(name, shape, windows):
+    """Refuses, before any layer is built, an input whose map vanishes inside the network.
+
+    Args:
+        name: the model name.
+        shape: one example's shape, channels last (None sizes are not checked).
+        windows: the network's `kerascnn.layers.convolution.Window`s, in order.
+
+    Raises:
+        InputTooSmallError: naming the input size, the layer where the map vanishes and the
+            smallest input accepted.
+    """
+    if _MEASURING.get():
+        raise _Measured(smallest_side(windows))
+    for size in shape[:-1]:
+        if size is None:
+            continue
+        failure = vanishing_window(windows, size)
+        if failure is None:
+            continue
+        window, there = failure
+        least = smallest_side(windows)
+        rank = len(shape) - 1
+        sides = "×".join([str(least)] * rank)
+        given = "×".join(str(n) for n in shape[:-1])
+        raise InputTooSmallError(
+            f"{name} needs inputs of at least {sides}; got {given}: the map vanishes at layer "
+            f"{window.name!r} (a map of {there} under a window of {window.kernel}"
+            f"{', reflect-padded' if window.padding_mode == 'reflect' else ''}). Resize the "
+            f"inputs to {sides} or more, or choose a model that downsamples less "
+            "(kerascnn.list_models()).",
+            least,
+        )
+
+
+def model_input(input_tensor, shape):
     """Returns (the tensor the network starts from, the Model inputs)."""
-    shape = tuple(input_shape or default_input_shape)
     if input_tensor is None:
         x = keras.Input(shape=shape)
         return x, x
@@ -54,16 +271,9 @@ def hidden_units(units, default, width_multiplier, name):
         width_multiplier: a positive number.
         name: the model name, for error messages.
     """
-    if isinstance(width_multiplier, bool) or not isinstance(width_multiplier, (int, float)) \
-            or width_multiplier <= 0:
-        raise ValueError(
-            f"{name}: width_multiplier must be a positive number; got {width_multiplier!r}."
-        )
     if units is None:
-        return tuple(max(1, round(u * width_multiplier)) for u in default)
-    if not isinstance(units, (list, tuple)) or not all(
-        isinstance(u, int) and not isinstance(u, bool) and u > 0 for u in units
-    ):
+        return tuple(scaled(u, width_multiplier) for u in default)
+    if not isinstance(units, (list, tuple)) or not all(_positive_int(u) for u in units):
         raise ValueError(
             f"{name}: hidden_units={units!r} must be a tuple of positive ints, "
             "e.g. (256, 256), or () for none."
@@ -97,17 +307,28 @@ def classifier_head(
         return global_pool(x, pooling, "pool") if pooling else x
     x = keras.layers.Flatten(name="flatten")(x) if flatten else global_pool(x, "avg", "avg_pool")
     for i, units in enumerate(hidden_units, start=1):
-        x = _dense(units, activation, drop_connect, f"fc{i}")(x)
+        x = hidden_dense(x, units, activation, drop_connect, f"fc{i}")
         x = factories.dropout(x, dropout, f"fc{i}_dropout")
     if not hidden_units:
         x = factories.dropout(x, dropout, "predictions_dropout")
-    return _dense(classes, classifier_activation, drop_connect, "predictions")(x)
+    return dense(classes, classifier_activation, drop_connect, "predictions")(x)
 
 
-def _dense(units, activation, drop_connect, name):
+def hidden_dense(x, units, activation, drop_connect, name):
+    """A hidden fully connected layer `name` and its activation (a layer of its own for the
+    choices Dense cannot take, e.g. "prelu" or "maxout:2")."""
+    if factories.is_layer_activation(activation):
+        x = dense(units, None, drop_connect, name)(x)
+        return factories.activation(x, activation, f"{name}_{activation}")
+    return dense(units, activation, drop_connect, name)(x)
+
+
+def dense(units, activation, drop_connect, name, **kwargs):
+    """A Dense layer, or a DropConnectDense when `drop_connect` > 0."""
     if drop_connect:
-        return DropConnectDense(units, rate=drop_connect, activation=activation, name=name)
-    return keras.layers.Dense(units, activation=activation, name=name)
+        return DropConnectDense(units, rate=drop_connect, activation=activation, name=name,
+                                **kwargs)
+    return keras.layers.Dense(units, activation=activation, name=name, **kwargs)
 
 
 def finish(inputs, outputs, name, weights):

@@ -26,9 +26,9 @@ import keras
 import numpy as np
 
 from kerascnn.layers import factories
-from kerascnn.layers.convolution import conv, global_pool
+from kerascnn.layers.convolution import Window, conv, global_pool
 from kerascnn.layers.layer_scale import LayerScale
-from kerascnn.layers.regularization import DropConnectDense, StochasticDepth
+from kerascnn.layers.regularization import StochasticDepth
 from kerascnn.models import base
 from kerascnn.models.registry import register_model
 
@@ -41,11 +41,7 @@ def _initializer():
 
 
 def _dense(units, name, activation=None, drop_connect=0.0):
-    if drop_connect:
-        return DropConnectDense(units, rate=drop_connect, activation=activation, name=name,
-                                kernel_initializer=_initializer())
-    return keras.layers.Dense(units, activation=activation, name=name,
-                              kernel_initializer=_initializer())
+    return base.dense(units, activation, drop_connect, name, kernel_initializer=_initializer())
 
 
 def block(x, *, drop_path, layer_scale, norm, activation, padding_mode, name):
@@ -76,29 +72,40 @@ def block(x, *, drop_path, layer_scale, norm, activation, padding_mode, name):
     return keras.layers.Add(name=f"{name}_add")([x, y])
 
 
+def windows(depths, *, padding_mode):
+    """The windows of a ConvNeXt along one axis: the 4×4/4 stem, each stage's 7×7 depthwise
+    convolution and the 2×2/2 downsampling between stages."""
+    table = [Window("stem_conv", 4, 4)]
+    for stage in range(1, len(depths) + 1):
+        if stage > 1:
+            table.append(Window(f"stage{stage}_downsample_conv", 2, 2))
+        table.append(Window(f"stage{stage}_block1_depthwise_conv", 7, 1, "same", padding_mode))
+    return table
+
+
 def ConvNeXt(
     depths,
     widths,
     default_input_shape,
     /,
     *,
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="convnext",
-    norm="layer",
-    activation="gelu",
-    padding_mode="zeros",
-    width_multiplier=1.0,
-    layer_scale_init_value=1e-6,
-    drop_path_rate=0.0,
-    dropout=0.0,
-    spatial_dropout=0.0,
-    drop_connect=0.0,
+    include_top,
+    weights,
+    input_tensor,
+    input_shape,
+    pooling,
+    classes,
+    classifier_activation,
+    name,
+    norm,
+    activation,
+    padding_mode,
+    width_multiplier,
+    layer_scale_init_value,
+    drop_path_rate,
+    dropout,
+    spatial_dropout,
+    drop_connect,
 ):
     """Builds a ConvNeXt (Liu et al., 2022, Table 9).
 
@@ -108,17 +115,8 @@ def ConvNeXt(
         default_input_shape: the paper's input.
         include_top, weights, input_tensor, input_shape, pooling, classes,
             classifier_activation, name: as in keras.applications.
-        norm: normalisation after the stem, in each block, before each downsampling and in
-            the head ("layer" in the paper: LayerNorm over the channels).
-        activation: activation of the blocks' expansion ("gelu").
-        padding_mode: padding of the 7×7 depthwise convolutions.
-        width_multiplier: scales the width of every stage.
-        layer_scale_init_value: initial layer scale (1e-6); 0 or None for none.
-        drop_path_rate: stochastic depth rate of the last block (0.1 in the paper's training
-            of ConvNeXt-T); earlier blocks get linearly smaller rates.
-        dropout: dropout rate before the classifier.
-        spatial_dropout: rate of whole-map dropout at the end of each stage.
-        drop_connect: DropConnect rate on the classifier's weights.
+        norm, activation, padding_mode, width_multiplier, layer_scale_init_value,
+            drop_path_rate, dropout, spatial_dropout, drop_connect: as in `convnext_tiny`.
 
     Returns:
         A `keras.Model`.
@@ -127,20 +125,23 @@ def ConvNeXt(
         ValueError: an invalid option, or an input too small for the network.
     """
     base.check_common(
-        classes=classes, pooling=pooling, classifier_activation=classifier_activation,
-        weights=weights, input_shape=input_shape, name=name,
+        include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, name=name,
+    )
+    base.check_options(
+        name, norm=norm, activation=activation, padding_mode=padding_mode,
+        width_multiplier=width_multiplier, drop_path_rate=drop_path_rate, dropout=dropout,
+        spatial_dropout=spatial_dropout, drop_connect=drop_connect,
     )
     norm = factories.check_norm(norm)
-    if not width_multiplier > 0:
-        raise ValueError(f"{name}: width_multiplier must be positive; got {width_multiplier!r}.")
-    if not 0 <= drop_path_rate < 1:
-        raise ValueError(f"{name}: drop_path_rate must be in [0, 1), e.g. 0.1; got "
-                         f"{drop_path_rate!r}.")
-    widths = [max(1, round(w * width_multiplier)) for w in widths]
+    widths = [base.scaled(w, width_multiplier) for w in widths]
     drop_paths = iter(np.linspace(0.0, drop_path_rate, sum(depths)).tolist())
     use_bias = norm not in _BIAS_CANCELLING_NORMS
 
-    x, inputs = base.model_input(input_tensor, input_shape, default_input_shape)
+    shape = base.input_shape_of(input_tensor, input_shape, default_input_shape, include_top, name)
+    base.check_input_size(name, shape, windows(depths, padding_mode=padding_mode))
+    x, inputs = base.model_input(input_tensor, shape)
     x = conv(x, widths[0], 4, name="stem_conv", strides=4, padding="valid", use_bias=use_bias,
              kernel_initializer=_initializer())
     x = factories.normalization(x, norm, "stem_norm", epsilon=_EPSILON)
@@ -169,9 +170,46 @@ def ConvNeXt(
 @register_model(
     default_input_shape=(224, 224, 3),
     paper="Liu et al., 'A ConvNet for the 2020s', CVPR 2022, Table 9 (ConvNeXt-T)",
-    family_builder=ConvNeXt,
 )
-def convnext_tiny(**kwargs):
-    """ConvNeXt-T: stages of 3, 3, 9 and 3 blocks, 96 to 768 channels."""
-    return ConvNeXt((3, 3, 9, 3), (96, 192, 384, 768), (224, 224, 3),
-                    **{"name": "convnext_tiny", **kwargs})
+def convnext_tiny(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="convnext_tiny",
+    *,
+    norm="layer",
+    activation="gelu",
+    padding_mode="zeros",
+    width_multiplier=1.0,
+    layer_scale_init_value=1e-6,
+    drop_path_rate=0.0,
+    dropout=0.0,
+    spatial_dropout=0.0,
+    drop_connect=0.0,
+):
+    """ConvNeXt-T: stages of 3, 3, 9 and 3 blocks, 96 to 768 channels.
+
+    Args:
+        include_top, weights, input_tensor, input_shape, pooling, classes,
+            classifier_activation, name: as in keras.applications (without the top, the
+            default input takes any size).
+        norm: normalisation after the stem, in each block, before each downsampling and in
+            the head ("layer" in the paper: LayerNorm over the channels).
+        activation: activation of the blocks' expansion ("gelu").
+        padding_mode: padding of the 7×7 depthwise convolutions.
+        width_multiplier: scales the width of every stage.
+        layer_scale_init_value: initial layer scale (1e-6); 0 or None for none.
+        drop_path_rate: stochastic depth rate of the last block (0.1 in the paper's training
+            of ConvNeXt-T); earlier blocks get linearly smaller rates.
+        dropout: dropout rate before the classifier.
+        spatial_dropout: rate of whole-map dropout at the end of each stage.
+        drop_connect: DropConnect rate on the classifier's weights.
+
+    Returns:
+        A `keras.Model`.
+    """
+    return ConvNeXt((3, 3, 9, 3), (96, 192, 384, 768), (224, 224, 3), **locals())

@@ -14,7 +14,7 @@ augmentation, Sec. 4.2); `spatial_dropout` drops whole maps after each transitio
 import keras
 
 from kerascnn.layers import factories
-from kerascnn.layers.convolution import conv, pad, pool
+from kerascnn.layers.convolution import Window, conv, pad, pool
 from kerascnn.models import base
 from kerascnn.models.registry import register_model
 
@@ -76,30 +76,41 @@ def transition(x, compression, *, name, **options):
     return pool(x, "avg", 2, strides=2, name=f"{name}_pool")
 
 
+def windows(blocks, *, padding_mode):
+    """The windows of a DenseNet along one axis: the 7×7/2 stem, the 3×3/2 pool, then each
+    dense block's 3×3 convolutions and the 2×2/2 average pool of each transition."""
+    table = [Window("conv1_conv", 7, 2, 3, padding_mode), Window("pool1", 3, 2, 1, padding_mode)]
+    for stage in range(2, len(blocks) + 2):
+        if stage > 2:
+            table.append(Window(f"pool{stage - 1}_pool", 2, 2))
+        table.append(Window(f"conv{stage}_block1_2_conv", 3, 1, "same", padding_mode))
+    return table
+
+
 def DenseNet(
     blocks,
     default_input_shape,
     /,
     *,
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="densenet",
-    growth_rate=32,
-    compression=0.5,
-    bottleneck=True,
-    norm="batch",
-    activation="relu",
-    padding_mode="zeros",
-    width_multiplier=1.0,
-    dropout=0.0,
-    spatial_dropout=0.0,
-    block_dropout=0.0,
-    drop_connect=0.0,
+    include_top,
+    weights,
+    input_tensor,
+    input_shape,
+    pooling,
+    classes,
+    classifier_activation,
+    name,
+    growth_rate,
+    compression,
+    bottleneck,
+    norm,
+    activation,
+    padding_mode,
+    width_multiplier,
+    dropout,
+    spatial_dropout,
+    block_dropout,
+    drop_connect,
 ):
     """Builds a DenseNet (Huang et al., 2017, Table 1).
 
@@ -108,19 +119,9 @@ def DenseNet(
         default_input_shape: the paper's input.
         include_top, weights, input_tensor, input_shape, pooling, classes,
             classifier_activation, name: as in keras.applications.
-        growth_rate: k, the maps each dense layer adds (32 in Table 1); the stem has 2k.
-        compression: θ, the fraction of channels a transition keeps, in (0, 1]
-            (0.5 for DenseNet-BC, 1 for no compression).
-        bottleneck: 1×1 convolutions to 4k maps before each 3×3 (the "B" of DenseNet-BC).
-        norm: normalisation of the pre-activations ("batch" in the paper).
-        activation: activation of the pre-activations.
-        padding_mode: "zeros", "reflect" or "replicate".
-        width_multiplier: scales the growth rate, hence the stem and every layer.
-        dropout: dropout rate before the classifier.
-        spatial_dropout: rate of whole-map dropout after each transition.
-        block_dropout: dropout rate after each convolution but the stem (the paper's 0.2
-            without data augmentation).
-        drop_connect: DropConnect rate on the classifier's weights.
+        growth_rate, compression, bottleneck, norm, activation, padding_mode,
+            width_multiplier, dropout, spatial_dropout, block_dropout, drop_connect: as in
+            `densenet121`.
 
     Returns:
         A `keras.Model`.
@@ -129,8 +130,14 @@ def DenseNet(
         ValueError: an invalid option, or an input too small for the network.
     """
     base.check_common(
-        classes=classes, pooling=pooling, classifier_activation=classifier_activation,
-        weights=weights, input_shape=input_shape, name=name,
+        include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, name=name,
+    )
+    base.check_options(
+        name, bottleneck=bottleneck, norm=norm, activation=activation, padding_mode=padding_mode,
+        width_multiplier=width_multiplier, dropout=dropout, spatial_dropout=spatial_dropout,
+        block_dropout=block_dropout, drop_connect=drop_connect,
     )
     norm = factories.check_norm(norm)
     if isinstance(growth_rate, bool) or not isinstance(growth_rate, int) or growth_rate < 1:
@@ -139,13 +146,13 @@ def DenseNet(
     if not 0 < compression <= 1:
         raise ValueError(f"{name}: compression must be in (0, 1], e.g. 0.5 (DenseNet-BC) or 1 "
                          f"(no compression); got {compression!r}.")
-    if not width_multiplier > 0:
-        raise ValueError(f"{name}: width_multiplier must be positive; got {width_multiplier!r}.")
-    growth_rate = max(1, round(growth_rate * width_multiplier))
+    growth_rate = base.scaled(growth_rate, width_multiplier)
     options = dict(norm=norm, activation=activation, padding_mode=padding_mode,
                    dropout=block_dropout)
+    shape = base.input_shape_of(input_tensor, input_shape, default_input_shape, include_top, name)
+    base.check_input_size(name, shape, windows(blocks, padding_mode=padding_mode))
 
-    x, inputs = base.model_input(input_tensor, input_shape, default_input_shape)
+    x, inputs = base.model_input(input_tensor, shape)
     rank = factories.spatial_rank(x)
     x = conv(x, 2 * growth_rate, 7, name="conv1_conv", strides=2, padding=3,
              padding_mode=padding_mode, use_bias=norm == "none")
@@ -171,19 +178,110 @@ def DenseNet(
 _PAPER = "Huang et al., 'Densely connected convolutional networks', CVPR 2017, Table 1"
 
 
-@register_model(default_input_shape=(224, 224, 3), paper=_PAPER, family_builder=DenseNet)
-def densenet121(**kwargs):
-    """DenseNet-121: dense blocks of 6, 12, 24 and 16 layers, k = 32."""
-    return DenseNet((6, 12, 24, 16), (224, 224, 3), **{"name": "densenet121", **kwargs})
+@register_model(default_input_shape=(224, 224, 3), paper=_PAPER)
+def densenet121(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="densenet121",
+    *,
+    growth_rate=32,
+    compression=0.5,
+    bottleneck=True,
+    norm="batch",
+    activation="relu",
+    padding_mode="zeros",
+    width_multiplier=1.0,
+    dropout=0.0,
+    spatial_dropout=0.0,
+    block_dropout=0.0,
+    drop_connect=0.0,
+):
+    """DenseNet-121: dense blocks of 6, 12, 24 and 16 layers, k = 32.
+
+    Args:
+        include_top, weights, input_tensor, input_shape, pooling, classes,
+            classifier_activation, name: as in keras.applications (without the top, the
+            default input takes any size).
+        growth_rate: k, the maps each dense layer adds (32 in Table 1); the stem has 2k.
+        compression: θ, the fraction of channels a transition keeps, in (0, 1]
+            (0.5 for DenseNet-BC, 1 for no compression).
+        bottleneck: 1×1 convolutions to 4k maps before each 3×3 (the "B" of DenseNet-BC).
+        norm: normalisation of the pre-activations ("batch" in the paper).
+        activation: activation of the pre-activations.
+        padding_mode: "zeros", "reflect" or "replicate".
+        width_multiplier: scales the growth rate, hence the stem and every layer.
+        dropout: dropout rate before the classifier.
+        spatial_dropout: rate of whole-map dropout after each transition.
+        block_dropout: dropout rate after each convolution but the stem (the paper's 0.2
+            without data augmentation).
+        drop_connect: DropConnect rate on the classifier's weights.
+
+    Returns:
+        A `keras.Model`.
+    """
+    return DenseNet((6, 12, 24, 16), (224, 224, 3), **locals())
 
 
-@register_model(default_input_shape=(224, 224, 3), paper=_PAPER, family_builder=DenseNet)
-def densenet169(**kwargs):
-    """DenseNet-169: dense blocks of 6, 12, 32 and 32 layers, k = 32."""
-    return DenseNet((6, 12, 32, 32), (224, 224, 3), **{"name": "densenet169", **kwargs})
+@register_model(default_input_shape=(224, 224, 3), paper=_PAPER)
+def densenet169(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="densenet169",
+    *,
+    growth_rate=32,
+    compression=0.5,
+    bottleneck=True,
+    norm="batch",
+    activation="relu",
+    padding_mode="zeros",
+    width_multiplier=1.0,
+    dropout=0.0,
+    spatial_dropout=0.0,
+    block_dropout=0.0,
+    drop_connect=0.0,
+):
+    """DenseNet-169: dense blocks of 6, 12, 32 and 32 layers, k = 32.
+
+    Args: as `densenet121`.
+    """
+    return DenseNet((6, 12, 32, 32), (224, 224, 3), **locals())
 
 
-@register_model(default_input_shape=(224, 224, 3), paper=_PAPER, family_builder=DenseNet)
-def densenet201(**kwargs):
-    """DenseNet-201: dense blocks of 6, 12, 48 and 32 layers, k = 32."""
-    return DenseNet((6, 12, 48, 32), (224, 224, 3), **{"name": "densenet201", **kwargs})
+@register_model(default_input_shape=(224, 224, 3), paper=_PAPER)
+def densenet201(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="densenet201",
+    *,
+    growth_rate=32,
+    compression=0.5,
+    bottleneck=True,
+    norm="batch",
+    activation="relu",
+    padding_mode="zeros",
+    width_multiplier=1.0,
+    dropout=0.0,
+    spatial_dropout=0.0,
+    block_dropout=0.0,
+    drop_connect=0.0,
+):
+    """DenseNet-201: dense blocks of 6, 12, 48 and 32 layers, k = 32.
+
+    Args: as `densenet121`.
+    """
+    return DenseNet((6, 12, 48, 32), (224, 224, 3), **locals())

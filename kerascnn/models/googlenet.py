@@ -42,7 +42,7 @@ import keras
 
 from kerascnn.layers import factories
 from kerascnn.layers.blocks import PLAIN_CONV_KINDS, conv_norm_act
-from kerascnn.layers.convolution import global_pool, pool
+from kerascnn.layers.convolution import Window, global_pool, pool
 from kerascnn.layers.local_response_normalization import LocalResponseNormalization
 from kerascnn.layers.squeeze_excite import squeeze_excite
 from kerascnn.models import base
@@ -150,21 +150,32 @@ def auxiliary_classifier(
         x = pool(x, "avg", 5, strides=3, name=f"{name}_pool")
     else:
         x = global_pool(x, "avg", f"{name}_pool", keepdims=True)
-    x = conv_norm_act(x, _scaled(128, width_multiplier), 1, name=f"{name}_conv",
+    x = conv_norm_act(x, base.scaled(128, width_multiplier), 1, name=f"{name}_conv",
                       activation=activation, **conv_options)
     x = keras.layers.Flatten(name=f"{name}_flatten")(x)
-    x = base._dense(_scaled(1024, width_multiplier), activation, drop_connect, f"{name}_fc")(x)
+    x = base.hidden_dense(x, base.scaled(1024, width_multiplier), activation, drop_connect,
+                          f"{name}_fc")
     x = factories.dropout(x, dropout, f"{name}_dropout")
-    return base._dense(classes, classifier_activation, drop_connect, f"{name}_predictions")(x)
+    return base.dense(classes, classifier_activation, drop_connect, f"{name}_predictions")(x)
 
 
-def _scaled(filters, width_multiplier):
-    return None if filters is None else max(1, round(filters * width_multiplier))
+def windows(stages, *, padding_mode):
+    """The windows that shrink GoogLeNet's maps; every pool rounds up ("same").
 
-
-def _check_flag(value, what):
-    if not isinstance(value, bool):
-        raise ValueError(f"{what} must be True or False; got {value!r}.")
+    Only reflected paddings can fail: the stem's 3-pixel pad and the modules' 5×5 convolutions
+    (2 pixels) need maps wider than the padding.
+    """
+    table = [
+        Window("conv1", 7, 2, 3, padding_mode),
+        Window("pool1", 3, 2, "same"),
+        Window("conv2", 3, 1, "same", padding_mode),
+        Window("pool2", 3, 2, "same"),
+    ]
+    for stage in stages:
+        if stage != min(stages):
+            table.append(Window(f"pool{stage - 1}", 3, 2, "same"))
+        table.append(Window(f"inception_{stage}a_5x5", 5, 1, "same", padding_mode))
+    return table
 
 
 def GoogLeNet(
@@ -173,26 +184,26 @@ def GoogLeNet(
     default_input_shape,
     /,
     *,
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="googlenet",
-    aux_logits=True,
-    activation="relu",
-    norm="none",
-    lrn=True,
-    padding_mode="zeros",
-    conv_kind="standard",
-    width_multiplier=1.0,
-    se_ratio=0.0,
-    dropout=0.4,
-    aux_dropout=0.7,
-    spatial_dropout=0.0,
-    drop_connect=0.0,
+    include_top,
+    weights,
+    input_tensor,
+    input_shape,
+    pooling,
+    classes,
+    classifier_activation,
+    name,
+    aux_logits,
+    activation,
+    norm,
+    lrn,
+    padding_mode,
+    conv_kind,
+    width_multiplier,
+    se_ratio,
+    dropout,
+    aux_dropout,
+    spatial_dropout,
+    drop_connect,
 ):
     """Builds a GoogLeNet: a convolutional stem, stages of inception modules, a classifier.
 
@@ -203,21 +214,8 @@ def GoogLeNet(
         default_input_shape: the paper's input.
         include_top, weights, input_tensor, input_shape, pooling, classes,
             classifier_activation, name: as in keras.applications.
-        aux_logits: add the auxiliary classifiers as extra outputs "aux1_predictions",
-            "aux2_predictions" after "predictions" (ignored when include_top is False).
-        activation: activation of every hidden layer.
-        norm: normalisation after each convolution ("none" in the paper; "batch" is the
-            common BatchNorm variant, which usually also sets lrn=False).
-        lrn: local response normalisation in the stem, as in the paper.
-        padding_mode: "zeros", "reflect" or "replicate".
-        conv_kind: kind of the inception modules' 3×3 and 5×5 convolutions, one of
-            PLAIN_CONV_KINDS (e.g. "spatially_separable": Inception-v3-style 1×n, n×1).
-        width_multiplier: scales every convolution and the auxiliary heads' hidden units.
-        se_ratio: squeeze-and-excitation after each inception module; 0 for none.
-        dropout: dropout before the main classifier (0.4 in the paper).
-        aux_dropout: dropout before the auxiliary classifiers (0.7 in the paper).
-        spatial_dropout: drops whole maps after each inception module.
-        drop_connect: DropConnect rate on every fully connected layer.
+        aux_logits, activation, norm, lrn, padding_mode, conv_kind, width_multiplier,
+            se_ratio, dropout, aux_dropout, spatial_dropout, drop_connect: as in `googlenet`.
 
     Returns:
         A `keras.Model` with one output, or three ([main, aux1, aux2]) with aux_logits.
@@ -226,29 +224,28 @@ def GoogLeNet(
         ValueError: an option outside its allowed values (quoted in the message).
     """
     base.check_common(
-        classes=classes, pooling=pooling, classifier_activation=classifier_activation,
-        weights=weights, input_shape=input_shape, name=name,
+        include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, name=name,
     )
-    factories.check_norm(norm)
-    factories.check_activation(activation)
+    base.check_options(
+        name, aux_logits=aux_logits, activation=activation, norm=norm, lrn=lrn,
+        padding_mode=padding_mode, width_multiplier=width_multiplier, se_ratio=se_ratio,
+        dropout=dropout, aux_dropout=aux_dropout, spatial_dropout=spatial_dropout,
+        drop_connect=drop_connect,
+    )
     factories.check_choice(conv_kind, PLAIN_CONV_KINDS, "conv_kind")
-    _check_flag(aux_logits, "aux_logits")
-    _check_flag(lrn, "lrn")
-    if not width_multiplier > 0:
-        raise ValueError(f"width_multiplier must be positive; got {width_multiplier!r}.")
-    for rate, what in ((dropout, "dropout"), (aux_dropout, "aux_dropout"),
-                       (spatial_dropout, "spatial_dropout"), (drop_connect, "drop_connect")):
-        if not 0 <= rate < 1:
-            raise ValueError(f"{what} must be in [0, 1); got {rate!r}.")
+    shape = base.input_shape_of(input_tensor, input_shape, default_input_shape, include_top, name)
+    base.check_input_size(name, shape, windows(stages, padding_mode=padding_mode))
 
     options = dict(norm=norm, activation=activation, padding_mode=padding_mode)
-    x, inputs = base.model_input(input_tensor, input_shape, default_input_shape)
-    x = conv_norm_act(x, _scaled(64, width_multiplier), 7, name="conv1", strides=2, padding=3,
-                      **options)
+    x, inputs = base.model_input(input_tensor, shape)
+    x = conv_norm_act(x, base.scaled(64, width_multiplier), 7, name="conv1", strides=2,
+                      padding=3, **options)
     x = pool(x, "max", 3, strides=2, padding="same", name="pool1")
     x = _lrn(x, lrn, "pool1_lrn")
-    x = conv_norm_act(x, _scaled(64, width_multiplier), 1, name="conv2_reduce", **options)
-    x = conv_norm_act(x, _scaled(192, width_multiplier), 3, name="conv2", **options)
+    x = conv_norm_act(x, base.scaled(64, width_multiplier), 1, name="conv2_reduce", **options)
+    x = conv_norm_act(x, base.scaled(192, width_multiplier), 3, name="conv2", **options)
     x = _lrn(x, lrn, "conv2_lrn")
     x = pool(x, "max", 3, strides=2, padding="same", name="pool2")
 
@@ -259,7 +256,7 @@ def GoogLeNet(
         for letter, filters in zip(string.ascii_lowercase, modules):
             block_name = f"inception_{stage}{letter}"
             x = inception_block(
-                x, tuple(_scaled(n, width_multiplier) for n in filters), name=block_name,
+                x, tuple(base.scaled(n, width_multiplier) for n in filters), name=block_name,
                 conv_kind=conv_kind, se_ratio=se_ratio, **options,
             )
             x = factories.spatial_dropout(x, spatial_dropout, f"{block_name}_spatial_dropout")
@@ -318,10 +315,60 @@ def googlenet_without_aux(model):
 @register_model(
     default_input_shape=(224, 224, 3),
     paper="Szegedy et al., 'Going deeper with convolutions', CVPR 2015, Table 1 and Fig. 3",
-    family_builder=GoogLeNet,
+    outputs="predictions, aux1_predictions, aux2_predictions (aux_logits=False: predictions)",
 )
-def googlenet(**kwargs):
-    """GoogLeNet (Inception v1): Table 1's nine inception modules, auxiliary heads on 4a, 4d."""
-    return GoogLeNet(
-        GOOGLENET_STAGES, AUXILIARY_AFTER, (224, 224, 3), **{"name": "googlenet", **kwargs}
-    )
+def googlenet(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="googlenet",
+    *,
+    aux_logits=True,
+    activation="relu",
+    norm="none",
+    lrn=True,
+    padding_mode="zeros",
+    conv_kind="standard",
+    width_multiplier=1.0,
+    se_ratio=0.0,
+    dropout=0.4,
+    aux_dropout=0.7,
+    spatial_dropout=0.0,
+    drop_connect=0.0,
+):
+    """GoogLeNet (Inception v1): Table 1's nine inception modules, auxiliary heads on 4a, 4d.
+
+    With its top the model has THREE outputs by default, [predictions, aux1_predictions,
+    aux2_predictions] (section 5's auxiliary classifiers, for training with LOSS_WEIGHTS);
+    `aux_logits=False` builds the single-output network, and `googlenet_without_aux(model)`
+    drops the heads of a trained one.
+
+    Args:
+        include_top, weights, input_tensor, input_shape, pooling, classes,
+            classifier_activation, name: as in keras.applications (without the top, the
+            default input takes any size).
+        aux_logits: add the auxiliary classifiers as extra outputs "aux1_predictions",
+            "aux2_predictions" after "predictions" (ignored when include_top is False);
+            False gives one output.
+        activation: activation of every hidden layer.
+        norm: normalisation after each convolution ("none" in the paper; "batch" is the
+            common BatchNorm variant, which usually also sets lrn=False).
+        lrn: local response normalisation in the stem, as in the paper.
+        padding_mode: "zeros", "reflect" or "replicate".
+        conv_kind: kind of the inception modules' 3×3 and 5×5 convolutions, one of
+            PLAIN_CONV_KINDS (e.g. "spatially_separable": Inception-v3-style 1×n, n×1).
+        width_multiplier: scales every convolution and the auxiliary heads' hidden units.
+        se_ratio: squeeze-and-excitation after each inception module; 0 for none.
+        dropout: dropout before the main classifier (0.4 in the paper).
+        aux_dropout: dropout before the auxiliary classifiers (0.7 in the paper).
+        spatial_dropout: drops whole maps after each inception module.
+        drop_connect: DropConnect rate on every fully connected layer.
+
+    Returns:
+        A `keras.Model`: three outputs with the top and aux_logits, else one.
+    """
+    return GoogLeNet(GOOGLENET_STAGES, AUXILIARY_AFTER, (224, 224, 3), **locals())

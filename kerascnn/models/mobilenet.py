@@ -11,8 +11,9 @@ counts, layer names and, with copied weights, outputs are the same:
   Dense layer where keras uses an equivalent 1×1 convolution.
 """
 
-from kerascnn.layers import blocks, factories
-from kerascnn.layers.padding import PADDING_MODES
+from kerascnn.layers import factories
+from kerascnn.layers.blocks import keras_conv_norm_act
+from kerascnn.layers.convolution import Window
 from kerascnn.layers.squeeze_excite import squeeze_excite
 from kerascnn.models import base
 from kerascnn.models.registry import register_model
@@ -29,52 +30,17 @@ MOBILENET_V1_BLOCKS = (
 # depthwise convolutions under Glorot initialisation shrink the signal below BatchNorm's epsilon.
 CONV_KINDS = ("depthwise_separable", "standard", "spatially_separable")
 
-# Keras' BatchNorm defaults (TF-slim's epsilon), so weights trained in keras.applications
-# give the same outputs here.
-BATCH_NORM = {"epsilon": 1e-3, "momentum": 0.99}
 
+def windows(blocks, *, padding_mode):
+    """The windows of a MobileNet along one axis: the 3×3/2 stem, then each block's 3×3.
 
-def scaled(filters, width_multiplier):
-    """Returns int(filters × width_multiplier), at least 1 (keras.applications' rounding)."""
-    return max(1, int(filters * width_multiplier))
-
-
-def check_options(name, *, width_multiplier, norm, activation, padding_mode, conv_kind,
-                  se_ratio, **rates):
-    """Validates the options shared by the depthwise-separable families before building.
-
-    Args:
-        name: the model name, quoted in messages.
-        width_multiplier, norm, activation, padding_mode, conv_kind, se_ratio: the options.
-        **rates: dropout-like rates, each in [0, 1).
-
-    Raises:
-        ValueError: naming the bad value and what is allowed.
+    Strided 3×3 convolutions pad the bottom/right by one (TF-slim), so their maps need 2.
     """
-    if isinstance(width_multiplier, bool) or not (
-        isinstance(width_multiplier, (int, float)) and width_multiplier > 0
-    ):
-        raise ValueError(
-            f"{name}: width_multiplier must be a positive number such as 0.25, 0.5, 0.75 or 1.0; "
-            f"got {width_multiplier!r}."
-        )
-    factories.check_norm(norm)
-    factories.check_activation(activation)
-    factories.check_choice(padding_mode, PADDING_MODES, "padding_mode")
-    factories.check_choice(conv_kind, CONV_KINDS, "conv_kind")
-    if se_ratio and not 0 < se_ratio <= 1:
-        raise ValueError(
-            f"{name}: se_ratio must be 0 (no SE) or in (0, 1], e.g. 0.25; got {se_ratio!r}."
-        )
-    for option, rate in rates.items():
-        if not 0 <= rate < 1:
-            raise ValueError(f"{name}: {option} must be in [0, 1); got {rate!r}.")
-
-
-def conv_norm_act(x, filters, kernel_size, *, name, **options):
-    """Convolution, then normalisation and activation (layers `name`, `name`_bn, `name`_act)."""
-    return blocks.conv_norm_act(x, filters, kernel_size, name=name, norm_name=f"{name}_bn",
-                                activation_name=f"{name}_act", norm_options=BATCH_NORM, **options)
+    table = [Window("conv1", 3, 2, "same", padding_mode)]
+    for block_id, (_, strides) in enumerate(blocks, start=1):
+        padding = "same" if strides == 1 else (0, 1)
+        table.append(Window(f"conv_dw_{block_id}", 3, strides, padding, padding_mode))
+    return table
 
 
 def depthwise_separable_block(x, filters, strides, *, block_id, depth_multiplier=1,
@@ -101,15 +67,15 @@ def depthwise_separable_block(x, filters, strides, *, block_id, depth_multiplier
     # TF-slim pads stride-2 convolutions bottom/right only; keras.applications copies it.
     padding = "same" if strides == 1 else ((0, 1),) * (len(x.shape) - 2)
     if conv_kind == "depthwise_separable":
-        x = conv_norm_act(
+        x = keras_conv_norm_act(
             x, x.shape[-1] * depth_multiplier, 3, name=f"conv_dw_{block_id}", strides=strides,
             padding=padding, kind="depthwise", **options,
         )
         if se_ratio:
             x = squeeze_excite(x, se_ratio, f"conv_dw_{block_id}_se")
-        x = conv_norm_act(x, filters, 1, name=f"conv_pw_{block_id}", **options)
+        x = keras_conv_norm_act(x, filters, 1, name=f"conv_pw_{block_id}", **options)
     else:
-        x = conv_norm_act(
+        x = keras_conv_norm_act(
             x, filters, 3, name=f"conv_{block_id}", strides=strides, padding=padding,
             kind=conv_kind, **options,
         )
@@ -124,6 +90,87 @@ def MobileNet(
     default_input_shape,
     /,
     *,
+    include_top,
+    weights,
+    input_tensor,
+    input_shape,
+    pooling,
+    classes,
+    classifier_activation,
+    name,
+    width_multiplier,
+    depth_multiplier,
+    activation,
+    norm,
+    padding_mode,
+    conv_kind,
+    se_ratio,
+    dropout,
+    spatial_dropout,
+    drop_connect,
+):
+    """Builds a MobileNet: a 3×3/2 convolution, depthwise-separable blocks, a classifier.
+
+    Args:
+        stem_filters: filters of the first (full) convolution.
+        blocks: (pointwise filters, stride) of each depthwise-separable block.
+        default_input_shape: the paper's input.
+        include_top, weights, input_tensor, input_shape, pooling, classes,
+            classifier_activation, name: as in keras.applications.
+        width_multiplier, depth_multiplier, activation, norm, padding_mode, conv_kind,
+            se_ratio, dropout, spatial_dropout, drop_connect: as in `mobilenet`.
+
+    Returns:
+        A `keras.Model`.
+
+    Raises:
+        ValueError: a bad option value, or an input too small for the network.
+    """
+    base.check_common(
+        include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, name=name,
+    )
+    base.check_options(
+        name, width_multiplier=width_multiplier, norm=norm, activation=activation,
+        padding_mode=padding_mode, se_ratio=se_ratio, dropout=dropout,
+        spatial_dropout=spatial_dropout, drop_connect=drop_connect,
+    )
+    factories.check_choice(conv_kind, CONV_KINDS, "conv_kind")
+    if isinstance(depth_multiplier, bool) or not (
+        isinstance(depth_multiplier, int) and depth_multiplier >= 1
+    ):
+        raise ValueError(
+            f"{name}: depth_multiplier must be a positive int (depthwise outputs per channel); "
+            f"got {depth_multiplier!r}."
+        )
+    shape = base.input_shape_of(input_tensor, input_shape, default_input_shape, include_top, name)
+    base.check_input_size(name, shape, windows(blocks, padding_mode=padding_mode))
+    options = {"norm": norm, "activation": activation, "padding_mode": padding_mode}
+    x, inputs = base.model_input(input_tensor, shape)
+    x = keras_conv_norm_act(
+        x, base.scaled(stem_filters, width_multiplier, "down"), 3, name="conv1", strides=2,
+        **options,
+    )
+    for block_id, (filters, strides) in enumerate(blocks, start=1):
+        x = depthwise_separable_block(
+            x, base.scaled(filters, width_multiplier, "down"), strides, block_id=block_id,
+            depth_multiplier=depth_multiplier, conv_kind=conv_kind, se_ratio=se_ratio,
+            spatial_dropout=spatial_dropout, **options,
+        )
+    x = base.classifier_head(
+        x, include_top=include_top, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, dropout=dropout, drop_connect=drop_connect,
+    )
+    return base.finish(inputs, x, name, weights)
+
+
+@register_model(
+    default_input_shape=(224, 224, 3),
+    paper="Howard et al., 'MobileNets: Efficient convolutional neural networks for mobile "
+    "vision applications', 2017, Table 1",
+)
+def mobilenet(
     include_top=True,
     weights=None,
     input_tensor=None,
@@ -132,6 +179,7 @@ def MobileNet(
     classes=1000,
     classifier_activation="softmax",
     name="mobilenet",
+    *,
     width_multiplier=1.0,
     depth_multiplier=1,
     activation="relu6",
@@ -143,14 +191,12 @@ def MobileNet(
     spatial_dropout=0.0,
     drop_connect=0.0,
 ):
-    """Builds a MobileNet: a 3×3/2 convolution, depthwise-separable blocks, a classifier.
+    """MobileNet v1 (1.0 MobileNet-224): Table 1, 4,253,864 parameters as keras.applications.
 
     Args:
-        stem_filters: filters of the first (full) convolution.
-        blocks: (pointwise filters, stride) of each depthwise-separable block.
-        default_input_shape: the paper's input.
         include_top, weights, input_tensor, input_shape, pooling, classes,
-            classifier_activation, name: as in keras.applications.
+            classifier_activation, name: as in keras.applications (without the top, the
+            default input takes any size).
         width_multiplier: the paper's width multiplier α (keras' `alpha`): every layer has
             int(filters × α) filters.
         depth_multiplier: depthwise outputs per input channel (keras' `depth_multiplier`;
@@ -167,50 +213,5 @@ def MobileNet(
 
     Returns:
         A `keras.Model`.
-
-    Raises:
-        ValueError: a bad option value, or an input too small for the network.
     """
-    base.check_common(
-        classes=classes, pooling=pooling, classifier_activation=classifier_activation,
-        weights=weights, input_shape=input_shape, name=name,
-    )
-    check_options(
-        name, width_multiplier=width_multiplier, norm=norm, activation=activation,
-        padding_mode=padding_mode, conv_kind=conv_kind, se_ratio=se_ratio, dropout=dropout,
-        spatial_dropout=spatial_dropout, drop_connect=drop_connect,
-    )
-    if isinstance(depth_multiplier, bool) or not (
-        isinstance(depth_multiplier, int) and depth_multiplier >= 1
-    ):
-        raise ValueError(
-            f"{name}: depth_multiplier must be a positive int (depthwise outputs per channel); "
-            f"got {depth_multiplier!r}."
-        )
-    options = {"norm": norm, "activation": activation, "padding_mode": padding_mode}
-    x, inputs = base.model_input(input_tensor, input_shape, default_input_shape)
-    x = conv_norm_act(
-        x, scaled(stem_filters, width_multiplier), 3, name="conv1", strides=2, **options
-    )
-    for block_id, (filters, strides) in enumerate(blocks, start=1):
-        x = depthwise_separable_block(
-            x, scaled(filters, width_multiplier), strides, block_id=block_id,
-            depth_multiplier=depth_multiplier, conv_kind=conv_kind, se_ratio=se_ratio,
-            spatial_dropout=spatial_dropout, **options,
-        )
-    x = base.classifier_head(
-        x, include_top=include_top, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, dropout=dropout, drop_connect=drop_connect,
-    )
-    return base.finish(inputs, x, name, weights)
-
-
-@register_model(
-    default_input_shape=(224, 224, 3),
-    paper="Howard et al., 'MobileNets: Efficient convolutional neural networks for mobile "
-    "vision applications', 2017, Table 1",
-    family_builder=MobileNet,
-)
-def mobilenet(**kwargs):
-    """MobileNet v1 (1.0 MobileNet-224): Table 1, 4,253,864 parameters as keras.applications."""
-    return MobileNet(32, MOBILENET_V1_BLOCKS, (224, 224, 3), **kwargs)
+    return MobileNet(32, MOBILENET_V1_BLOCKS, (224, 224, 3), **locals())

@@ -3,13 +3,11 @@
 import dataclasses
 import difflib
 import fnmatch
-import functools
 import inspect
 
-from kerascnn.layers.convolution import SpatialSizeError
+from kerascnn.models.base import KERAS_ARGUMENTS, smallest_input_side
 
 _REGISTRY = {}
-_MAX_SIDE = 4096
 
 
 @dataclasses.dataclass(frozen=True)
@@ -19,10 +17,12 @@ class ModelEntry:
     Attributes:
         name: registry name, also the builder's name in `kerascnn.models`.
         family: the module that builds it (e.g. "resnet").
-        builder: the public builder function.
+        builder: the public builder function (keras.applications' arguments, then the
+            family's options, each with its default).
         default_input_shape: the paper's input shape, channels last.
         paper: the reference (authors, year, and the table the configuration comes from).
-        options: the keyword arguments the builder accepts.
+        options: the keyword arguments the builder accepts, in signature order.
+        outputs: what the model with its top returns, for `kerascnn list`.
     """
 
     name: str
@@ -30,93 +30,65 @@ class ModelEntry:
     builder: object
     default_input_shape: tuple
     paper: str
-
     options: tuple
+    outputs: str = "predictions"
 
 
-def register_model(*, default_input_shape, paper, family_builder):
-    """Registers a builder under its function name.
+def register_model(*, default_input_shape, paper, outputs="predictions"):
+    """Registers a builder under its function name; the builder itself is returned unchanged.
 
     Args:
         default_input_shape: the paper's input shape.
         paper: the reference and the table the configuration comes from.
-        family_builder: the family's generic builder; its keyword-only parameters are the
-            options users may pass (its positional-only ones describe the architecture).
+        outputs: the outputs of the model with its top, described for `kerascnn list`.
 
-    The wrapped builder turns a map that vanishes inside the network into a ValueError that
-    names the model, the input size, the layer and the smallest input accepted.
+    Raises:
+        TypeError: the builder's signature does not start with keras.applications' arguments.
     """
-    options = tuple(
-        p.name
-        for p in inspect.signature(family_builder).parameters.values()
-        if p.kind is inspect.Parameter.KEYWORD_ONLY
-    )
 
     def decorator(fn):
-        @functools.wraps(fn)
-        def builder(**kwargs):
-            try:
-                return fn(**kwargs)
-            except SpatialSizeError as error:
-                raise _too_small(fn, kwargs, default_input_shape, error) from None
-
+        parameters = tuple(inspect.signature(fn).parameters)
+        if parameters[: len(KERAS_ARGUMENTS)] != KERAS_ARGUMENTS:
+            raise TypeError(
+                f"{fn.__name__} must start with keras.applications' arguments {KERAS_ARGUMENTS}; "
+                f"its parameters: {parameters}."
+            )
         family = fn.__module__.rsplit(".", 1)[-1]
         _REGISTRY[fn.__name__] = ModelEntry(
-            fn.__name__, family, builder, tuple(default_input_shape), paper, options
+            fn.__name__, family, fn, tuple(default_input_shape), paper, parameters, outputs
         )
-        return builder
+        return fn
 
     return decorator
-
-
-def _smallest_side(fn, kwargs, rank, channels, start):
-    """Bisects for the smallest side (equal on every axis) the trunk of `fn` accepts."""
-    probe = {**kwargs, "include_top": False, "pooling": None, "input_tensor": None, "weights": None}
-
-    def fits(side):
-        try:
-            fn(**{**probe, "input_shape": (side,) * rank + (channels,)})
-            return True
-        except SpatialSizeError:
-            return False
-
-    low, high = 0, max(1, start)
-    while not fits(high):
-        low, high = high, high * 2
-        if high > _MAX_SIDE:
-            raise ValueError(f"{fn.__name__}: no input side up to {_MAX_SIDE} fits.")
-    while high - low > 1:
-        middle = (low + high) // 2
-        low, high = (low, middle) if fits(middle) else (middle, high)
-    return high
-
-
-def _too_small(fn, kwargs, default_input_shape, error):
-    shape = tuple(kwargs.get("input_shape") or default_input_shape)
-    rank = len(shape) - 1
-    side = _smallest_side(fn, kwargs, rank, shape[-1], max(shape[:-1]))
-    size = "×".join(str(n) for n in shape[:-1])
-    least = "×".join([str(side)] * rank)
-    return ValueError(
-        f"{fn.__name__} needs inputs of at least {least}; got {size}: the map vanishes at "
-        f"{error}. Resize the inputs to {least} or more, or choose a model that downsamples less "
-        f"(kerascnn.list_models())."
-    )
 
 
 def minimum_input_size(name, *, rank=2, channels=None, **options):
     """Returns the smallest spatial side (equal on every axis) that model `name` accepts.
 
+    Computed from the strides, kernels and paddings of the stage table; nothing is built.
+
     Args:
         name: a registry name.
         rank: number of spatial axes (1, 2 or 3).
         channels: input channels; defaults to the paper's.
-        **options: builder options that change the size (e.g. first_padding).
+        **options: builder options that change the size (e.g. first_padding, padding_mode).
     """
     entry = get_model_entry(name)
     channels = channels or entry.default_input_shape[-1]
-    fn = entry.builder.__wrapped__
-    return _smallest_side(fn, options, rank, channels, max(entry.default_input_shape[:-1]))
+    return _smallest_side(entry, (1,) * rank + (channels,), options)
+
+
+def accepts_input(name, input_shape, **options):
+    """True when model `name` (without its top) accepts inputs of `input_shape`; builds nothing."""
+    least = _smallest_side(get_model_entry(name), tuple(input_shape), options)
+    return all(n is None or n >= least for n in input_shape[:-1])
+
+
+def _smallest_side(entry, input_shape, options):
+    # The builder stops at its size check: options are validated, nothing is built.
+    return smallest_input_side(entry.builder, **{
+        **options, "include_top": False, "pooling": None, "weights": None, "input_tensor": None,
+        "input_shape": input_shape})
 
 
 def list_models(pattern=None):
@@ -142,9 +114,12 @@ def build_model(name, *, input_shape=None, num_classes=None, **options):
     Args:
         name: a name from `list_models()`.
         input_shape: channels-last shape of one example; its rank chooses 1D, 2D or 3D
-            convolutions. Defaults to the paper's input.
-        num_classes: size of the classifier output; defaults to the paper's.
-        **options: the builder's other keyword arguments (norm, activation, dropout, ...).
+            convolutions. Defaults to the paper's input (with the top) or to any size with
+            the paper's channels (`include_top=False`), as keras.applications.
+        num_classes: size of the classifier output; defaults to the paper's. `classes`, the
+            builders' name for it, is accepted as an alias.
+        **options: the builder's other arguments (include_top, pooling, norm, activation,
+            dropout, ...).
 
     Returns:
         A `keras.Model`.
@@ -153,7 +128,15 @@ def build_model(name, *, input_shape=None, num_classes=None, **options):
         ValueError: unknown name or option, bad `num_classes`, or an input too small.
     """
     entry = get_model_entry(name)
-    unknown = sorted(set(options) - set(entry.options) | ({"classes"} & set(options)))
+    if "classes" in options:
+        classes = options.pop("classes")
+        if num_classes is not None and num_classes != classes:
+            raise ValueError(
+                f"{name}: num_classes={num_classes!r} and classes={classes!r} name the same "
+                "count; give one."
+            )
+        num_classes = classes
+    unknown = sorted(set(options) - set(entry.options))
     if unknown:
         valid = [o for o in entry.options if o not in ("input_shape", "classes")]
         raise ValueError(f"{name} has no option {', '.join(unknown)}; its options: {valid}.")

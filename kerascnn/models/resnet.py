@@ -24,8 +24,7 @@ import keras
 
 from kerascnn.layers import factories
 from kerascnn.layers.blocks import conv_norm_act, residual_add
-from kerascnn.layers.convolution import CONV_KINDS, pool
-from kerascnn.layers.padding import PADDING_MODES
+from kerascnn.layers.convolution import CONV_KINDS, Window, pool
 from kerascnn.models import base
 from kerascnn.models.registry import register_model
 
@@ -41,10 +40,6 @@ STEMS = {
 SHORTCUTS = ("projection", "avg_down")
 STRIDE_ON = ("3x3", "1x1")
 IMAGENET = (224, 224, 3)
-
-
-def _scaled(n, width_multiplier):
-    return max(1, round(n * width_multiplier))
 
 
 def _conv_norm_act(x, filters, kernel, name, *, stride=1, **options):
@@ -190,40 +185,48 @@ def resnet_stem(x, kind, *, width_multiplier, norm, activation, padding_mode):
     names = ["conv1"] if len(convs) == 1 else [f"conv1_{i}" for i in range(1, len(convs) + 1)]
     for name, (filters, kernel, stride) in zip(names, convs):
         x = _conv_norm_act(
-            x, _scaled(filters, width_multiplier), kernel, name, stride=stride, norm=norm,
+            x, base.scaled(filters, width_multiplier), kernel, name, stride=stride, norm=norm,
             activation=activation, padding_mode=padding_mode,
         )
     return pool(x, "max", 3, name="pool1_pool", strides=2, padding="same") if max_pool else x
 
 
-def _check_rate(value, what):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
-        raise ValueError(f"{what}={value!r} must be a number in [0, 1).")
+def windows(block, blocks_per_stage, *, stem, stride_on, padding_mode):
+    """The windows of a ResNet along one axis: the stem, then each stage's 3×3 convolutions.
+
+    Every convolution and pool pads "same", so only reflected paddings can make a map
+    vanish: a reflection must be shorter than the map.
+    """
+    convs, max_pool = STEMS[stem]
+    names = ["conv1"] if len(convs) == 1 else [f"conv1_{i}" for i in range(1, len(convs) + 1)]
+    table = [Window(f"{name}_conv", kernel, stride, "same", padding_mode)
+             for name, (_, kernel, stride) in zip(names, convs)]
+    if max_pool:
+        table.append(Window("pool1_pool", 3, 2, "same"))
+    for stage, count in enumerate(blocks_per_stage, start=2):
+        stride = 2 if stage > 2 else 1
+        if block == "bottleneck" and stride_on == "1x1":
+            table.append(Window(f"conv{stage}_block1_1_conv", 1, stride, "same"))
+            stride = 1
+        table.append(Window(f"conv{stage}_block1_{1 if block == 'basic' else 2}_conv", 3,
+                            stride, "same", padding_mode))
+        table.append(Window(f"conv{stage}_block{count}_2_conv", 3, 1, "same", padding_mode))
+    return table
 
 
-def _check_options(block, blocks_per_stage, *, stem, stride_on, shortcut, padding_mode,
-                   conv_kind, groups, base_width, se_ratio, width_multiplier, norm, activation,
-                   zero_init_residual, rates):
-    """Validates the architecture and the options before any layer is built."""
+def _check_options(name, block, blocks_per_stage, *, stem, stride_on, shortcut, conv_kind,
+                   groups, base_width, zero_init_residual, norm):
+    """Validates the ResNet-only options and their combinations before any layer is built."""
     factories.check_choice(block, tuple(BLOCKS), "block")
     if len(blocks_per_stage) != len(STAGE_WIDTHS) or min(blocks_per_stage) < 1:
         raise ValueError(f"blocks_per_stage={blocks_per_stage!r} needs 4 positive counts.")
     factories.check_choice(stem, tuple(STEMS), "stem")
     factories.check_choice(stride_on, STRIDE_ON, "stride_on")
     factories.check_choice(shortcut, SHORTCUTS, "shortcut")
-    factories.check_choice(padding_mode, PADDING_MODES, "padding_mode")
     factories.check_choice(conv_kind, CONV_KINDS, "conv_kind")
-    factories.check_norm(norm)
-    factories.check_activation(activation)
-    for what, value in rates.items():
-        _check_rate(value, what)
-    for what, value in (("groups", groups), ("base_width", base_width)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{what}={value!r} must be a positive int.")
-    if not 0 <= se_ratio <= 1:
-        raise ValueError(f"se_ratio={se_ratio!r} must be in [0, 1] (0 for no SE, 1/16 for SENet).")
-    if not width_multiplier > 0:
-        raise ValueError(f"width_multiplier={width_multiplier!r} must be positive.")
+    base.check_options(name, groups=groups)
+    if isinstance(base_width, bool) or not isinstance(base_width, int) or base_width < 1:
+        raise ValueError(f"{name}: base_width={base_width!r} must be a positive int.")
     if conv_kind == "dilated":
         raise ValueError(
             "conv_kind='dilated' is not supported by ResNet: its strided 3×3 convolutions "
@@ -247,6 +250,106 @@ def ResNet(
     default_input_shape,
     /,
     *,
+    include_top,
+    weights,
+    input_tensor,
+    input_shape,
+    pooling,
+    classes,
+    classifier_activation,
+    name,
+    stem,
+    stride_on,
+    shortcut,
+    groups,
+    base_width,
+    se_ratio,
+    norm,
+    activation,
+    padding_mode,
+    conv_kind,
+    width_multiplier,
+    zero_init_residual,
+    dropout,
+    spatial_dropout,
+    drop_connect,
+    drop_path_rate,
+):
+    """Builds a ResNet: a stem, four stages of residual blocks, a classifier.
+
+    The stage widths are 64, 128, 256 and 512 (× 4 at the output of bottlenecks), each stage
+    after the first halving the map in its first block (He et al. 2016, Table 1).
+
+    Args:
+        block: "basic" or "bottleneck".
+        blocks_per_stage: number of blocks in each of the four stages.
+        default_input_shape: the paper's input.
+        include_top, weights, input_tensor, input_shape, pooling, classes,
+            classifier_activation, name: as in keras.applications.
+        stem, stride_on, shortcut, groups, base_width, se_ratio, norm, activation,
+            padding_mode, conv_kind, width_multiplier, zero_init_residual, dropout,
+            spatial_dropout, drop_connect, drop_path_rate: as in `resnet50`.
+
+    Returns:
+        A `keras.Model`.
+
+    Raises:
+        ValueError: an unknown or inconsistent option, or an input too small.
+    """
+    base.check_common(
+        include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, name=name,
+    )
+    base.check_options(
+        name, se_ratio=se_ratio, norm=norm, activation=activation, padding_mode=padding_mode,
+        width_multiplier=width_multiplier, zero_init_residual=zero_init_residual,
+        dropout=dropout, spatial_dropout=spatial_dropout, drop_connect=drop_connect,
+        drop_path_rate=drop_path_rate,
+    )
+    _check_options(
+        name, block, blocks_per_stage, stem=stem, stride_on=stride_on, shortcut=shortcut,
+        conv_kind=conv_kind, groups=groups, base_width=base_width,
+        zero_init_residual=zero_init_residual, norm=norm,
+    )
+    shape = base.input_shape_of(input_tensor, input_shape, default_input_shape, include_top, name)
+    base.check_input_size(name, shape, windows(
+        block, blocks_per_stage, stem=stem, stride_on=stride_on, padding_mode=padding_mode))
+    x, inputs = base.model_input(input_tensor, shape)
+    x = resnet_stem(x, stem, width_multiplier=width_multiplier, norm=norm, activation=activation,
+                    padding_mode=padding_mode)
+    total, index, last_norms = sum(blocks_per_stage), 0, []
+    for stage, (width, count) in enumerate(zip(STAGE_WIDTHS, blocks_per_stage), start=2):
+        for i in range(1, count + 1):
+            block_name = f"conv{stage}_block{i}"
+            x = BLOCKS[block](
+                x, base.scaled(width, width_multiplier), name=block_name,
+                stride=2 if i == 1 and stage > 2 else 1, groups=groups, base_width=base_width,
+                se_ratio=se_ratio, drop_path=drop_path_rate * index / max(total - 1, 1),
+                norm=norm, activation=activation, shortcut=shortcut, stride_on=stride_on,
+                padding_mode=padding_mode, conv_kind=conv_kind,
+            )
+            last_norms.append(f"{block_name}_{LAST_NORM[block]}")
+            index += 1
+        x = factories.spatial_dropout(x, spatial_dropout, f"conv{stage}_spatial_dropout")
+    x = base.classifier_head(
+        x, include_top=include_top, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, dropout=dropout, drop_connect=drop_connect,
+    )
+    model = base.finish(inputs, x, name, weights)
+    if zero_init_residual and weights is None:
+        for layer_name in last_norms:
+            gamma = model.get_layer(layer_name).gamma
+            gamma.assign(keras.ops.zeros_like(gamma))
+    return model
+
+
+def _paper(table):
+    return f"He et al., 'Deep residual learning for image recognition', CVPR 2016, {table}"
+
+
+@register_model(default_input_shape=IMAGENET, paper=_paper("Table 1, 18-layer"))
+def resnet18(
     include_top=True,
     weights=None,
     input_tensor=None,
@@ -254,7 +357,8 @@ def ResNet(
     pooling=None,
     classes=1000,
     classifier_activation="softmax",
-    name="resnet",
+    name="resnet18",
+    *,
     stem="standard",
     stride_on="3x3",
     shortcut="projection",
@@ -272,17 +376,82 @@ def ResNet(
     drop_connect=0.0,
     drop_path_rate=0.0,
 ):
-    """Builds a ResNet: a stem, four stages of residual blocks, a classifier.
+    """ResNet-18: basic blocks, 2-2-2-2 (He et al. 2016, Table 1); 11,689,512 parameters.
 
-    The stage widths are 64, 128, 256 and 512 (× 4 at the output of bottlenecks), each stage
-    after the first halving the map in its first block (He et al. 2016, Table 1).
+    Args: as `resnet50`.
+    """
+    return ResNet("basic", (2, 2, 2, 2), IMAGENET, **locals())
+
+
+@register_model(default_input_shape=IMAGENET, paper=_paper("Table 1, 34-layer"))
+def resnet34(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="resnet34",
+    *,
+    stem="standard",
+    stride_on="3x3",
+    shortcut="projection",
+    groups=1,
+    base_width=64,
+    se_ratio=0.0,
+    norm="batch",
+    activation="relu",
+    padding_mode="zeros",
+    conv_kind="standard",
+    width_multiplier=1.0,
+    zero_init_residual=False,
+    dropout=0.0,
+    spatial_dropout=0.0,
+    drop_connect=0.0,
+    drop_path_rate=0.0,
+):
+    """ResNet-34: basic blocks, 3-4-6-3 (He et al. 2016, Table 1); 21,797,672 parameters.
+
+    Args: as `resnet50`.
+    """
+    return ResNet("basic", (3, 4, 6, 3), IMAGENET, **locals())
+
+
+@register_model(default_input_shape=IMAGENET, paper=_paper("Table 1, 50-layer"))
+def resnet50(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="resnet50",
+    *,
+    stem="standard",
+    stride_on="3x3",
+    shortcut="projection",
+    groups=1,
+    base_width=64,
+    se_ratio=0.0,
+    norm="batch",
+    activation="relu",
+    padding_mode="zeros",
+    conv_kind="standard",
+    width_multiplier=1.0,
+    zero_init_residual=False,
+    dropout=0.0,
+    spatial_dropout=0.0,
+    drop_connect=0.0,
+    drop_path_rate=0.0,
+):
+    """ResNet-50: bottlenecks, 3-4-6-3 (He et al. 2016, Table 1); 25,557,032 parameters.
 
     Args:
-        block: "basic" or "bottleneck".
-        blocks_per_stage: number of blocks in each of the four stages.
-        default_input_shape: the paper's input.
         include_top, weights, input_tensor, input_shape, pooling, classes,
-            classifier_activation, name: as in keras.applications.
+            classifier_activation, name: as in keras.applications (without the top, the
+            default input takes any size).
         stem: "standard" (7×7/2 conv, 3×3/2 max-pool), "deep" (three 3×3 convs of 32, 32
             and 64 filters, then the max-pool: ResNet-C), "rs" ("deep" whose max-pool is a
             3×3/2 conv of 64 filters: ResNet-RS) or "cifar" (one 3×3/1 conv, no pool: for
@@ -308,128 +477,195 @@ def ResNet(
 
     Returns:
         A `keras.Model`.
-
-    Raises:
-        ValueError: an unknown or inconsistent option.
     """
-    base.check_common(
-        classes=classes, pooling=pooling, classifier_activation=classifier_activation,
-        weights=weights, input_shape=input_shape, name=name,
-    )
-    _check_options(
-        block, blocks_per_stage, stem=stem, stride_on=stride_on, shortcut=shortcut,
-        padding_mode=padding_mode, conv_kind=conv_kind, groups=groups, base_width=base_width,
-        se_ratio=se_ratio, width_multiplier=width_multiplier, norm=norm, activation=activation,
-        zero_init_residual=zero_init_residual,
-        rates=dict(dropout=dropout, spatial_dropout=spatial_dropout, drop_connect=drop_connect,
-                   drop_path_rate=drop_path_rate),
-    )
-    x, inputs = base.model_input(input_tensor, input_shape, default_input_shape)
-    x = resnet_stem(x, stem, width_multiplier=width_multiplier, norm=norm, activation=activation,
-             padding_mode=padding_mode)
-    total, index, last_norms = sum(blocks_per_stage), 0, []
-    for stage, (width, count) in enumerate(zip(STAGE_WIDTHS, blocks_per_stage), start=2):
-        for i in range(1, count + 1):
-            block_name = f"conv{stage}_block{i}"
-            x = BLOCKS[block](
-                x, _scaled(width, width_multiplier), name=block_name,
-                stride=2 if i == 1 and stage > 2 else 1, groups=groups, base_width=base_width,
-                se_ratio=se_ratio, drop_path=drop_path_rate * index / max(total - 1, 1),
-                norm=norm, activation=activation, shortcut=shortcut, stride_on=stride_on,
-                padding_mode=padding_mode, conv_kind=conv_kind,
-            )
-            last_norms.append(f"{block_name}_{LAST_NORM[block]}")
-            index += 1
-        x = factories.spatial_dropout(x, spatial_dropout, f"conv{stage}_spatial_dropout")
-    x = base.classifier_head(
-        x, include_top=include_top, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, dropout=dropout, drop_connect=drop_connect,
-    )
-    model = base.finish(inputs, x, name, weights)
-    if zero_init_residual and weights is None:
-        for layer_name in last_norms:
-            gamma = model.get_layer(layer_name).gamma
-            gamma.assign(keras.ops.zeros_like(gamma))
-    return model
+    return ResNet("bottleneck", (3, 4, 6, 3), IMAGENET, **locals())
 
 
-def _paper(table):
-    return f"He et al., 'Deep residual learning for image recognition', CVPR 2016, {table}"
+@register_model(default_input_shape=IMAGENET, paper=_paper("Table 1, 101-layer"))
+def resnet101(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="resnet101",
+    *,
+    stem="standard",
+    stride_on="3x3",
+    shortcut="projection",
+    groups=1,
+    base_width=64,
+    se_ratio=0.0,
+    norm="batch",
+    activation="relu",
+    padding_mode="zeros",
+    conv_kind="standard",
+    width_multiplier=1.0,
+    zero_init_residual=False,
+    dropout=0.0,
+    spatial_dropout=0.0,
+    drop_connect=0.0,
+    drop_path_rate=0.0,
+):
+    """ResNet-101: bottlenecks, 3-4-23-3 (He et al. 2016, Table 1); 44,549,160 parameters.
+
+    Args: as `resnet50`.
+    """
+    return ResNet("bottleneck", (3, 4, 23, 3), IMAGENET, **locals())
 
 
-@register_model(default_input_shape=IMAGENET, paper=_paper("Table 1, 18-layer"),
-                family_builder=ResNet)
-def resnet18(**kwargs):
-    """ResNet-18: basic blocks, 2-2-2-2 (He et al. 2016, Table 1); 11,689,512 parameters."""
-    return ResNet("basic", (2, 2, 2, 2), IMAGENET, **{"name": "resnet18", **kwargs})
+@register_model(default_input_shape=IMAGENET, paper=_paper("Table 1, 152-layer"))
+def resnet152(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="resnet152",
+    *,
+    stem="standard",
+    stride_on="3x3",
+    shortcut="projection",
+    groups=1,
+    base_width=64,
+    se_ratio=0.0,
+    norm="batch",
+    activation="relu",
+    padding_mode="zeros",
+    conv_kind="standard",
+    width_multiplier=1.0,
+    zero_init_residual=False,
+    dropout=0.0,
+    spatial_dropout=0.0,
+    drop_connect=0.0,
+    drop_path_rate=0.0,
+):
+    """ResNet-152: bottlenecks, 3-8-36-3 (He et al. 2016, Table 1); 60,192,808 parameters.
 
-
-@register_model(default_input_shape=IMAGENET, paper=_paper("Table 1, 34-layer"),
-                family_builder=ResNet)
-def resnet34(**kwargs):
-    """ResNet-34: basic blocks, 3-4-6-3 (He et al. 2016, Table 1); 21,797,672 parameters."""
-    return ResNet("basic", (3, 4, 6, 3), IMAGENET, **{"name": "resnet34", **kwargs})
-
-
-@register_model(default_input_shape=IMAGENET, paper=_paper("Table 1, 50-layer"),
-                family_builder=ResNet)
-def resnet50(**kwargs):
-    """ResNet-50: bottlenecks, 3-4-6-3 (He et al. 2016, Table 1); 25,557,032 parameters."""
-    return ResNet("bottleneck", (3, 4, 6, 3), IMAGENET, **{"name": "resnet50", **kwargs})
-
-
-@register_model(default_input_shape=IMAGENET, paper=_paper("Table 1, 101-layer"),
-                family_builder=ResNet)
-def resnet101(**kwargs):
-    """ResNet-101: bottlenecks, 3-4-23-3 (He et al. 2016, Table 1); 44,549,160 parameters."""
-    return ResNet("bottleneck", (3, 4, 23, 3), IMAGENET, **{"name": "resnet101", **kwargs})
-
-
-@register_model(default_input_shape=IMAGENET, paper=_paper("Table 1, 152-layer"),
-                family_builder=ResNet)
-def resnet152(**kwargs):
-    """ResNet-152: bottlenecks, 3-8-36-3 (He et al. 2016, Table 1); 60,192,808 parameters."""
-    return ResNet("bottleneck", (3, 8, 36, 3), IMAGENET, **{"name": "resnet152", **kwargs})
+    Args: as `resnet50`.
+    """
+    return ResNet("bottleneck", (3, 8, 36, 3), IMAGENET, **locals())
 
 
 @register_model(
     default_input_shape=IMAGENET,
     paper="Xie et al., 'Aggregated residual transformations for deep neural networks', "
     "CVPR 2017, Table 1, ResNeXt-50 (32×4d)",
-    family_builder=ResNet,
 )
-def resnext50_32x4d(**kwargs):
-    """ResNeXt-50 (32×4d): ResNet-50 with 32 groups of 4 channels per 64 (Xie et al. 2017)."""
-    return ResNet("bottleneck", (3, 4, 6, 3), IMAGENET,
-                  **{"name": "resnext50_32x4d", "groups": 32, "base_width": 4, **kwargs})
+def resnext50_32x4d(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="resnext50_32x4d",
+    *,
+    stem="standard",
+    stride_on="3x3",
+    shortcut="projection",
+    groups=32,
+    base_width=4,
+    se_ratio=0.0,
+    norm="batch",
+    activation="relu",
+    padding_mode="zeros",
+    conv_kind="standard",
+    width_multiplier=1.0,
+    zero_init_residual=False,
+    dropout=0.0,
+    spatial_dropout=0.0,
+    drop_connect=0.0,
+    drop_path_rate=0.0,
+):
+    """ResNeXt-50 (32×4d): ResNet-50 with 32 groups of 4 channels per 64 (Xie et al. 2017).
+
+    Args: as `resnet50`.
+    """
+    return ResNet("bottleneck", (3, 4, 6, 3), IMAGENET, **locals())
 
 
 @register_model(
     default_input_shape=IMAGENET,
     paper="Hu et al., 'Squeeze-and-excitation networks', CVPR 2018, Table 1 (SE-ResNet-50), "
     "Fig. 3 (SE-ResNet module)",
-    family_builder=ResNet,
 )
-def se_resnet50(**kwargs):
-    """SE-ResNet-50: SE with reduction 16 on every residual branch, before the addition."""
-    return ResNet("bottleneck", (3, 4, 6, 3), IMAGENET,
-                  **{"name": "se_resnet50", "se_ratio": 1 / 16, **kwargs})
+def se_resnet50(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="se_resnet50",
+    *,
+    stem="standard",
+    stride_on="3x3",
+    shortcut="projection",
+    groups=1,
+    base_width=64,
+    se_ratio=1 / 16,
+    norm="batch",
+    activation="relu",
+    padding_mode="zeros",
+    conv_kind="standard",
+    width_multiplier=1.0,
+    zero_init_residual=False,
+    dropout=0.0,
+    spatial_dropout=0.0,
+    drop_connect=0.0,
+    drop_path_rate=0.0,
+):
+    """SE-ResNet-50: SE with reduction 16 on every residual branch, before the addition.
+
+    Args: as `resnet50`.
+    """
+    return ResNet("bottleneck", (3, 4, 6, 3), IMAGENET, **locals())
 
 
 @register_model(
     default_input_shape=(160, 160, 3),
     paper="Bello et al., 'Revisiting ResNets: improved training and scaling strategies', "
     "NeurIPS 2021, ResNet-RS-50 at 160×160",
-    family_builder=ResNet,
 )
-def resnet_rs50(**kwargs):
+def resnet_rs50(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="resnet_rs50",
+    *,
+    stem="rs",
+    stride_on="3x3",
+    shortcut="avg_down",
+    groups=1,
+    base_width=64,
+    se_ratio=0.25,
+    norm="batch",
+    activation="relu",
+    padding_mode="zeros",
+    conv_kind="standard",
+    width_multiplier=1.0,
+    zero_init_residual=False,
+    dropout=0.25,
+    spatial_dropout=0.0,
+    drop_connect=0.0,
+    drop_path_rate=0.0,
+):
     """ResNet-RS-50: ResNet-D stem and shortcuts, SE 0.25, dropout 0.25 (Bello et al. 2021).
 
     The released configuration (TensorFlow Model Garden, keras' ResNetRS50) trains RS-50
     without stochastic depth, so `drop_path_rate` defaults to 0; the larger RS models use 0.1.
+
+    Args: as `resnet50`.
     """
-    return ResNet(
-        "bottleneck", (3, 4, 6, 3), (160, 160, 3),
-        **{"name": "resnet_rs50", "stem": "rs", "shortcut": "avg_down", "se_ratio": 0.25,
-           "dropout": 0.25, "drop_path_rate": 0.0, **kwargs},
-    )
+    return ResNet("bottleneck", (3, 4, 6, 3), (160, 160, 3), **locals())

@@ -9,7 +9,7 @@ keep before BatchNorm.
 
 from kerascnn.layers import factories
 from kerascnn.layers.blocks import PLAIN_CONV_KINDS, conv_norm_act
-from kerascnn.layers.convolution import pool
+from kerascnn.layers.convolution import Window, pool
 from kerascnn.models import base
 from kerascnn.models.registry import register_model
 
@@ -18,28 +18,41 @@ FILTERS = (64, 128, 256, 512, 512)
 HIDDEN_UNITS = (4096, 4096)
 
 
+def windows(depths, *, padding_mode):
+    """The windows that shrink a VGG's maps: the 2×2/2 pool ending each stage.
+
+    The 3×3 convolutions keep the size; reflected, their one-pixel padding needs maps of 2.
+    """
+    table = []
+    for stage, depth in enumerate(depths, start=1):
+        if padding_mode == "reflect":
+            table.append(Window(f"block{stage}_conv{depth}", 3, 1, "same", padding_mode))
+        table.append(Window(f"block{stage}_pool", 2, 2))
+    return table
+
+
 def VGG(
     depths,
     /,
     *,
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="vgg",
-    activation="relu",
-    norm="none",
-    padding_mode="zeros",
-    conv_kind="standard",
-    width_multiplier=1.0,
-    se_ratio=None,
-    hidden_units=None,
-    dropout=0.5,
-    spatial_dropout=0.0,
-    drop_connect=0.0,
+    include_top,
+    weights,
+    input_tensor,
+    input_shape,
+    pooling,
+    classes,
+    classifier_activation,
+    name,
+    activation,
+    norm,
+    padding_mode,
+    conv_kind,
+    width_multiplier,
+    se_ratio,
+    hidden_units,
+    dropout,
+    spatial_dropout,
+    drop_connect,
 ):
     """Builds a VGG network: five stages of 3×3 convolutions and max-pooling, then FC.
 
@@ -47,20 +60,8 @@ def VGG(
         depths: convolutions in each of the five stages (64, 128, 256, 512, 512 filters).
         include_top, weights, input_tensor, input_shape, pooling, classes,
             classifier_activation, name: as in keras.applications.
-        activation: activation of every hidden layer (ReLU in the paper).
-        norm: normalisation between each convolution and its activation; "batch" gives
-            the vgg*_bn networks.
-        padding_mode: "zeros", "reflect" or "replicate".
-        conv_kind: kind of every convolution but the first, one of `PLAIN_CONV_KINDS`
-            (the first stays standard, as in MobileNet).
-        width_multiplier: scales the filters and the paper's hidden units.
-        se_ratio: squeeze-and-excitation after every convolution, or None.
-        hidden_units: widths of the hidden fully connected layers; None means the paper's
-            4096-4096 scaled by `width_multiplier`; given values are used as they are
-            (smaller heads suit small inputs).
-        dropout: dropout rate of the classifier (0.5 in the paper).
-        spatial_dropout: rate of whole-map dropout after each stage.
-        drop_connect: DropConnect rate of the fully connected layers.
+        activation, norm, padding_mode, conv_kind, width_multiplier, se_ratio, hidden_units,
+            dropout, spatial_dropout, drop_connect: as in `vgg16`.
 
     Returns:
         A `keras.Model`.
@@ -69,17 +70,24 @@ def VGG(
         ValueError: an invalid option, or an input smaller than 32 per side.
     """
     base.check_common(
-        classes=classes, pooling=pooling, classifier_activation=classifier_activation,
-        weights=weights, input_shape=input_shape, name=name,
+        include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, name=name,
     )
-    factories.check_norm(norm)
+    base.check_options(
+        name, activation=activation, norm=norm, padding_mode=padding_mode,
+        width_multiplier=width_multiplier, se_ratio=se_ratio, dropout=dropout,
+        spatial_dropout=spatial_dropout, drop_connect=drop_connect,
+    )
     factories.check_choice(conv_kind, PLAIN_CONV_KINDS, "conv_kind")
     hidden_units = base.hidden_units(hidden_units, HIDDEN_UNITS, width_multiplier, name)
-    x, inputs = base.model_input(input_tensor, input_shape, DEFAULT_INPUT_SHAPE)
+    shape = base.input_shape_of(input_tensor, input_shape, DEFAULT_INPUT_SHAPE, include_top, name)
+    base.check_input_size(name, shape, windows(depths, padding_mode=padding_mode))
+    x, inputs = base.model_input(input_tensor, shape)
     for stage, (filters, depth) in enumerate(zip(FILTERS, depths), start=1):
         for i in range(1, depth + 1):
             x = conv_norm_act(
-                x, max(1, round(filters * width_multiplier)), 3, name=f"block{stage}_conv{i}",
+                x, base.scaled(filters, width_multiplier), 3, name=f"block{stage}_conv{i}",
                 padding_mode=padding_mode, kind="standard" if stage == i == 1 else conv_kind,
                 norm=norm, activation=activation, se_ratio=se_ratio,
             )
@@ -98,29 +106,139 @@ def _register(configuration):
         default_input_shape=DEFAULT_INPUT_SHAPE,
         paper="Simonyan & Zisserman, 'Very deep convolutional networks for large-scale image "
         f"recognition', ICLR 2015, Table 1, configuration {configuration}",
-        family_builder=VGG,
     )
 
-
 @_register("A")
-def vgg11(**kwargs):
-    """VGG-11 (configuration A): 1, 1, 2, 2, 2 convolutions per stage."""
-    return VGG((1, 1, 2, 2, 2), **{"name": "vgg11", **kwargs})
+def vgg11(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="vgg11",
+    *,
+    activation="relu",
+    norm="none",
+    padding_mode="zeros",
+    conv_kind="standard",
+    width_multiplier=1.0,
+    se_ratio=None,
+    hidden_units=None,
+    dropout=0.5,
+    spatial_dropout=0.0,
+    drop_connect=0.0,
+):
+    """VGG-11 (configuration A): 1, 1, 2, 2, 2 convolutions per stage.
+
+    Args: as `vgg16`.
+    """
+    return VGG((1, 1, 2, 2, 2), **locals())
 
 
 @_register("B")
-def vgg13(**kwargs):
-    """VGG-13 (configuration B): 2, 2, 2, 2, 2 convolutions per stage."""
-    return VGG((2, 2, 2, 2, 2), **{"name": "vgg13", **kwargs})
+def vgg13(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="vgg13",
+    *,
+    activation="relu",
+    norm="none",
+    padding_mode="zeros",
+    conv_kind="standard",
+    width_multiplier=1.0,
+    se_ratio=None,
+    hidden_units=None,
+    dropout=0.5,
+    spatial_dropout=0.0,
+    drop_connect=0.0,
+):
+    """VGG-13 (configuration B): 2, 2, 2, 2, 2 convolutions per stage.
+
+    Args: as `vgg16`.
+    """
+    return VGG((2, 2, 2, 2, 2), **locals())
 
 
 @_register("D")
-def vgg16(**kwargs):
-    """VGG-16 (configuration D): 2, 2, 3, 3, 3 convolutions per stage."""
-    return VGG((2, 2, 3, 3, 3), **{"name": "vgg16", **kwargs})
+def vgg16(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="vgg16",
+    *,
+    activation="relu",
+    norm="none",
+    padding_mode="zeros",
+    conv_kind="standard",
+    width_multiplier=1.0,
+    se_ratio=None,
+    hidden_units=None,
+    dropout=0.5,
+    spatial_dropout=0.0,
+    drop_connect=0.0,
+):
+    """VGG-16 (configuration D): 2, 2, 3, 3, 3 convolutions per stage.
+
+    Args:
+        include_top, weights, input_tensor, input_shape, pooling, classes,
+            classifier_activation, name: as in keras.applications (without the top, the
+            default input takes any size).
+        activation: activation of every hidden layer (ReLU in the paper).
+        norm: normalisation between each convolution and its activation; "batch" gives
+            the vgg*_bn networks.
+        padding_mode: "zeros", "reflect" or "replicate".
+        conv_kind: kind of every convolution but the first, one of `PLAIN_CONV_KINDS`
+            (the first stays standard, as in MobileNet).
+        width_multiplier: scales the filters and the paper's hidden units.
+        se_ratio: squeeze-and-excitation after every convolution, or None.
+        hidden_units: widths of the hidden fully connected layers; None means the paper's
+            4096-4096 scaled by `width_multiplier`; given values are used as they are
+            (smaller heads suit small inputs).
+        dropout: dropout rate of the classifier (0.5 in the paper).
+        spatial_dropout: rate of whole-map dropout after each stage.
+        drop_connect: DropConnect rate of the fully connected layers.
+
+    Returns:
+        A `keras.Model`.
+    """
+    return VGG((2, 2, 3, 3, 3), **locals())
 
 
 @_register("E")
-def vgg19(**kwargs):
-    """VGG-19 (configuration E): 2, 2, 4, 4, 4 convolutions per stage."""
-    return VGG((2, 2, 4, 4, 4), **{"name": "vgg19", **kwargs})
+def vgg19(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="vgg19",
+    *,
+    activation="relu",
+    norm="none",
+    padding_mode="zeros",
+    conv_kind="standard",
+    width_multiplier=1.0,
+    se_ratio=None,
+    hidden_units=None,
+    dropout=0.5,
+    spatial_dropout=0.0,
+    drop_connect=0.0,
+):
+    """VGG-19 (configuration E): 2, 2, 4, 4, 4 convolutions per stage.
+
+    Args: as `vgg16`.
+    """
+    return VGG((2, 2, 4, 4, 4), **locals())

@@ -1,5 +1,6 @@
 """`train`: a model and a data set in, a trained model, its history, metrics and run folder out."""
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -10,16 +11,20 @@ import time
 import warnings
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 import kerascnn
-from kerascnn.files import atomic_save_model, atomic_write_json, sha256_file
+from kerascnn.data.pipeline import steps_per_epoch
+from kerascnn.files import sha256_file
 from kerascnn.models.registry import build_model, get_model_entry
+from kerascnn.run_folder import RunFolder, RunFolderError
 from kerascnn.training import checkpoints, distribute, multi_worker, network, schedules
 from kerascnn.training.recipes import get_recipe
 
 LENGTH_FREE_SCHEDULES = ("constant", "plateau", "inverse_time")
 AUX_LOSS_WEIGHT = 0.3  # GoogLeNet's auxiliary classifiers (Szegedy et al., 2015, section 5)
+PROBABILITY_TOLERANCE = 1e-3  # rows of a softmax output sum to 1 within this
 
 
 @dataclasses.dataclass
@@ -67,133 +72,290 @@ def train(
     """Trains a model on a data set with a recipe; resumes an interrupted run in `out`.
 
     Args:
-        model: a registry name (e.g. "lenet5"), a keras.Model, or a path to a .keras file.
-            A model without a kerascnn Preprocessing layer gets one (resizing, channels,
-            normalisation with statistics of the training split only).
+        model: a registry name (e.g. "lenet5"), a keras.Model ending in a softmax, or a path
+            to a .keras file. A model without a kerascnn Preprocessing layer gets one
+            (resizing, channels, normalisation with statistics of the training split only).
         data: anything `kerascnn.data.load` takes, or a `kerascnn.data.Data` (one fold, say).
         recipe: a name from `kerascnn.training.RECIPES`, a Recipe or a dict of its fields.
         epochs, batch_size, augment, learning_rate, **recipe_overrides: recipe fields to
             override (augment="none" switches augmentation off).
         out: the run folder (model.keras, best.keras, metrics.json, history.csv, run.json,
-            logs/ for TensorBoard, checkpoints/); None keeps nothing on disk.
-        seed: seeds weights, shuffling, augmentation and the validation split.
+            logs/ for TensorBoard, checkpoints/), kept as a `kerascnn.run_folder.RunFolder`
+            of kind "train": locked while training, listing every file it writes, refused
+            when it holds files kerascnn did not write. None keeps nothing on disk: the result is
+            only the returned TrainResult (no checkpoint, no report, no resume).
+        seed: seeds weights, shuffling, augmentation and the validation split. Each epoch's
+            shuffle and augmentation depend only on (seed, epoch), and the checkpoints keep
+            the optimizer and dropout states, so on a CPU a run killed and resumed ends with
+            the weights of an uninterrupted one.
         strategy: None, "mirrored", "multi_worker" or a tf.distribute.Strategy (see
             get_strategy). Under "multi_worker" every worker runs `train` with the same
             arguments; only the chief writes `out`, and resuming needs `out` on a file
             system every worker sees.
         model_options: builder options when `model` is a name (norm, width_multiplier, ...).
         data_dir: where offline copies of named data sets lie (else $KERASCNN_DATA_DIR).
-        resume: continue the run saved in `out` when its configuration matches.
+        resume: continue the run saved in `out` when its configuration matches. False
+            deletes the run's own files (only those) and starts over.
         deterministic: TensorFlow op determinism: the same seed gives the same weights on CPU.
-        verbose: Keras' progress display ("auto", 0, 1 or 2).
+        verbose: Keras' progress display ("auto", 0, 1 or 2); 0 also silences the notes on
+            resuming.
         callbacks: extra Keras callbacks, run after kerascnn's own (checkpoints, TensorBoard,
             schedules).
-        optimizer: None (the recipe's), or a callable `(recipe, learning_rate, steps_per_epoch)
-            -> Optimizer`
-            given the recipe and its learning-rate schedule (fine-tuning scales rates per group).
+        optimizer: None (the recipe's, see `build_optimizer`), a name overriding the
+            recipe's ("sgd", "adam", "adamw", "rmsprop"), or a callable
+            `(recipe, learning_rate, steps_per_epoch) -> Optimizer` given the recipe and its
+            learning-rate schedule (fine-tuning scales rates per group).
 
     Returns:
         A TrainResult.
 
     Raises:
-        ValueError: an unknown model, recipe field or data source; a run folder holding a
-            different run.
+        ValueError: an unknown model, recipe field or data source; a model whose outputs
+            are not class probabilities.
+        RunFolderError: (a ValueError) a run folder in use by another process, holding
+            files kerascnn did not write, holding a different run, or naming paths outside
+            itself.
+        TrainingDivergedError: (a ValueError) the loss became NaN or infinite; the run
+            folder keeps its last finite epoch.
     """
     if augment in ("none", False):
-        augment, recipe_overrides["augment"] = None, None
+        augment, no_augment = None, True
+    else:
+        no_augment = False
+    if isinstance(optimizer, str):  # a recipe's optimizer by name
+        recipe_overrides["optimizer"], optimizer = optimizer, None
+    elif optimizer is not None and not callable(optimizer):
+        raise ValueError(
+            "optimizer must be None, a name (sgd, adam, adamw, rmsprop) or a callable "
+            f"(recipe, learning_rate, steps_per_epoch) -> Optimizer; got {optimizer!r}.")
     recipe = get_recipe(recipe, epochs=epochs, batch_size=batch_size, augment=augment,
                         learning_rate=learning_rate, **recipe_overrides)
+    if no_augment:
+        recipe = recipe.replace(augment=None)
     name = _check_model(model)
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer; got seed={seed!r}.")
+    seed = int(seed)
     strategy = distribute.get_strategy(strategy)
-    data = _load_data(data, data_dir, recipe, seed)
+    chief = multi_worker.is_chief(strategy)
+    # Every worker saves (saving reads variables the workers reduce together); the others
+    # write to a folder of their own, which goes at the end.
+    scratch = None if out and chief else tempfile.mkdtemp(prefix="kerascnn-")
+    folder = RunFolder(out if out and chief else scratch, "train")
+    # The other workers read the chief's state to resume with it, and write nothing there.
+    shared = RunFolder(out, "train", exclusive=False) if out and not chief else None
+    try:
+        with folder as run, shared or contextlib.nullcontext() as state_run:
+            return _train(run, state_run or run, model, name, data, recipe, seed=seed,
+                          strategy=strategy, out=out, model_options=model_options,
+                          data_dir=data_dir,
+                          resume=resume, deterministic=deterministic, verbose=verbose,
+                          callbacks=callbacks, optimizer=optimizer)
+    finally:
+        if scratch:
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _train(run, state_run, model, name, data, recipe, *, seed, strategy, out, model_options,
+           data_dir, resume, deterministic, verbose, callbacks, optimizer):
+    """`train` inside its (entered) run folder `run`; `state_run` holds the state to resume
+    (`run` itself, except on the workers of a multi-worker run that are not the chief)."""
+    data, source = _load_data(data, data_dir, recipe, seed)
     options = network.model_options(name, recipe, model_options) if name else {}
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     mixed = recipe.mixed_precision and bool(tf.config.list_physical_devices("GPU"))
     if recipe.mixed_precision and not mixed:
-        warnings.warn("mixed_precision needs a GPU; training in float32.", stacklevel=2)
+        warnings.warn("mixed_precision needs a GPU; training in float32.", stacklevel=3)
+    say = print if verbose != 0 else (lambda *args, **kwargs: None)
 
-    run_dir = os.path.abspath(out) if out else tempfile.mkdtemp(prefix="kerascnn-")
-    # Every worker saves (saving reads variables the workers reduce together); the others
-    # write to a folder of their own, which goes at the end.
-    chief = multi_worker.is_chief(strategy)
-    write_dir = run_dir if chief else tempfile.mkdtemp(prefix="kerascnn-worker-")
-    checkpoint_dir = os.path.join(run_dir, "checkpoints")
     fingerprint = _fingerprint(model, options, data, recipe, seed)
-    state = checkpoints.read_state(checkpoint_dir) if resume else None
+    state = _read_state(state_run, resume and out is not None)
     if state and state["fingerprint"]["digest"] != fingerprint["digest"]:
-        raise ValueError(
-            f"{run_dir} holds another run ({state['fingerprint']['summary']}); use another `out` "
-            "folder, or resume=False (--fresh) to start this one over."
-        )
-    if not resume and chief and os.path.isdir(checkpoint_dir):
-        shutil.rmtree(checkpoint_dir)
+        raise RunFolderError(
+            f"{run.path} holds another run ({state['fingerprint']['summary']}); use another `out` "
+            "folder, or resume=False (--fresh) to start this one over.")
+    if not resume:
+        _clear(run)
 
-    train_ds = data.pipeline("train", recipe.batch_size, augment=recipe.augment, seed=seed)
-    val_ds = data.pipeline("validation", recipe.batch_size) if data.size("validation") else None
-    steps = int(train_ds.cardinality())
+    steps = steps_per_epoch(data.size("train"), recipe.batch_size)
+    initial_epoch = state["epoch"] if state else 0
+    finished = bool(state) and initial_epoch >= recipe.epochs
     with strategy.scope():
-        if state:
-            net = keras.models.load_model(os.path.join(checkpoint_dir, state["model"]))
+        if finished and run.owns("model.keras") and os.path.isfile(run.path_of("model.keras")):
+            net = keras.models.load_model(run.path_of("model.keras"))
+        elif state:
+            net = keras.models.load_model(checkpoints.state_model_path(state_run, state))
+            checkpoints.restore_seed_states(net, state.get("seed_states"))
+            if finished and getattr(net.optimizer, "use_ema", False):
+                net.optimizer.finalize_variable_values(net.trainable_weights)
         else:
             net = _network(model, name, options, data, recipe, mixed)
+            _check_outputs(net, data)
             _compile(net, recipe, steps, optimizer)
+    if finished:
+        say(f"{run.path} holds this run, finished after {initial_epoch} epochs: nothing to "
+            "train; its model is evaluated again.")
+    elif state:
+        say(f"resuming the run in {run.path} after epoch {initial_epoch} of {recipe.epochs}.")
+    if state and out and run is state_run:
+        # The state is the one source of the history: a kill between writing it and
+        # history.csv must not leave the CSV an epoch short.
+        run.write_text("history.csv", checkpoints.history_csv(state["history"]))
+
+    multi = multi_worker.is_multi_worker(strategy)
+    if multi:  # multi_worker.fit iterates one epoch's dataset per epoch
+        train_ds = data.pipeline("train", recipe.batch_size, augment=recipe.augment, seed=seed)
+    else:
+        train_ds = data.pipeline("train", recipe.batch_size, augment=recipe.augment, seed=seed,
+                                 epochs=recipe.epochs,
+                                 initial_epoch=min(initial_epoch, recipe.epochs))
+    val_ds = data.pipeline("validation", recipe.batch_size) if data.size("validation") else None
     outputs = len(net.outputs)
     if outputs > 1:
         train_ds, val_ds = (_repeat_targets(d, outputs) for d in (train_ds, val_ds))
 
-    initial_epoch = state["epoch"] if state else 0
-    run_callbacks = _run_callbacks(recipe, write_dir, fingerprint, state, bool(out),
-                                   "val_loss" if val_ds is not None else "loss")
-    run_callbacks += list(callbacks or [])
-    start = time.perf_counter()
-    if initial_epoch < recipe.epochs and multi_worker.is_multi_worker(strategy):
-        multi_worker.fit(net, train_ds, val_ds, epochs=recipe.epochs, initial_epoch=initial_epoch,
-                         callbacks=run_callbacks, verbose=verbose)
-    elif initial_epoch < recipe.epochs:
-        net.fit(train_ds, validation_data=val_ds, epochs=recipe.epochs,
-                initial_epoch=initial_epoch, callbacks=run_callbacks, verbose=verbose, shuffle=False)
-    seconds = time.perf_counter() - start
-    history = run_callbacks[0].history
+    diverged = checkpoints.StopOnNonFiniteLoss()
+    ema = checkpoints.SwapEMAWeights() if getattr(net.optimizer, "use_ema", False) else None
+    checkpoint = checkpoints.RunCheckpoint(
+        run, fingerprint, history=state["history"] if state else None,
+        best=state["best"] if state else None,
+        best_epoch=state.get("best_epoch") if state else None,
+        monitor="val_loss" if val_ds is not None else "loss", ema=ema,
+        train_seconds=state.get("train_seconds", 0.0) if state else 0.0)
+    recipe_callbacks = _recipe_callbacks(recipe, run, bool(out), checkpoint.monitor)
+    checkpoint.stateful = [c for c in recipe_callbacks
+                           if isinstance(c, (keras.callbacks.ReduceLROnPlateau,
+                                             keras.callbacks.EarlyStopping))]
+    if state and checkpoint.stateful:
+        best = run.path_of("best.keras") if run.owns("best.keras") else None
+        recipe_callbacks.append(checkpoints.RestoreCallbackStates(
+            checkpoint.stateful, state.get("callback_states"),
+            best if best and os.path.isfile(best) else None))
+    run_callbacks = [diverged, *([ema] if ema else []), checkpoint, *recipe_callbacks,
+                     *list(callbacks or []), *([checkpoints.FinalizeEMA(ema)] if ema else [])]
+    seconds = 0.0
+    if not finished:
+        start = time.perf_counter()
+        if multi:
+            multi_worker.fit(net, train_ds, val_ds, epochs=recipe.epochs,
+                             initial_epoch=initial_epoch, callbacks=run_callbacks, verbose=verbose)
+        else:
+            net.fit(train_ds, validation_data=val_ds, epochs=recipe.epochs,
+                    initial_epoch=initial_epoch, steps_per_epoch=steps, callbacks=run_callbacks,
+                    verbose=verbose, shuffle=False)
+        seconds = time.perf_counter() - start
+    history = checkpoint.history
+    if diverged.diverged is not None or not checkpoints.finite_weights(net):
+        raise checkpoints.TrainingDivergedError(
+            _divergence_message(diverged.diverged, checkpoint, recipe, run.path if out else None))
+
+    from kerascnn.evaluation.evaluator import split_record
 
     metrics = {}
     if out:
-        atomic_save_model(net, os.path.join(write_dir, "model.keras"))
+        run.save_model(net, "model.keras")
     if data.size("test"):
-        metrics = _test_metrics(net, data, history, write_dir if out else None)
+        metrics = _test_metrics(net, data, history, run if out else None)
     if out:
-        atomic_write_json(os.path.join(write_dir, "run.json"), {
+        previous = _read_json(run, "run.json") if finished else {}
+        run.write_json("run.json", {
             "kerascnn": kerascnn.__version__,
             "tensorflow": tf.__version__,
             "keras": keras.__version__,
             "model": fingerprint["model"],
             "model_options": options,
-            "data": fingerprint["data"],
+            "data": {**fingerprint["data"], "source": source, "splits": split_record(data)},
             "network_input_shape": list(_backbone(net).inputs[0].shape[1:]),
             "recipe": recipe.to_dict(),
             "seed": seed,
             "epochs_completed": len(next(iter(history.values()), [])),
-            "train_seconds_this_call": round(seconds, 2),
+            "train_seconds": round(checkpoint.train_seconds, 2),
+            "train_seconds_this_call": (previous.get("train_seconds_this_call")
+                                        if finished else round(seconds, 2)),
             "test_accuracy": metrics.get("accuracy"),
         })
-    if not out:
-        shutil.rmtree(run_dir, ignore_errors=True)
-    if write_dir != run_dir:
-        shutil.rmtree(write_dir, ignore_errors=True)
-    return TrainResult(net, history, metrics, run_dir if out else None, recipe, seconds)
+    return TrainResult(net, history, metrics, run.path if out else None, recipe, seconds)
 
 
-def _run_callbacks(recipe, write_dir, fingerprint, state, tensorboard, monitor):
-    """kerascnn's own callbacks: the checkpoint first (its history is the run's), then
-    TensorBoard, the plateau schedule and early stopping as the recipe asks."""
-    callbacks = [checkpoints.RunCheckpoint(
-        os.path.join(write_dir, "checkpoints"), write_dir, fingerprint,
-        history=state["history"] if state else None, best=state["best"] if state else None,
-        monitor=monitor,
-    )]
+def _read_state(run, resume):
+    """The run state saved in `run` (None when there is none or resume is off)."""
+    if not resume:
+        return None
+    return checkpoints.read_state(run.path_of(checkpoints.CHECKPOINTS))
+
+
+def _read_json(run, relative):
+    path = run.path_of(relative)
+    if not run.owns(relative) or not os.path.isfile(path):
+        return {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (OSError, ValueError):
+        return {}
+
+
+def _clear(run):
+    """Deletes every file and folder the run wrote (resume=False); nothing else."""
+    owned = []
+    for folder, folders, names in os.walk(run.path):
+        for entry in sorted(folders) + sorted(names):
+            relative = os.path.relpath(os.path.join(folder, entry), run.path).replace(os.sep, "/")
+            if run.owns(relative):
+                owned.append(relative)
+                if entry in folders:
+                    folders.remove(entry)  # removed whole
+    for relative in owned:
+        run.remove(relative)
+
+
+def _divergence_message(where, checkpoint, recipe, out):
+    epoch, batch, loss = where if where else (len(next(iter(checkpoint.history.values()), [])),
+                                              None, float("nan"))
+    at = f"epoch {epoch + 1}" + (f", batch {batch + 1}" if batch is not None else "")
+    kept = len(next(iter(checkpoint.history.values()), []))
+    if out:
+        folder = (f" {out} keeps the {kept} finite epoch(s) (best.keras from epoch "
+                  f"{checkpoint.best_epoch}); model.keras was not written."
+                  if kept else f" {out} holds no finite epoch; model.keras was not written.")
+    else:
+        folder = ""
+    return (f"training diverged in {at}: the loss became {loss}. Likely causes: a learning "
+            f"rate too high ({recipe.learning_rate}: try 10 times lower), or inputs or an "
+            f"augmentation giving NaN or infinite values.{folder} Rerun with a lower "
+            "--learning-rate and --fresh (resume=False).")
+
+
+def _check_outputs(net, data):
+    """Refuses, before training, a model whose outputs are not probabilities over the classes."""
+    x, _ = next(iter(data.pipeline("train", 8, shuffle=False)))
+    outputs = net(x, training=False)
+    for output in keras.tree.flatten(outputs):
+        values = keras.ops.convert_to_numpy(output).astype(np.float64)
+        width = values.shape[-1]
+        if width != data.num_classes:
+            raise ValueError(
+                f"the model gives {width} outputs per example but {data.name} has "
+                f"{data.num_classes} classes; end it in Dense({data.num_classes}, "
+                "activation='softmax').")
+        low, high = np.nanmin(values), np.nanmax(values)
+        sums = values.sum(axis=-1)
+        if not (low >= -PROBABILITY_TOLERANCE and high <= 1 + PROBABILITY_TOLERANCE
+                and np.all(np.abs(sums - 1) <= PROBABILITY_TOLERANCE * width)):
+            raise ValueError(
+                f"the model's outputs are not class probabilities (values from {low:.3g} to "
+                f"{high:.3g}, rows summing to {sums.min():.3g}..{sums.max():.3g}): it ends in "
+                "logits. kerascnn trains with cross-entropy on probabilities: end the model in "
+                "activation='softmax' (or add keras.layers.Softmax()).")
+
+
+def _recipe_callbacks(recipe, run, tensorboard, monitor):
+    """TensorBoard, the plateau schedule and early stopping, as the recipe asks."""
+    callbacks = []
     if tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(os.path.join(write_dir, "logs"), write_graph=False))
+        callbacks.append(keras.callbacks.TensorBoard(run.claim("logs"), write_graph=False))
     if recipe.schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor, factor=recipe.factor, patience=recipe.patience, verbose=1))
@@ -218,11 +380,24 @@ def _check_model(model):
 
 
 def _load_data(data, data_dir, recipe, seed):
+    """(Data, the record of its source for run.json: what `evaluate(run_dir)` reloads)."""
     from kerascnn.data import Data, load
 
     if isinstance(data, Data):
-        return data
-    return load(data, data_dir=data_dir, validation_split=recipe.validation_split, seed=seed)
+        # Loaded by the caller: its arguments are unknown, its name and split seed are not.
+        return data, {"source": data.name, "loaded_by": "caller", "seed": data.seed,
+                      "kind": data.kind}
+    test_split = 0.2  # load()'s default
+    loaded = load(data, data_dir=data_dir, validation_split=recipe.validation_split,
+                  test_split=test_split, seed=seed)
+    named = isinstance(data, (str, os.PathLike))
+    source = os.fspath(data) if named else None
+    if named and os.path.exists(source):
+        source = os.path.abspath(source)
+    return loaded, {"source": source, "loaded_by": "train" if named else "arrays",
+                    "data_dir": os.path.abspath(data_dir) if data_dir else None,
+                    "validation_split": recipe.validation_split, "test_split": test_split,
+                    "seed": seed, "kind": loaded.kind}
 
 
 def _fingerprint(model, options, data, recipe, seed):
@@ -268,13 +443,50 @@ def _network(model, name, options, data, recipe, mixed):
         keras.config.set_dtype_policy(policy)
 
 
+@keras.saving.register_keras_serializable(package="kerascnn")
+class L2SGD(keras.optimizers.SGD):
+    """SGD (with momentum) on the loss plus an L2 penalty `l2 / 2 * ||w||^2`, through the gradient.
+
+    Each gradient g becomes g + l2 * w before the momentum update, as in Caffe and the AlexNet
+    and ResNet papers. Keras' `weight_decay` instead subtracts `lr * wd * w` from the weights
+    after the update (decoupled decay, Loshchilov & Hutter, 2019), which with momentum 0.9 is
+    not the same training. Clipping (`clipnorm`) applies to the loss gradient, before the L2
+    term, as `torch.nn.utils.clip_grad_norm_` before `SGD(weight_decay=...)` does.
+
+    Args:
+        l2: the L2 coefficient (5e-4 for AlexNet, 1e-4 for ResNet).
+        **kwargs: keras.optimizers.SGD arguments (learning_rate, momentum, nesterov, ...).
+    """
+
+    def __init__(self, l2=0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.l2 = float(l2)
+
+    def update_step(self, gradient, variable, learning_rate):
+        gradient = keras.ops.add(gradient, keras.ops.multiply(
+            keras.ops.cast(self.l2, variable.dtype), variable))
+        super().update_step(gradient, variable, learning_rate)
+
+    def get_config(self):
+        return {**super().get_config(), "l2": self.l2}
+
+
 def build_optimizer(recipe, learning_rate, steps_per_epoch):
-    """The recipe's Keras optimizer with `learning_rate` (a float or a schedule)."""
+    """The recipe's Keras optimizer with `learning_rate` (a float or a schedule).
+
+    `recipe.weight_decay` is Keras' decoupled decay, except with `weight_decay_mode="l2"`
+    (SGD only): then it is an L2 penalty through the gradient (`L2SGD`).
+    """
     ema = recipe.ema
     if ema:  # keep the average's time constant under a tenth of the run
         ema = min(ema, 1 - 10 / max(20, steps_per_epoch * recipe.epochs))
-    common = dict(learning_rate=learning_rate, weight_decay=recipe.weight_decay or None,
+    l2 = recipe.weight_decay_mode == "l2"
+    common = dict(learning_rate=learning_rate,
+                  weight_decay=None if l2 or not recipe.weight_decay else recipe.weight_decay,
                   clipnorm=recipe.gradient_clip, use_ema=bool(ema), ema_momentum=ema or 0.99)
+    if l2:
+        return L2SGD(l2=recipe.weight_decay, momentum=recipe.momentum, nesterov=recipe.nesterov,
+                     **common)
     return {
         "sgd": lambda: keras.optimizers.SGD(momentum=recipe.momentum, nesterov=recipe.nesterov, **common),
         "adam": lambda: keras.optimizers.Adam(**common),

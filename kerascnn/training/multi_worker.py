@@ -16,6 +16,8 @@ A global batch split unevenly (the last, smaller one) is averaged per replica, a
 import keras
 import tensorflow as tf
 
+from kerascnn import compat
+
 
 def is_multi_worker(strategy):
     """True for a MultiWorkerMirroredStrategy, whose training needs `fit` from this module."""
@@ -63,7 +65,7 @@ def fit(model, train_data, validation_data=None, *, epochs=1, initial_epoch=0, c
     with strategy.scope():
         # The metrics' and optimizer's variables must exist before the first step (a replica
         # cannot create them). Keras builds them from a batch; a spec has all it reads.
-        model._symbolic_build(data_batch=train_data.element_spec)
+        compat.symbolic_build(model, train_data.element_spec)
     history = keras.callbacks.History()
     callbacks = keras.callbacks.CallbackList(
         [*(callbacks or []), history], add_progbar=bool(verbose) and is_chief(strategy),

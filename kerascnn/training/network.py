@@ -3,21 +3,16 @@
 import keras
 
 from kerascnn.data.preprocessing import Preprocessing
-from kerascnn.layers.convolution import SpatialSizeError
-from kerascnn.models.registry import get_model_entry
+from kerascnn.models.registry import accepts_input, get_model_entry
 
 
 def network_input_shape(name, data_shape, options):
     """The input the backbone is built for: the data's own size when the model accepts it,
     else the paper's size (the Preprocessing layer resizes), with the data's channels."""
-    entry = get_model_entry(name)
-    rank = len(data_shape) - 1
-    try:
-        entry.builder.__wrapped__(input_shape=tuple(data_shape), include_top=False, **options)
+    if accepts_input(name, tuple(data_shape), **options):
         return tuple(data_shape)
-    except SpatialSizeError:
-        side = max(entry.default_input_shape[:-1])
-        return (side,) * rank + (data_shape[-1],)
+    side = max(get_model_entry(name).default_input_shape[:-1])
+    return (side,) * (len(data_shape) - 1) + (data_shape[-1],)
 
 
 def model_options(name, recipe, options):

@@ -1,11 +1,14 @@
 """Training recipes as data: named, printable, overridable field by field."""
 
 import dataclasses
+import math
+import numbers
 
 from kerascnn.layers.factories import check_choice
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("constant", "step", "inverse_time", "plateau", "cosine", "one_cycle")
+WEIGHT_DECAY_MODES = ("decoupled", "l2")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -18,8 +21,12 @@ class Recipe:
         learning_rate: the base (peak) learning rate.
         momentum: SGD / RMSprop momentum.
         nesterov: Nesterov momentum for SGD.
-        weight_decay: decoupled weight decay (Keras' `weight_decay`; for SGD it equals an L2
-            penalty of the same coefficient).
+        weight_decay: the weight decay coefficient, applied as `weight_decay_mode` says.
+        weight_decay_mode: "decoupled": Keras' `weight_decay`, which subtracts
+            `lr * weight_decay * w` from the weights after each update (Loshchilov & Hutter,
+            2019); with momentum this is not an L2 penalty. "l2" (SGD only): the papers' L2
+            penalty `weight_decay / 2 * ||w||^2` added to the loss, i.e. `weight_decay * w`
+            added to each gradient before the momentum update (Caffe, AlexNet, ResNet).
         schedule: one of SCHEDULES: "step" divides by `factor` at `milestones` (fractions of
             the run); "inverse_time" is lr / (1 + epoch); "plateau" divides by `factor` when
             the validation loss stalls for `patience` epochs; "cosine" decays to 0 after
@@ -48,6 +55,7 @@ class Recipe:
     momentum: float = 0.9
     nesterov: bool = False
     weight_decay: float = 0.0
+    weight_decay_mode: str = "decoupled"
     schedule: str = "constant"
     factor: float = 0.1
     milestones: tuple = (1 / 3, 2 / 3)
@@ -70,14 +78,37 @@ class Recipe:
     def __post_init__(self):
         check_choice(self.optimizer, OPTIMIZERS, "optimizer")
         check_choice(self.schedule, SCHEDULES, "schedule")
-        for field in ("learning_rate", "epochs", "batch_size"):
-            value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise ValueError(f"recipe {field} must be a positive number; got {value!r}.")
-        if not 0 <= self.label_smoothing < 1:
-            raise ValueError(f"label_smoothing must be in [0, 1); got {self.label_smoothing!r}.")
-        if not 0 <= self.ema < 1:
-            raise ValueError(f"ema momentum must be in [0, 1); got {self.ema!r}.")
+        check_choice(self.weight_decay_mode, WEIGHT_DECAY_MODES, "weight_decay_mode")
+        _number("learning_rate", self.learning_rate, low=0, low_open=True)
+        _integer("epochs", self.epochs, low=1)
+        _integer("batch_size", self.batch_size, low=1)
+        _number("momentum", self.momentum, low=0, high=1, high_open=True)
+        _number("weight_decay", self.weight_decay, low=0)
+        _number("factor", self.factor, low=0, high=1, low_open=True)
+        _integer("patience", self.patience, low=0)
+        _number("warmup_epochs", self.warmup_epochs, low=0)
+        _number("label_smoothing", self.label_smoothing, low=0, high=1, high_open=True)
+        _number("ema", self.ema, low=0, high=1, high_open=True)
+        _integer("early_stopping", self.early_stopping, low=0)
+        for field in ("gradient_clip",):
+            if getattr(self, field) is not None:
+                _number(field, getattr(self, field), low=0, low_open=True)
+        for field in ("dropout", "drop_path_rate"):
+            if getattr(self, field) is not None:
+                _number(field, getattr(self, field), low=0, high=1, high_open=True)
+        if self.validation_split is not None:
+            _number("validation_split", self.validation_split, low=0, high=1, low_open=True,
+                    high_open=True)
+        milestones = self.milestones
+        if not isinstance(milestones, (tuple, list)) or not milestones:
+            raise ValueError(f"recipe milestones must be fractions of the run in (0, 1); got "
+                             f"{milestones!r}.")
+        for milestone in milestones:
+            _number("milestones", milestone, low=0, high=1, low_open=True, high_open=True)
+        if self.weight_decay_mode == "l2" and self.optimizer != "sgd":
+            raise ValueError(
+                f"weight_decay_mode='l2' is implemented for SGD; got optimizer="
+                f"{self.optimizer!r}. Use weight_decay_mode='decoupled' (for adamw, its own).")
 
     def replace(self, **overrides):
         """Returns a copy with some fields changed; unknown fields raise ValueError."""
@@ -90,6 +121,25 @@ class Recipe:
     def to_dict(self):
         """The recipe as a JSON-ready dict."""
         return dataclasses.asdict(self)
+
+
+def _number(field, value, *, low=None, high=None, low_open=False, high_open=False):
+    """Checks that a recipe field is a finite real number in its range."""
+    inside = (isinstance(value, numbers.Real) and not isinstance(value, bool)
+              and math.isfinite(value)
+              and (low is None or (value > low if low_open else value >= low))
+              and (high is None or (value < high if high_open else value <= high)))
+    if not inside:
+        bounds = ("(" if low_open else "[") + f"{low}, {high}" + (")" if high_open else "]")
+        allowed = f"a finite number in {bounds}" if high is not None else (
+            f"a finite number {'>' if low_open else '>='} {low}")
+        raise ValueError(f"recipe {field} must be {allowed}; got {value!r}.")
+
+
+def _integer(field, value, *, low):
+    """Checks that a recipe field is an integer >= `low`."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise ValueError(f"recipe {field} must be an integer >= {low}; got {value!r}.")
 
 
 RECIPES = {
@@ -112,17 +162,19 @@ RECIPES = {
         batch_size=128, label_smoothing=0.1, augment="rotate=8,translate=0.08",
         normalization="standardize",
     ),
-    # Krizhevsky et al. 2012, section 5: SGD, momentum 0.9, weight decay 5e-4, batch 128,
+    # Krizhevsky et al. 2012, section 5: SGD, momentum 0.9, weight decay (L2) 5e-4, batch 128,
     # lr 0.01 divided by 10 when the validation error stops improving, dropout 0.5.
     "alexnet": Recipe(
         name="alexnet", optimizer="sgd", learning_rate=0.01, momentum=0.9, weight_decay=5e-4,
+        weight_decay_mode="l2",
         schedule="plateau", factor=0.1, patience=5, epochs=90, batch_size=128, dropout=0.5,
         normalization="mean_image", augment="flip,crop=0.875",
     ),
-    # He et al. 2016, section 3.4: SGD 0.1, momentum 0.9, weight decay 1e-4, batch 256,
+    # He et al. 2016, section 3.4: SGD 0.1, momentum 0.9, weight decay (L2) 1e-4, batch 256,
     # divided by 10 at 1/3 and 2/3 of the run (epochs 30 and 60 of 90).
     "resnet": Recipe(
         name="resnet", optimizer="sgd", learning_rate=0.1, momentum=0.9, weight_decay=1e-4,
+        weight_decay_mode="l2",
         schedule="step", factor=0.1, milestones=(1 / 3, 2 / 3), epochs=90, batch_size=256,
         normalization="channel_mean", augment="flip,crop=0.875",
     ),

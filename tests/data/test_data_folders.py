@@ -92,3 +92,26 @@ def test_train_and_test_sub_folders_give_the_splits(tmp_path):
     data = load(str(tmp_path))
     assert data.split_names == ("train", "test")
     assert data.class_counts("train") == [3, 3] and data.class_counts("test") == [2, 2]
+
+
+def test_mixed_depths_come_out_as_uint8_at_one_scale(tmp_path):
+    deep = np.array([[0, 257], [32896, 65535]], np.uint16)  # 0, 1, 128, 255 in 8 bits
+    shallow = np.array([[0, 1], [128, 255]], np.uint8)
+    _write_png(tmp_path / "deep" / "0.png", deep)
+    _write_png(tmp_path / "shallow" / "0.png", shallow)
+    data = load(str(tmp_path), test_split=None)
+    assert data.dtype == np.uint8 and data.value_range == (0, 255)
+    np.testing.assert_array_equal(data.x_train[..., 0], [shallow, shallow])
+    colour = np.full((2, 2, 3), 7, np.uint8)
+    _write_png(tmp_path / "shallow" / "1.png", colour)
+    data = load(str(tmp_path), test_split=None)
+    assert data.dtype == np.uint8 and data.input_shape == (2, 2, 3)
+    np.testing.assert_array_equal(data.x_train[0], np.repeat(shallow[..., None], 3, axis=-1))
+
+
+def test_only_sixteen_bit_images_keep_their_depth(tmp_path):
+    for name, value in (("a", 1000), ("b", 60000)):
+        _write_png(tmp_path / name / "0.png", np.full((3, 3), value, np.uint16))
+    data = load(str(tmp_path), test_split=None)
+    assert data.dtype == np.uint16
+    assert sorted(data.x_train[:, 0, 0, 0].tolist()) == [1000, 60000]

@@ -148,3 +148,45 @@ def test_describe_is_json_ready(mnist_small):
 def test_unknown_source_lists_the_valid_ones():
     with pytest.raises(ValueError, match="mnist, fashion_mnist, cifar10, cifar100, 'digits'"):
         load("no_such_data_set")
+
+
+@pytest.mark.parametrize(
+    "shape, kind, expected",
+    [
+        ((30, 40, 1), None, ("signal", (40, 1))),  # width 1: signals with one channel
+        ((30, 128, 9), None, ("signal", (128, 9))),  # length >> channels (HAR-like)
+        ((30, 28, 28), None, ("image", (28, 28, 1))),
+        ((30, 6, 6), None, ("image", (6, 6, 1))),
+        ((30, 128, 16), "image", ("image", (128, 16, 1))),  # a spectrogram, said so
+    ],
+)
+def test_rank_three_arrays_read_as_signals_when_not_image_like(shape, kind, expected):
+    x = np.zeros(shape, np.float32)
+    data = load((x, np.arange(30) % 3), kind=kind, test_split=None)
+    assert (data.kind, data.input_shape) == expected
+
+
+def test_rank_three_array_between_signal_and_image_asks_for_kind():
+    x, y = np.zeros((30, 12, 3), np.float32), np.arange(30) % 3
+    with pytest.raises(ValueError, match=r"ambiguous: 12×3 grey images, or signals .*kind='signal'"):
+        load((x, y), test_split=None)
+    assert load((x, y), kind="signal", test_split=None).input_shape == (12, 3)
+
+
+def _npz_bytes(tmp_path, **arrays):
+    path = tmp_path / "source.npz"
+    np.savez(path, **arrays)
+    return path, path.read_bytes()
+
+
+def test_unreadable_npz_files_are_named_with_the_fix(tmp_path):
+    x, y = np.zeros((8, 4, 4), np.uint8), np.arange(8) % 2
+    path, content = _npz_bytes(tmp_path, x_train=x, y_train=y)
+    for name, data in (("empty.npz", b""), ("cut.npz", content[: len(content) // 2])):
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ValueError, match=rf"{name} cannot be read as a \.npz .*np\.savez"):
+            load(str(tmp_path / name))
+    np.save(tmp_path / "array.npy", x)
+    (tmp_path / "array.npy").rename(tmp_path / "array.npz")
+    with pytest.raises(ValueError, match=r"array\.npz holds a single array \(a \.npy file"):
+        load(str(tmp_path / "array.npz"))

@@ -85,3 +85,61 @@ def test_test_split_of_another_shape_is_refused():
 def test_bad_arguments_are_refused(kwargs, message):
     with pytest.raises(ValueError, match=message):
         load((IMAGES, LABELS), **kwargs)
+
+
+@pytest.mark.parametrize(
+    "x, message",
+    [
+        (IMAGES.astype(complex), r"x_train holds complex numbers .*np\.abs"),
+        (IMAGES > 100, r"x_train holds booleans .*astype\(np\.uint8\)"),
+        (IMAGES.astype(str), r"x_train holds strings \(dtype <U3\)"),
+    ],
+    ids=["complex", "bool", "strings"],
+)
+def test_pixels_that_are_not_numbers_are_refused(x, message):
+    with pytest.raises(ValueError, match=message):
+        load((x, LABELS), test_split=None)
+
+
+@pytest.mark.parametrize(
+    "class_names, message",
+    [
+        (["a", "b", "a"], r"class_names repeats \['a'\]"),
+        ("abc", r"class_names must be a list of names.* not one string"),
+        (np.array("abc"), r"class_names must be a list of names"),
+    ],
+    ids=["duplicates", "string", "zero_d_array"],
+)
+def test_bad_class_names_are_refused(class_names, message):
+    with pytest.raises(ValueError, match=message):
+        load((IMAGES, LABELS), class_names=class_names, test_split=None)
+
+
+def test_class_names_stored_in_an_npz_are_checked_too(tmp_path):
+    path = tmp_path / "named.npz"
+    np.savez(path, x_train=IMAGES, y_train=LABELS, class_names=np.array(["a", "b", "a"]))
+    with pytest.raises(ValueError, match=r"class_names of .*named\.npz repeats \['a'\]"):
+        load(str(path))
+
+
+def test_uint64_labels_are_reported_as_stored():
+    labels = LABELS.astype(np.uint64)
+    labels[5] = 2**64 - 1  # wraps to -1 once cast to int64
+    with pytest.raises(ValueError, match=r"label 18446744073709551615 \(index 5\)"):
+        load((IMAGES, labels), test_split=None)
+
+
+def test_one_example_per_class_cannot_give_a_held_out_split():
+    x, y = IMAGES[:3], np.arange(3)
+    with pytest.raises(ValueError, match=r"test_split=0.2 holds out nothing: every class has a single"):
+        load((x, y))
+    with pytest.raises(ValueError, match=r"validation_split=0.5 holds out nothing"):
+        load((x, y), test_split=None, validation_split=0.5)
+    assert load((x, y), test_split=None).size("train") == 3
+
+
+def test_a_class_with_one_example_is_named_in_a_warning():
+    y = np.array([0, 0, 0, 0, 1, 1, 1, 1, 2])
+    with pytest.warns(UserWarning, match=r"test_split: classes \['2'\] have a single example"):
+        data = load((IMAGES[:9], y))
+    assert data.class_counts("test") == [1, 1, 0]

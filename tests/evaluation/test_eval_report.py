@@ -55,7 +55,8 @@ def test_metrics_match_scikit_learn_on_the_model_predictions(full_report, traine
 def test_files_are_written_and_metrics_json_is_strict_json(full_report):
     report, out = full_report
     expected = sorted(FIGURES + ["metrics.json", "report.md", "report.html"])
-    assert sorted(os.listdir(out)) == expected  # and no temporary file left behind
+    run_files = [".kerascnn-run.json", ".kerascnn-run.lock"]  # the run folder's own manifest and lock
+    assert sorted(os.listdir(out)) == sorted(expected + run_files)  # no temporary file left behind
     assert sorted(os.path.basename(p) for p in report.files) == expected
     for name in FIGURES:
         assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -175,7 +175,7 @@ def test_too_small_inputs_name_the_minimum(name, input_shape, message):
     "options, message",
     [
         ({"conv_kind": "dilated"}, r"conv_kind='dilated' is not supported"),
-        ({"groups": 0}, r"groups must be a positive int .* got 0"),
+        ({"groups": 0}, r"groups must be a positive int; got 0"),
         ({"groups": 2, "conv_kind": "depthwise_separable"}, "cannot be combined"),
         ({"width_multiplier": 0}, r"width_multiplier must be a positive number; got 0"),
         ({"hidden_units": 4096}, r"hidden_units=4096 must be a tuple of positive ints"),

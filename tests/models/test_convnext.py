@@ -116,7 +116,7 @@ def test_too_small_input_names_the_minimum():
     [
         ({"drop_path_rate": 1.0}, r"drop_path_rate must be in \[0, 1\)"),
         ({"norm": "rms"}, "norm='rms'"),
-        ({"width_multiplier": -1}, "width_multiplier must be positive"),
+        ({"width_multiplier": -1}, "width_multiplier must be a positive number"),
         ({"layer_scale_init_value": -1e-6}, "init_value must be a positive number"),
         ({"padding_mode": "wrap"}, "padding_mode='wrap'"),
     ],

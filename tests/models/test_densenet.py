@@ -129,7 +129,7 @@ def test_too_small_input_names_the_minimum():
         ({"compression": 1.5}, r"compression must be in \(0, 1\]"),
         ({"norm": "batchnorm"}, "norm='batchnorm'"),
         ({"padding_mode": "circular"}, "padding_mode='circular'"),
-        ({"width_multiplier": 0}, "width_multiplier must be positive"),
+        ({"width_multiplier": 0}, "width_multiplier must be a positive number"),
         ({"activation": "relu7"}, "activation='relu7'"),
     ],
 )

@@ -228,7 +228,7 @@ def test_local_response_normalization_is_caffes():
         ({"activation": "relu7"}, "activation='relu7' is not a Keras activation"),
         ({"dropout": 1.0}, r"dropout must be in \[0, 1\); got 1.0"),
         ({"aux_dropout": -0.1}, r"aux_dropout must be in \[0, 1\); got -0.1"),
-        ({"width_multiplier": 0}, "width_multiplier must be positive; got 0"),
+        ({"width_multiplier": 0}, "width_multiplier must be a positive number; got 0"),
     ],
 )
 def test_bad_options_raise_value_errors(options, message):

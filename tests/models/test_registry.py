@@ -8,19 +8,17 @@ import kerascnn
 from kerascnn.models import get_model_entry, minimum_input_size
 
 MODELS = kerascnn.list_models()
+# Deeper twins of a registered network build the same blocks: their round trip runs with -m slow.
+DEEPER_TWINS = {"resnet101v2"}
+ROUND_TRIP = [pytest.param(n, marks=pytest.mark.slow) if n in DEEPER_TWINS else n for n in MODELS]
 CLASSES = 3
 NARROW = {"width_multiplier": 0.125}  # same graph, an eighth of the widths: keeps the run short
 
 
 def small_input_shape(name, rank=2):
-    """The smallest of 32 and the model's minimum side, with the paper's channels."""
+    """32 per side, or the model's minimum side when that is larger, with the paper's channels."""
     entry = get_model_entry(name)
-    try:
-        kerascnn.build_model(name, input_shape=(32,) * rank + (entry.default_input_shape[-1],),
-                             include_top=False, **NARROW)
-        side = 32
-    except ValueError:
-        side = minimum_input_size(name, rank=rank, **NARROW)
+    side = max(32, minimum_input_size(name, rank=rank, **NARROW))
     return (side,) * rank + (entry.default_input_shape[-1],)
 
 
@@ -33,7 +31,7 @@ def as_list(outputs):
     return [keras.ops.convert_to_numpy(o) for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
 
 
-@pytest.mark.parametrize("name", MODELS)
+@pytest.mark.parametrize("name", ROUND_TRIP)
 def test_build_forward_train_step_and_round_trip(name, tmp_path):
     shape = small_input_shape(name)
     model = kerascnn.build_model(name, input_shape=shape, num_classes=CLASSES, **NARROW)

@@ -36,7 +36,7 @@ def test_recipes_override_field_by_field_and_reject_unknown_fields():
         get_recipe("fast")
     with pytest.raises(ValueError, match="optimizer='lamb'"):
         Recipe(optimizer="lamb")
-    with pytest.raises(ValueError, match="epochs must be a positive number; got 0"):
+    with pytest.raises(ValueError, match="epochs must be an integer >= 1; got 0"):
         get_recipe("quick", epochs=0)
 
 

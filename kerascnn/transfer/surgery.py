@@ -1,0 +1,295 @@
+"""Head surgery: find a network's classifier, rebuild it for new classes, carry every other weight.
+
+The network is edited as its Keras config (so nested models, kerascnn's Preprocessing wrapper,
+GoogLeNet's auxiliary heads and keras.applications-style heads are all plain data), rebuilt
+with `from_config`, and the source's weights are copied layer by layer. Every weighted layer
+ends in the report as "kept" (copied), "replaced" (a classifier, freshly initialised),
+"adapted" (first convolution or input statistics converted to another channel count) or
+"skipped" (shapes differ: freshly initialised).
+"""
+
+import copy
+
+import keras
+import numpy as np
+
+from kerascnn.data.preprocessing import Preprocessing
+from kerascnn.transfer import channels
+from kerascnn.transfer.source import TransferError
+
+# Layers a classifier's output may pass through on its way out (no weights, one input).
+_PASS_THROUGH = ("Activation", "Softmax", "Reshape", "Flatten", "Dropout", "ReLU",
+                 "InputLayer")
+_FEATURE_ENDS = ("Flatten", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
+                 "GlobalAveragePooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
+                 "GlobalMaxPooling3D")
+
+
+def split_network(model):
+    """Returns (preprocessing layer or None, backbone) of a model.
+
+    A kerascnn-trained model is `inputs -> Preprocessing -> backbone (a nested Model)`; any
+    other model is its own backbone.
+    """
+    preprocessing = next((l for l in model.layers[:3] if isinstance(l, Preprocessing)), None)
+    nested = [l for l in model.layers if isinstance(l, keras.Model)]
+    if preprocessing is not None and len(nested) == 1:
+        return preprocessing, nested[0]
+    return preprocessing, model
+
+
+def _producers(backbone):
+    """Maps id(output tensor) -> the layer that produced it."""
+    found = {}
+    for layer in backbone.layers:
+        try:
+            outputs = layer.output
+        except (AttributeError, ValueError):  # a shared layer has no single output
+            continue
+        for tensor in keras.tree.flatten(outputs):
+            found[id(tensor)] = layer
+    return found
+
+
+def _inputs_of(layer):
+    try:
+        return keras.tree.flatten(layer.input)
+    except (AttributeError, ValueError):
+        return []
+
+
+def find_classifiers(model):
+    """Returns the names of the classifier layers of a model's backbone, one per output.
+
+    The classifier of an output is the last layer with weights on its way (a Dense or a 1×1
+    convolution as in keras.applications' MobileNet), reached through weightless layers only.
+
+    Raises:
+        TransferError: an output with no such layer (features, not classes).
+    """
+    _, backbone = split_network(model)
+    producers = _producers(backbone)
+    names = []
+    for output in backbone.outputs:
+        layer = producers.get(id(output))
+        while layer is not None and not layer.weights:
+            kind = type(layer).__name__
+            inputs = _inputs_of(layer)
+            if kind not in _PASS_THROUGH or len(inputs) != 1:
+                layer = None
+                break
+            layer = producers.get(id(inputs[0]))
+        if layer is None or len(output.shape) != 2:
+            raise TransferError(
+                f"{model.name!r} has no classification head: its output "
+                f"{tuple(output.shape)} comes from no Dense or 1×1 convolution layer. Build it "
+                "with include_top=True, or use kerascnn.extract_features for its features.")
+        names.append(layer.name)
+    return names
+
+
+def head_path(model):
+    """Returns (feature tensor, head layer names) of the backbone's main output.
+
+    The feature tensor is what the main classifier's head starts from: the input of its
+    global pooling or Flatten layer, else the classifier's input. Head layers are the
+    backbone's layers that do not feed that tensor (the classifier, its pooling and hidden
+    layers, and auxiliary heads).
+    """
+    _, backbone = split_network(model)
+    producers = _producers(backbone)
+    classifier = backbone.get_layer(find_classifiers(model)[0])
+    start = _inputs_of(classifier)[0]
+    tensor = start
+    while True:
+        layer = producers.get(id(tensor))
+        inputs = _inputs_of(layer) if layer is not None else []
+        if layer is None or len(inputs) != 1:
+            tensor = start
+            break
+        if type(layer).__name__ in _FEATURE_ENDS:
+            tensor = inputs[0]
+            break
+        tensor = inputs[0]
+    base = {layer.name for layer in keras.Model(backbone.inputs, tensor).layers}
+    head = [l.name for l in backbone.layers if l.name not in base]
+    return tensor, head
+
+
+def _layer_configs(config):
+    """Yields every layer config dict (with "class_name" and "config") in a model config."""
+    for layer in config.get("layers", []):
+        yield layer
+        if "layers" in layer.get("config", {}):
+            yield from _layer_configs(layer["config"])
+
+
+def _strip_build_configs(config):
+    for layer in _layer_configs(config):
+        layer.pop("build_config", None)
+
+
+def rebuild(model, *, classes=None, input_shape=None, input_channels=None, layer_classes=None):
+    """Returns a fresh copy of `model` with a new head, input or layer classes (no weights).
+
+    Args:
+        model: a functional or Sequential keras.Model.
+        classes: new number of classes for every classifier (None keeps them).
+        input_shape: per-example shape of the raw inputs of a model with Preprocessing.
+        input_channels: channels the backbone takes (None keeps them).
+        layer_classes: {(module, class_name): layer class} to swap layer types, e.g.
+            BatchNormalization for kerascnn's fixed-statistics variant.
+
+    Raises:
+        TransferError: a subclassed model, whose structure is code rather than config.
+    """
+    if not hasattr(model, "get_config") or "layers" not in (model.get_config() or {}):
+        raise TransferError(
+            f"{model.name!r} is a subclassed keras.Model; head surgery needs a functional or "
+            "Sequential model (its layers as config).")
+    preprocessing, _ = split_network(model)
+    config = copy.deepcopy(model.get_config())
+    _strip_build_configs(config)
+    classifiers = set(find_classifiers(model)) if classes else set()
+    reshapes = _head_reshapes(model) if classes else set()
+    first_input = True
+    for layer in _layer_configs(config):
+        inner, kind = layer["config"], layer["class_name"]
+        name = inner.get("name")
+        if name in classifiers:
+            inner["units" if "units" in inner else "filters"] = classes
+        elif name in reshapes:
+            inner["target_shape"] = list(inner["target_shape"][:-1]) + [classes]
+        elif kind == "InputLayer" and first_input and preprocessing is not None and input_shape:
+            inner["batch_shape"] = [None, *input_shape]
+            first_input = False
+            continue
+        if input_channels and kind == "InputLayer":
+            inner["batch_shape"] = list(inner["batch_shape"][:-1]) + [input_channels]
+        if input_channels and isinstance(preprocessing, Preprocessing) and \
+                name == preprocessing.name and inner.get("target_shape"):
+            inner["target_shape"] = list(inner["target_shape"][:-1]) + [input_channels]
+        for (module, class_name), new in (layer_classes or {}).items():
+            if kind == class_name and layer.get("module") in (module, None):
+                serialized = keras.saving.serialize_keras_object(new.from_config(inner))
+                layer.update({k: serialized[k] for k in ("module", "class_name",
+                                                         "registered_name", "config")})
+                break
+    return model.__class__.from_config(config)
+
+
+def _head_reshapes(model):
+    """Reshape layers after a classifier whose target ends with the class count."""
+    _, backbone = split_network(model)
+    classifiers = set(find_classifiers(model))
+    return {l.name for l in backbone.layers if type(l).__name__ == "Reshape"
+            and any(c in {x.name for x in _upstream(backbone, l)} for c in classifiers)}
+
+
+def _upstream(backbone, layer):
+    producers = _producers(backbone)
+    seen, stack = [], [layer]
+    while stack:
+        current = stack.pop()
+        for tensor in _inputs_of(current):
+            parent = producers.get(id(tensor))
+            if parent is not None and parent not in seen:
+                seen.append(parent)
+                stack.append(parent)
+    return seen
+
+
+def flat_layers(model, prefix=""):
+    """Yields (qualified name, layer) for every layer, nested models expanded."""
+    for layer in model.layers:
+        name = f"{prefix}{layer.name}"
+        if isinstance(layer, keras.Model):
+            yield from flat_layers(layer, f"{name}/")
+        else:
+            yield name, layer
+
+
+def transfer_weights(source, target, *, replaced=(), first_conv=None):
+    """Copies the source's weights into the rebuilt target and reports what happened.
+
+    Args:
+        source, target: the original and the rebuilt model (same layer structure).
+        replaced: names of the classifier layers, which keep their fresh initialisation.
+        first_conv: name of the first convolution, whose kernel is adapted when the input
+            channels changed.
+
+    Returns:
+        A list of report rows: {"layer", "status", "weights", "parameters", "note"}, one per
+        layer with weights.
+    """
+    rows = []
+    for (name, old), (_, new) in zip(flat_layers(source), flat_layers(target)):
+        if not new.weights:
+            continue
+        shapes = [f"{w.name} {tuple(w.shape)}" for w in new.weights]
+        parameters = int(sum(np.prod(w.shape) for w in new.weights))
+        old_values = [np.asarray(w) for w in old.weights]
+        if old.name in replaced:
+            old_shapes = ", ".join(str(v.shape) for v in old_values)
+            rows.append(_row(name, "replaced", shapes, parameters,
+                             f"new classifier (was {old_shapes})"))
+            continue
+        if len(old_values) != len(new.weights):
+            rows.append(_row(name, "skipped", shapes, parameters,
+                             f"{len(old_values)} weights in the source, {len(new.weights)} here"))
+            continue
+        notes, status = [], "kept"
+        values = []
+        for value, variable in zip(old_values, new.weights):
+            if value.shape == tuple(variable.shape):
+                values.append(value)
+            elif old.name == first_conv and variable.name == "kernel":
+                values.append(channels.adapt_kernel(value, variable.shape[-2]))
+                status = "adapted"
+                notes.append(f"kernel {value.shape} -> {tuple(variable.shape)}")
+            elif isinstance(new, Preprocessing):
+                values.append(channels.adapt_statistics(value, tuple(variable.shape)))
+                status = "adapted"
+                notes.append(f"{variable.name} {value.shape} -> {tuple(variable.shape)}")
+            else:
+                values = None
+                break
+        if values is None:
+            rows.append(_row(name, "skipped", shapes, parameters, "shapes differ"))
+            continue
+        for value, variable in zip(values, new.weights):
+            variable.assign(value)
+        if isinstance(new, Preprocessing):
+            new.is_adapted = True
+        rows.append(_row(name, status, shapes, parameters, "; ".join(notes)))
+    return rows
+
+
+def _row(layer, status, weights, parameters, note=""):
+    return {"layer": layer, "status": status, "weights": weights, "parameters": parameters,
+            "note": note}
+
+
+def report_table(rows):
+    """The weight report as a text table (one line per weighted layer) and a total line."""
+    width = max([len(r["layer"]) for r in rows] + [5])
+    lines = [f"{'layer':{width}s}  {'status':8s}  {'params':>9s}  note"]
+    lines += [f"{r['layer']:{width}s}  {r['status']:8s}  {r['parameters']:9,d}  {r['note']}"
+              for r in rows]
+    totals = {}
+    for r in rows:
+        count, params = totals.get(r["status"], (0, 0))
+        totals[r["status"]] = (count + 1, params + r["parameters"])
+    lines.append("total: " + ", ".join(f"{s} {c} layers ({p:,} weights)"
+                                        for s, (c, p) in totals.items()))
+    return "\n".join(lines)
+
+
+def first_convolution(model):
+    """Name of the backbone's first layer with a convolution kernel (channels on axis -2)."""
+    _, backbone = split_network(model)
+    for layer in backbone.layers:
+        kernel = getattr(layer, "kernel", None)
+        if kernel is not None and len(kernel.shape) >= 3:
+            return layer.name
+    return None

@@ -1,0 +1,245 @@
+"""The cross-validating tuner: KerasTuner's Oracles choose, each trial trains one model per fold.
+
+The strategy (random, grid, Bayesian, Hyperband) stays KerasTuner's Oracle; cross-validation is
+the execution (`run_trial`), so it works with every strategy and with KerasTuner's
+chief/worker distribution.
+"""
+
+import json
+import math
+import os
+import shutil
+import time
+
+import keras
+import keras_tuner
+import numpy as np
+from keras_tuner.engine import base_tuner
+from sklearn import metrics as sk_metrics
+
+from kerascnn.data.splits import stratified_folds, stratified_split
+from kerascnn.run_folder import LOCK as RUN_LOCK
+from kerascnn.training import checkpoints
+from kerascnn.tuning.space import split_values
+
+TUNERS = {
+    "random": keras_tuner.oracles.RandomSearchOracle,
+    "grid": keras_tuner.oracles.GridSearchOracle,
+    "bayesian": keras_tuner.oracles.BayesianOptimizationOracle,
+    "hyperband": keras_tuner.oracles.HyperbandOracle,
+}
+# objective -> (direction, scorer(labels, probabilities, num_classes))
+OBJECTIVES = {
+    "val_accuracy": ("max", lambda y, p, n: sk_metrics.accuracy_score(y, p.argmax(axis=1))),
+    "val_loss": ("min", lambda y, p, n: sk_metrics.log_loss(y, p, labels=list(range(n)))),
+}
+TRIAL_RECORD = "trial.json"
+
+
+def check_tuner(tuner):
+    """Raises ValueError unless `tuner` names one of KerasTuner's Oracles."""
+    if tuner not in TUNERS:
+        raise ValueError(f"Unknown tuner {tuner!r}; choose one of {sorted(TUNERS)}.")
+
+
+def check_objective(objective):
+    """Returns (name, direction) of a supported objective, else raises ValueError."""
+    if objective not in OBJECTIVES:
+        raise ValueError(f"Unknown objective {objective!r}; choose one of {sorted(OBJECTIVES)}.")
+    return objective, OBJECTIVES[objective][0]
+
+
+def make_oracle(tuner, objective, *, max_trials, max_epochs, seed):
+    """Builds KerasTuner's Oracle for `tuner`.
+
+    KerasTuner takes seed 0 as "no seed", so the Oracle is given seed + 1. Hyperband's budget
+    is `max_epochs` per fold for the longest bracket; `max_trials` does not bound it.
+    """
+    check_tuner(tuner)
+    goal = keras_tuner.Objective(*check_objective(objective))
+    if tuner == "hyperband":
+        return TUNERS[tuner](objective=goal, max_epochs=max_epochs, factor=3, hyperband_iterations=1,
+                             seed=seed + 1)
+    return TUNERS[tuner](objective=goal, max_trials=max_trials, seed=seed + 1)
+
+
+def fold_indices(data, folds, *, seed, groups=None, validation_split=0.1):
+    """Returns the folds as a list of (train, held_out) int64 positions of the training data.
+
+    Args:
+        data: a `kerascnn.data.Data`; positions index `data.training_labels()`.
+        folds: an int k >= 2 (shuffled stratified k-fold, scikit-learn's
+            `StratifiedKFold(k, shuffle=True, random_state=seed)`), 1 (one stratified hold-out
+            of `validation_split`), or a scikit-learn splitter (its `split(X, y, groups)`).
+        seed: seed of the shuffle.
+        groups: group labels aligned with `data.training_labels()`, for group splitters.
+        validation_split: the held-out fraction when `folds` is 1.
+
+    Raises:
+        ValueError: k larger than the smallest class, k < 1, or groups of the wrong length.
+    """
+    labels = data.training_labels()
+    if groups is not None and len(groups) != len(labels):
+        raise ValueError(
+            f"groups has {len(groups)} entries but {data.name} has {len(labels)} training "
+            "examples (train plus validation); give one group per training example."
+        )
+    if hasattr(folds, "split"):
+        pairs = folds.split(np.zeros((len(labels), 1)), labels, groups)
+    elif isinstance(folds, (int, np.integer)) and not isinstance(folds, bool) and folds == 1:
+        pairs = [stratified_split(labels, validation_split, seed)]
+    elif isinstance(folds, (int, np.integer)) and not isinstance(folds, bool) and folds >= 2:
+        pairs = stratified_folds(labels, int(folds), seed, data.class_names)
+    else:
+        raise ValueError(
+            f"folds must be an int (1 for one validation split, k >= 2 for k-fold) or a "
+            f"scikit-learn splitter; got {folds!r}."
+        )
+    return [(np.asarray(t, np.int64), np.asarray(h, np.int64)) for t, h in pairs]
+
+
+class TrialError(keras_tuner.errors.FatalError, ValueError):
+    """Bad input met inside a trial (a ValueError from training): stops the search, one line."""
+
+
+class StopAtEpoch(keras.callbacks.Callback):
+    """Stops `fit` once `epochs` epochs are complete (Hyperband's budget of a round)."""
+
+    def __init__(self, epochs):
+        super().__init__()
+        self.epochs = epochs
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 >= self.epochs:
+            self.model.stop_training = True
+
+
+class CrossValidationTuner(base_tuner.BaseTuner):
+    """A KerasTuner tuner whose trial score is the mean over cross-validation folds.
+
+    Each fold of a trial is one `kerascnn.train` run in `<search>/trials/<id>/fold-<j>`,
+    scored on the fold's held-out part; `trials/<id>/fold-<j>.json` marks it finished, so a
+    resumed search skips finished folds and `train` continues an unfinished one from its
+    last epoch.
+
+    Args:
+        oracle: a KerasTuner Oracle (the strategy).
+        search: the `Search` context (data, folds, recipe, folder, progress).
+        hypermodel: the user's `build(hp)` callable, or None for a registry model.
+        directory, project_name: KerasTuner's own project folder.
+    """
+
+    def __init__(self, oracle, search, *, hypermodel=None, directory, project_name):
+        self.context = search
+        super().__init__(oracle, hypermodel=hypermodel, directory=directory,
+                         project_name=project_name, overwrite=False)
+
+    def run_trial(self, trial, *args, **kwargs):
+        search = self.context
+        values = trial.hyperparameters.values
+        budget = values.get("tuner/epochs")
+        parent = values.get("tuner/trial_id")
+        trial_rel = f"trials/{trial.trial_id}"
+        search.folder.claim(trial_rel)
+        records = []
+        for j, (train, held_out) in enumerate(search.folds):
+            fold_rel = f"{trial_rel}/fold-{j}"
+            try:
+                record = self._fold(trial, j, fold_rel, train, held_out, budget, parent)
+            except Exception as error:  # a broken trial stops the search with its reason
+                fatal = TrialError if isinstance(error, ValueError) else keras_tuner.errors.FatalError
+                raise fatal(f"trial {trial.trial_id} fold {j}: {error}") from error
+            records.append(record)
+            search.progress(trial.trial_id, j, records)
+            if search.pruned([r["score"] for r in records]):
+                break
+        # Each fold's model went with its fold; Keras' global state (and, through its
+        # gc.collect, what cycles kept alive) goes once per trial: 0.5 s, too dear per fold.
+        keras.backend.clear_session()
+        scores = [r["score"] for r in records]
+        result = {
+            "trial_id": trial.trial_id,
+            "hyperparameters": dict(values),
+            "fold_scores": scores,
+            "score": float(np.mean(scores)),
+            "std": float(np.std(scores)),
+            "status": "completed" if len(records) == len(search.folds) else "pruned",
+            "seconds": float(sum(r["seconds"] for r in records)),
+            "tuner_id": self.tuner_id,
+            "folds": records,
+        }
+        search.folder.write_json(f"{trial_rel}/{TRIAL_RECORD}", result)
+        return {search.objective: result["score"]}
+
+    def on_trial_end(self, trial):
+        super().on_trial_end(trial)
+        self.context.trial_finished()
+
+    def _fold(self, trial, j, fold_rel, train, held_out, budget, parent):
+        search = self.context
+        folder = search.folder
+        record_path = folder.path_of(f"{fold_rel}.json")
+        if os.path.exists(record_path):
+            with open(record_path) as f:
+                return json.load(f)
+        start = time.perf_counter()
+        fit_data, held = search.data.cv_fold(train, held_out,
+                                             validation_split=search.inner_split, seed=search.seed)
+        run_dir = folder.path_of(fold_rel)
+        parent_dir = folder.path_of(f"trials/{parent}/fold-{j}") if parent else None
+        if parent_dir and not os.path.exists(run_dir) and os.path.isdir(parent_dir):
+            # Hyperband promotion: continue the parent trial's run of this fold (its own
+            # run folder, manifest included), never from zero. Copied aside, then renamed:
+            # a copy cut short by a kill is never taken for a run.
+            partial = f"{run_dir}.copying"
+            shutil.rmtree(partial, ignore_errors=True)
+            shutil.copytree(parent_dir, partial, ignore=shutil.ignore_patterns(RUN_LOCK))
+            os.replace(partial, run_dir)
+        own_checkpoints = os.path.join(run_dir, checkpoints.CHECKPOINTS)
+        state = checkpoints.read_state(own_checkpoints)
+        target = budget or search.epochs
+        recipe_values, options = split_values(trial.hyperparameters.values, search.model_name)
+        if state and state["epoch"] >= target:
+            # Killed after its last epoch but before its record: score the saved epoch.
+            net = keras.models.load_model(
+                os.path.join(own_checkpoints, os.path.basename(state["model"])))
+            history = state["history"]
+        else:
+            result = search.train_fold(trial.hyperparameters, fit_data, run_dir, recipe_values,
+                                       options, [StopAtEpoch(target)] if budget else [])
+            net, history = result.model, result.history
+        x, y = held.arrays("validation")
+        score = float(OBJECTIVES[search.objective][1](y, probabilities(net, x),
+                                                      search.data.num_classes))
+        record = {
+            "fold": j,
+            "score": score,
+            "epochs": len(history.get("loss", [])),
+            "best_epoch": _best_epoch(history),
+            "train_examples": int(fit_data.size("train")),
+            "held_out_examples": int(len(y)),
+            "seconds": round(time.perf_counter() - start, 3),
+        }
+        del net
+        folder.write_json(f"{fold_rel}.json", record)
+        return record
+
+
+def probabilities(net, x, batch_size=256):
+    """The main output of `net` on `x`, in eager batches: no `predict` function to trace for
+    each fold's new model."""
+    chunks = []
+    for start in range(0, len(x), batch_size):
+        outputs = net(x[start:start + batch_size], training=False)
+        chunks.append(keras.ops.convert_to_numpy(
+            outputs[0] if isinstance(outputs, (list, tuple)) else outputs))
+    return np.concatenate(chunks)
+
+
+def _best_epoch(history):
+    """The epoch (from 1) of the lowest inner validation loss; the last epoch without one."""
+    losses = history.get("val_loss")
+    if losses:
+        finite = [v if math.isfinite(v) else math.inf for v in losses]
+        return int(np.argmin(finite)) + 1
+    return len(history.get("loss", []))

@@ -1,0 +1,103 @@
+"""A search's results: scikit-learn's `cv_results_` layout, results.json, the CSV, the plot."""
+
+import csv
+import io
+import json
+
+import numpy as np
+
+from kerascnn.files import atomic_path
+
+
+def public_values(values):
+    """A trial's hyperparameter values without KerasTuner's bookkeeping ("tuner/...")."""
+    return {k: v for k, v in values.items() if not k.startswith("tuner/")}
+
+
+def ranks(scores, direction):
+    """1 for the best score, ties share the lowest rank (scikit-learn's `rank_test_score`)."""
+    scores = np.asarray(scores, dtype=float)
+    better = -scores if direction == "max" else scores
+    return [int(1 + np.sum(better < b)) for b in better]
+
+
+def cv_results(trials, direction):
+    """Returns the completed trials in scikit-learn's `cv_results_` layout (plain lists).
+
+    Keys: `mean_fit_time`, `std_fit_time`, `param_<name>`, `params`, `split<k>_test_score`,
+    `mean_test_score`, `std_test_score` (population standard deviation, as scikit-learn),
+    `rank_test_score`, and `trial_id`. A loss objective keeps its sign; ranks follow the
+    objective's direction.
+
+    Args:
+        trials: trial records (dicts with hyperparameters, fold_scores, folds).
+        direction: "max" or "min".
+    """
+    done = [t for t in trials if t["status"] == "completed"]
+    params = [public_values(t["hyperparameters"]) for t in done]
+    names = sorted({name for p in params for name in p})
+    fit_times = [[f["seconds"] for f in t["folds"]] for t in done]
+    results = {
+        "mean_fit_time": [float(np.mean(s)) for s in fit_times],
+        "std_fit_time": [float(np.std(s)) for s in fit_times],
+        **{f"param_{name}": [p.get(name) for p in params] for name in names},
+        "params": params,
+    }
+    splits = max((len(t["fold_scores"]) for t in done), default=0)
+    for k in range(splits):
+        results[f"split{k}_test_score"] = [t["fold_scores"][k] for t in done]
+    means = [float(np.mean(t["fold_scores"])) for t in done]
+    results["mean_test_score"] = means
+    results["std_test_score"] = [float(np.std(t["fold_scores"])) for t in done]
+    results["rank_test_score"] = ranks(means, direction)
+    results["trial_id"] = [t["trial_id"] for t in done]
+    return results
+
+
+def cv_results_csv(results):
+    """Formats a `cv_results` dict as CSV text, one row per trial (`params` as JSON)."""
+    columns = list(results)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(columns)
+    for i in range(len(results["params"])):
+        writer.writerow([json.dumps(results[c][i], sort_keys=True) if c == "params"
+                         else results[c][i] for c in columns])
+    return out.getvalue()
+
+
+def ranked_table(trials, direction, objective, limit=10):
+    """A text table of the best trials: rank, score ± spread, fold scores, hyperparameters."""
+    done = [t for t in trials if t["status"] == "completed"]
+    order = sorted(done, key=lambda t: -t["score"] if direction == "max" else t["score"])
+    lines = [f"{'rank':>4}  {'trial':>5}  {objective + ' (mean ± std)':>24}  folds  hyperparameters"]
+    for rank, t in enumerate(order[:limit], 1):
+        folds = " ".join(f"{s:.3f}" for s in t["fold_scores"])
+        values = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+                           for k, v in public_values(t["hyperparameters"]).items())
+        lines.append(f"{rank:>4}  {t['trial_id']:>5}  {t['score']:>15.4f} ± {t['std']:.4f}  "
+                     f"[{folds}]  {values}")
+    return "\n".join(lines)
+
+
+def write_plot(path, trials, objective):
+    """Writes a PNG of each trial's mean score with its fold spread, atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib import pyplot as plt
+
+    done = [t for t in trials if t["status"] == "completed"]
+    figure, axes = plt.subplots(figsize=(max(4.0, 0.4 * len(done) + 2), 3.2))
+    for i, t in enumerate(done):
+        axes.scatter([i] * len(t["fold_scores"]), t["fold_scores"], s=10, color="0.6", zorder=1)
+    axes.errorbar(range(len(done)), [t["score"] for t in done], yerr=[t["std"] for t in done],
+                  fmt="o", color="C0", capsize=3, zorder=2, label="mean ± std over folds")
+    axes.set_xticks(range(len(done)), [t["trial_id"] for t in done], rotation=90, fontsize=7)
+    axes.set_xlabel("trial")
+    axes.set_ylabel(objective)
+    axes.legend(fontsize=8)
+    figure.tight_layout()
+    with atomic_path(path, suffix=".png") as tmp:
+        figure.savefig(tmp, dpi=100)
+    plt.close(figure)

@@ -1,0 +1,163 @@
+"""Search spaces: plain dicts of ranges and choices, per-family defaults, KerasTuner's form.
+
+A space maps a hyperparameter name to
+- a range `{"min": 1e-4, "max": 1e-2, "sampling": "log"}` (optional "step"; integers when
+  min, max and step are all integers),
+- a list of choices `["adam", "sgd"]`,
+- or one value, which fixes it.
+Names are Recipe fields (learning_rate, optimizer, schedule, batch_size, weight_decay,
+label_smoothing, augment, ...) or options of the model's builder (dropout, width_multiplier,
+norm, activation, ...). For a `build(hp)` callable, other names are passed to the builder.
+"""
+
+import dataclasses
+
+import keras_tuner
+
+from kerascnn.models.registry import get_model_entry
+from kerascnn.training.recipes import Recipe
+
+RECIPE_FIELDS = tuple(f.name for f in dataclasses.fields(Recipe) if f.name not in ("name", "epochs"))
+# Options that describe the network's interface, not its training: never tuned.
+FIXED_OPTIONS = ("include_top", "weights", "input_tensor", "input_shape", "pooling", "classes",
+                 "classifier_activation", "name")
+# "augment" choices: off, mild, strong (rotation in degrees, translation as a fraction).
+AUGMENT_CHOICES = ["none", "rotate=5,translate=0.05", "rotate=10,translate=0.1"]
+
+COMMON_SPACE = {
+    "learning_rate": {"min": 1e-4, "max": 1e-2, "sampling": "log"},
+    "optimizer": ["adam", "adamw", "sgd"],
+    "schedule": ["cosine", "constant", "one_cycle"],
+    "batch_size": [32, 64, 128],
+    "weight_decay": [0.0, 1e-5, 1e-4],
+    "label_smoothing": [0.0, 0.1],
+    "augment": AUGMENT_CHOICES,
+}
+# Per-family model options, kept where the family's builder accepts them.
+FAMILY_SPACES = {
+    "lenet": {"dropout": {"min": 0.0, "max": 0.5, "step": 0.1}, "width_multiplier": [1, 2, 3],
+              "norm": ["none", "batch"], "activation": ["tanh", "relu"]},
+    "resnet": {"dropout": {"min": 0.0, "max": 0.3, "step": 0.1}, "width_multiplier": [0.5, 1.0],
+               "norm": ["batch", "group"], "activation": ["relu", "swish"]},
+}
+GENERIC_FAMILY_SPACE = {"dropout": {"min": 0.0, "max": 0.5, "step": 0.1},
+                        "width_multiplier": [0.5, 1.0], "norm": ["batch", "none"],
+                        "activation": ["relu", "swish"]}
+
+
+class SpaceError(ValueError):
+    """A search space that names an unknown hyperparameter or holds an empty range."""
+
+
+def default_space(model):
+    """Returns the default search space (a dict) of a registry model's family.
+
+    Args:
+        model: a registry name, or None for a `build(hp)` callable (recipe fields only).
+    """
+    if model is None:
+        return dict(COMMON_SPACE)
+    entry = get_model_entry(model)
+    family = FAMILY_SPACES.get(entry.family, GENERIC_FAMILY_SPACE)
+    return {**COMMON_SPACE, **{k: v for k, v in family.items() if k in entry.options}}
+
+
+def tunable_names(model):
+    """The hyperparameter names a registry model accepts (None: any name, for a callable)."""
+    if model is None:
+        return None
+    options = [o for o in get_model_entry(model).options if o not in FIXED_OPTIONS]
+    return RECIPE_FIELDS + tuple(options)
+
+
+def hyperparameters(space, model=None):
+    """Converts a space (dict, HyperParameters or None) to `keras_tuner.HyperParameters`.
+
+    Args:
+        space: a dict as described in this module, a `keras_tuner.HyperParameters`, or None
+            for `default_space(model)`.
+        model: the registry name the space is for (its names are checked), or None.
+
+    Returns:
+        A `keras_tuner.HyperParameters`.
+
+    Raises:
+        SpaceError: an unknown name, an empty or inverted range, an empty list of choices.
+    """
+    if space is None:
+        space = default_space(model)
+    if isinstance(space, keras_tuner.HyperParameters):
+        _check_names([p.name for p in space.space], model)
+        return space
+    if not isinstance(space, dict):
+        raise SpaceError(f"space must be a dict, a keras_tuner.HyperParameters or None; got {space!r}.")
+    _check_names(space, model)
+    hp = keras_tuner.HyperParameters()
+    for name, spec in space.items():
+        _declare(hp, name, spec)
+    return hp
+
+
+def split_values(values, model):
+    """Splits a trial's values into (recipe overrides, registry builder options).
+
+    KerasTuner's own "tuner/..." values are left out ("augment": "none" is train's "off").
+    For a `build(hp)` callable (model None) the other values stay with the builder's `hp`.
+    """
+    recipe, options = {}, {}
+    accepted = tunable_names(model)
+    for name, value in values.items():
+        if name.startswith("tuner/"):
+            continue
+        if name in RECIPE_FIELDS:
+            recipe[name] = value
+        elif accepted is not None:
+            options[name] = value
+    return recipe, options
+
+
+def _check_names(names, model):
+    accepted = tunable_names(model)
+    if accepted is None:
+        return
+    unknown = sorted(n for n in names if n not in accepted)
+    if unknown:
+        raise SpaceError(
+            f"Unknown hyperparameter {', '.join(map(repr, unknown))} for {model}; tunable names: "
+            f"recipe fields {list(RECIPE_FIELDS)} and {model} options "
+            f"{[n for n in accepted if n not in RECIPE_FIELDS]}."
+        )
+
+
+def _declare(hp, name, spec):
+    if isinstance(spec, dict):
+        unknown = sorted(set(spec) - {"min", "max", "step", "sampling"})
+        if unknown or not {"min", "max"} <= set(spec):
+            raise SpaceError(
+                f"range {name!r} takes keys min, max and optionally step, sampling; got {spec!r}."
+            )
+        low, high = spec["min"], spec["max"]
+        if not all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (low, high)):
+            raise SpaceError(f"range {name!r} needs numbers for min and max; got {spec!r}.")
+        if low >= high:
+            kind = "inverted" if low > high else "empty"
+            raise SpaceError(
+                f"range {name!r} is {kind}: min={low!r}, max={high!r}; use min < max, or a single "
+                f"value to fix {name}."
+            )
+        step, sampling = spec.get("step"), spec.get("sampling", "linear")
+        if sampling == "log" and low <= 0:
+            raise SpaceError(f"range {name!r} has log sampling and min={low!r}; use min > 0.")
+        if all(isinstance(v, int) for v in (low, high)) and isinstance(step, (int, type(None))):
+            hp.Int(name, low, high, step=step, sampling=sampling)
+        else:
+            hp.Float(name, float(low), float(high), step=step, sampling=sampling)
+    elif isinstance(spec, (list, tuple)):
+        if not spec:
+            raise SpaceError(f"{name!r} has an empty list of choices; give at least one value.")
+        if len(spec) == 1:
+            hp.Fixed(name, spec[0])
+        else:
+            hp.Choice(name, list(spec))
+    else:
+        hp.Fixed(name, spec)

@@ -1,0 +1,83 @@
+"""Bad input to kerascnn.tune and study files: one clear line each, before any training."""
+
+import numpy as np
+import pytest
+from tuning_models import tiny
+
+import kerascnn
+from kerascnn.data import load
+from kerascnn.tuning import load_study
+from kerascnn.tuning.space import default_space, hyperparameters
+
+REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("space, message", [
+    ({"learnig_rate": [1e-3]}, r"Unknown hyperparameter 'learnig_rate' for lenet5"),
+    ({"dropout": {"min": 0.3, "max": 0.3}}, r"range 'dropout' is empty: min=0.3, max=0.3"),
+    ({"learning_rate": {"min": 1e-2, "max": 1e-4}}, r"range 'learning_rate' is inverted"),
+    ({"batch_size": []}, r"'batch_size' has an empty list of choices"),
+    ({"optimizer": ["adam", "adamx"]}, r"hyperparameter 'optimizer': optimizer='adamx'"),
+])
+def test_bad_spaces_fail_in_one_line(tmp_path, space, message):
+    with pytest.raises(ValueError, match=message) as error:
+        kerascnn.tune("lenet5", "digits", space=space, out=tmp_path / "s", verbose=0)
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "s").exists()  # nothing written
+
+
+def test_unknown_tuner_and_objective(tmp_path):
+    with pytest.raises(ValueError, match=r"Unknown tuner 'hyperbnd'; choose one of \['bayesian'"):
+        kerascnn.tune("lenet5", "digits", tuner="hyperbnd", out=tmp_path / "s")
+    with pytest.raises(ValueError, match=r"Unknown objective 'accuracy'"):
+        kerascnn.tune("lenet5", "digits", objective="accuracy", out=tmp_path / "s")
+    assert not (tmp_path / "s").exists()
+
+
+def test_more_folds_than_the_smallest_class(tmp_path):
+    x = np.zeros((30, 8, 8, 1), np.uint8)
+    y = np.array([0] * 26 + [1] * 4)
+    data = load((x, y), test_split=None)
+    with pytest.raises(ValueError, match=r"Class '1' has 4 training examples, fewer than k=5"):
+        kerascnn.tune(tiny, data, folds=5, out=tmp_path / "s")
+    assert not (tmp_path / "s").exists()
+
+
+def test_a_folder_of_another_kind_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="did not write"):
+        kerascnn.tune(tiny, "digits", space={"batch_size": [64]}, folds=2, max_trials=1,
+                      epochs=1, out=tmp_path, verbose=0)
+    assert (tmp_path / "notes.txt").read_text() == "mine"
+
+
+def test_study_typo_names_the_key_and_the_fix(tmp_path):
+    study = tmp_path / "typo.toml"
+    study.write_text('model = "lenet5"\nmax_trails = 3\n')
+    with pytest.raises(ValueError, match=r"unknown key 'max_trails'. Did you mean 'max_trials'\?"):
+        load_study(study)
+    study.write_text('model = "lenet5"\nfolds = "five"\n')
+    with pytest.raises(ValueError, match=r"folds must be int; got 'five'"):
+        load_study(study)
+
+
+@pytest.mark.parametrize("name", ["lenet5_digits.toml", "resnet18_mnist.toml"])
+def test_shipped_studies_are_valid(name):
+    study = load_study(REPO / "tuning" / name)
+    hp = hyperparameters(study.get("space"), study["model"])
+    assert len(hp.space) >= 3
+    assert set(study) <= {"model", "data", "folds", "tuner", "max_trials", "epochs", "recipe",
+                          "objective", "seed", "space", "refit"}
+
+
+def test_default_spaces_follow_the_family():
+    lenet = hyperparameters(None, "lenet5")
+    assert {"learning_rate", "optimizer", "batch_size", "dropout", "width_multiplier", "norm",
+            "activation", "augment"} <= {p.name for p in lenet.space}
+    assert "drop_path_rate" not in default_space("lenet5")
+
+
+def test_every_registry_model_has_a_valid_default_space():
+    for name in kerascnn.list_models():
+        names = {p.name for p in hyperparameters(None, name).space}
+        assert {"learning_rate", "optimizer", "batch_size"} <= names, name
