@@ -217,6 +217,9 @@ class RunFolder:
 
     def _check_foreign(self):
         foreign = self._foreign()
+        if foreign:  # a concurrent worker claims before it writes: read its claims once more
+            self._read_manifest()
+            foreign = [relative for relative in foreign if not self.owns(relative)]
         if foreign:
             shown = ", ".join(foreign[:SHOWN]) + (f" and {len(foreign) - SHOWN} more"
                                                  if len(foreign) > SHOWN else "")
