@@ -11,7 +11,6 @@ epsilon 1.001e-5 and Keras' momentum 0.99, and paddings are explicit (3 for the 
 the 3×3 convolutions and the stem pool) as in Keras.
 """
 
-import keras
 
 from kerascnn.layers import factories
 from kerascnn.layers.blocks import residual_add

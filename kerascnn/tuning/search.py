@@ -9,7 +9,6 @@ import shutil
 import tempfile
 
 import keras
-import keras_tuner
 import numpy as np
 
 from kerascnn.models.registry import get_model_entry

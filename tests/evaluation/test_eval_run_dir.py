@@ -3,7 +3,6 @@
 import json
 
 import keras
-import numpy as np
 import pytest
 from sklearn.metrics import confusion_matrix
 

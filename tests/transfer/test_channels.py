@@ -61,6 +61,7 @@ def test_finetune_grey_saved_model_on_rgb_and_back(rgb_digits, digits, tmp_path)
                             out=tmp_path / "rgb", verbose=0)
     model = keras.models.load_model(tmp_path / "rgb" / "model.keras")
     assert tuple(model.inputs[0].shape[1:]) == (8, 8, 3)
+    assert rgb.metrics["accuracy"] > 0.5
     preprocessing, backbone = surgery.split_network(model)
     assert backbone.inputs[0].shape[-1] == 3
     # The source's grey statistics, repeated per channel (its features expect them).

@@ -1,7 +1,6 @@
 """kerascnn.tune on digits, against scikit-learn and NumPy: folds, scores, layout, no leakage."""
 
 import json
-import os
 
 import keras
 import numpy as np
