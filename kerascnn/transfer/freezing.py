@@ -27,6 +27,11 @@ STAGE_PATTERNS = {
     "xception": [(r"^block(\d+)_", "block{}")],
     "mobilenet": [(r"^conv1(?:_|$)", "stem"), (r"^conv_(?:dw|pw|pad)_(\d+)", "block{}")],
     "convnext": [(r"^stem", "stem"), (r"^stage(\d+)", "stage{}")],
+    "resnet_v2": [(r"^(?:conv|pool)1(?:_|$)", "stem"), (r"^conv(\d+)_", "conv{}"),
+                  (r"^post_", "conv5")],
+    "squeezenet": [(r"^(?:conv|pool)1(?:_|$)", "stem"), (r"^(?:fire|pool)(\d+)", "fire{}")],
+    "efficientnet": [(r"^stem_", "stem"), (r"^block(\d+)[a-z]_", "block{}"), (r"^top_", "top")],
+    "inception_v3": [(r"^(?:conv|pool)\d", "stem"), (r"^mixed(\d+)", "mixed{}")],
 }
 
 

@@ -75,6 +75,10 @@ def find_classifiers(model):
         while layer is not None and not layer.weights:
             kind = type(layer).__name__
             inputs = _inputs_of(layer)
+            if kind.startswith("GlobalAveragePooling"):
+                # A convolutional classifier averaged over positions (SqueezeNet's conv10).
+                layer = _conv_classifier(producers.get(id(inputs[0])), producers)
+                break
             if kind not in _PASS_THROUGH or len(inputs) != 1:
                 layer = None
                 break
@@ -86,6 +90,15 @@ def find_classifiers(model):
                 "with include_top=True, or use kerascnn.extract_features for its features.")
         names.append(layer.name)
     return names
+
+
+def _conv_classifier(layer, producers):
+    """The 1×1 convolution behind weightless layers (activations, dropout), or None."""
+    while layer is not None and not layer.weights and type(layer).__name__ in _PASS_THROUGH:
+        inputs = _inputs_of(layer)
+        layer = producers.get(id(inputs[0])) if len(inputs) == 1 else None
+    kernel = getattr(layer, "kernel_size", None)
+    return layer if kernel is not None and set(kernel) == {1} else None
 
 
 def head_path(model):

@@ -1,6 +1,7 @@
 """Stages and phases: what is trainable in each phase, and which variables really change."""
 
 import json
+import re
 import shutil
 
 import keras
@@ -85,3 +86,40 @@ def test_unknown_stage_is_refused_before_anything_is_written(digits, tmp_path):
     with pytest.raises(TransferError, match="freeze='conv7' names no stage.*conv1, conv2"):
         kerascnn.finetune("lenet5_mnist", digits, freeze="conv7", out=tmp_path / "x", verbose=0)
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("name, options, stages", [
+    ("resnet50v2", {"input_shape": (32, 32, 3), "width_multiplier": 0.125},
+     ["stem", "conv2", "conv3", "conv4", "conv5"]),
+    ("efficientnet_b0", {"input_shape": (32, 32, 3), "width_multiplier": 0.25},
+     ["stem", *(f"block{i}" for i in range(1, 8)), "top"]),
+    ("inception_v3", {"input_shape": (75, 75, 3), "width_multiplier": 1 / 16},
+     ["stem", *(f"mixed{i}" for i in range(11))]),
+])
+def test_stage_boundaries_of_resnet_v2_efficientnet_and_inception_v3(name, options, stages):
+    model = kerascnn.build_model(name, num_classes=3, **options)
+    groups = freezing.layer_groups(model)
+    assert list(groups) == stages + ["head"]
+    assert groups["head"][-1] == "predictions"
+    for stage in stages[1:-1]:  # a stage holds its own layers only (block1 is no prefix of block10)
+        assert all(re.match(rf"{stage}(?!\d)", layer) for layer in groups[stage])
+    # freeze=<stage>: that stage and every one above it learn, everything below is frozen.
+    (phase,) = freezing.plan_phases(stages[-2], groups, head_epochs=0, epochs=1,
+                                    learning_rate=1.0, unfreeze_factor=0.1)
+    frozen = set(freezing.set_trainable(model, groups, phase.trainable, bn="frozen"))
+    below = {layer for stage in stages[:-2] for layer in groups[stage]}
+    assert below <= frozen | {l.name for l in model.layers if not l.weights}
+    learning = [l for l in model.layers if l.name in groups[stages[-1]] and l.weights]
+    assert all(l.trainable != isinstance(l, keras.layers.BatchNormalization) for l in learning)
+
+
+def test_squeezenet_layers_fall_in_the_stem_and_fire_modules():
+    # SqueezeNet's classifier is a 1×1 convolution before the global pooling (conv10).
+    model = kerascnn.build_model("squeezenet1_1", input_shape=(32, 32, 3), num_classes=3,
+                                 width_multiplier=0.125)
+    patterns = freezing._patterns(model.name)
+    found = {layer.name: freezing._match(layer.name, patterns) for layer in model.layers}
+    assert found["conv1"] == found["pool1"] == "stem" and found["pool3"] == "fire3"
+    assert {group for name, group in found.items() if name.startswith("fire")} == \
+        {f"fire{i}" for i in range(2, 10)}
+    assert found["conv10"] is None

@@ -71,6 +71,21 @@ def test_keras_applications_head_with_reshape(digits):
     np.testing.assert_allclose(features(images), reference(images), rtol=1e-5, atol=1e-5)
 
 
+def test_squeezenet_convolutional_classifier_before_the_pooling(digits):
+    net = kerascnn.build_model("squeezenet1_1", input_shape=(32, 32, 1), num_classes=4,
+                               width_multiplier=0.25)
+    assert surgery.find_classifiers(net) == ["conv10"]
+    new, rows, _ = adapt(net, digits, bn="frozen")
+    assert new.get_layer("conv10").kernel.shape == (1, 1, 128, 10)
+    assert [r["layer"] for r in rows if r["status"] != "kept"] == ["conv10"]
+    assert surgery.head_path(net)[1] == ["conv10", "conv10_relu", "avg_pool", "predictions"]
+    # Without the top, the map averaged by the pooling is features, not class scores.
+    trunk = kerascnn.build_model("squeezenet1_1", input_shape=(32, 32, 1), include_top=False,
+                                 pooling="avg", width_multiplier=0.25)
+    with pytest.raises(TransferError, match="has no classification head"):
+        surgery.find_classifiers(trunk)
+
+
 def test_no_classification_head_is_one_clear_error(digits):
     trunk = kerascnn.build_model("lenet5", input_shape=(16, 16, 1), include_top=False,
                                  pooling="avg")
