@@ -19,6 +19,9 @@ import threading
 import zipfile
 
 KINDS = ("image", "signal", "volume")
+# kerascnn.training.precision.PRECISIONS, repeated: importing it would load Keras before
+# --help (tests/training/test_precision.py checks that the two agree).
+PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 
 # Options whose value may start with "-" (argparse would take "-28,28,1" for an option).
 _SIGNED_VALUE_OPTIONS = ("--input-shape",)
@@ -55,6 +58,20 @@ def _positive_int(text):
     return value
 
 
+def _model_option(text):
+    """Parses --option KEY=VALUE: VALUE as a JSON literal (3, 0.5, true, null) or else a string."""
+    key, equals, value = text.partition("=")
+    key = key.strip()
+    if not equals or not key.isidentifier():
+        raise argparse.ArgumentTypeError(
+            f"expected a builder option as KEY=VALUE, like norm=batch or width_multiplier=3; "
+            f"got {text!r}")
+    try:
+        return key, json.loads(value)
+    except ValueError:
+        return key, value
+
+
 def _default_out(args):
     """Returns runs/MODEL-DATA-seedSEED, plus what else the command line sets (-e5, -flip...).
 
@@ -65,13 +82,20 @@ def _default_out(args):
     parts = [os.path.splitext(os.path.basename(args.model))[0], data]
     if args.recipe != "quick":
         parts.append(args.recipe)
-    for flag, value in (("e", args.epochs), ("b", args.batch_size), ("lr", args.learning_rate)):
+    for flag, value in (("e", args.epochs), ("b", args.batch_size), ("lr", args.learning_rate),
+                        ("val", args.validation_split)):
         if value is not None:
             parts.append(f"{flag}{value:g}")
     if args.augment:
         parts.append("aug-" + re.sub(r"[^\w.=]+", "_", args.augment).replace("=", ""))
-    if args.kind:
-        parts.append(args.kind)
+    for key, value in sorted(dict(getattr(args, "option", None) or []).items()):
+        text = str(value) if isinstance(value, (int, float)) else "_" + str(value)
+        parts.append(key + re.sub(r"[^\w.]+", "_", text))
+    for value in (args.kind, args.task, args.loss):
+        if value:
+            parts.append(value)
+    if args.precision not in (None, "auto"):
+        parts.append(args.precision)
     return os.path.join("runs", "-".join(parts) + f"-seed{args.seed}")
 
 
@@ -128,7 +152,8 @@ def cmd_list(args):
     for name in models.list_models(args.pattern):
         entry = models.get_model_entry(name)
         shape = "×".join(map(str, entry.default_input_shape))
-        print(f"{name:18s} {shape:12s} {entry.paper}")
+        outputs = "" if entry.outputs == "predictions" else f" [outputs: {entry.outputs}]"
+        print(f"{name:18s} {shape:12s} {entry.paper}{outputs}")
 
 
 def cmd_inspect(args):
@@ -154,24 +179,28 @@ def cmd_train(args):
 
     if args.model.endswith(".keras"):
         _check_keras_file(args.model)
-    data = args.data
-    if args.kind:
-        # train() takes no kind= yet: load here with the recipe's validation split.
-        recipe = kerascnn.training.get_recipe(args.recipe)
-        data = kerascnn.data.load(args.data, data_dir=args.data_dir, kind=args.kind,
-                                  validation_split=recipe.validation_split, seed=args.seed)
-        print(_describe(data))
+    options = dict(args.option or [])
+    if len(options) < len(args.option or []):
+        keys = [key for key, _ in args.option]
+        twice = sorted({key for key in keys if keys.count(key) > 1})
+        raise ValueError(f"--option {', '.join(twice)} is given twice; give each option once.")
+    if options and args.model.endswith(".keras"):
+        raise ValueError(f"--option sets builder options of a registry model; {args.model} is "
+                         "built already.")
     out = args.out or _default_out(args)
     _check_writable(out)
     result = kerascnn.train(
-        args.model, data, recipe=args.recipe, epochs=args.epochs,
+        args.model, args.data, recipe=args.recipe, epochs=args.epochs,
         batch_size=args.batch_size, augment=args.augment, out=out,
         seed=args.seed, strategy=args.strategy, learning_rate=args.learning_rate,
-        data_dir=args.data_dir, resume=not args.fresh,
+        validation_split=args.validation_split, data_dir=args.data_dir, kind=args.kind,
+        model_options=options or None, precision=args.precision, task=args.task, loss=args.loss,
+        resume=not args.fresh,
     )
     input_shape = tuple(result.model.inputs[0].shape[1:])
     kind = {2: "signal", 3: "image", 4: "volume"}.get(len(input_shape), "example")
-    summary = {k: result.metrics[k] for k in ("accuracy", "macro_f1") if k in result.metrics}
+    summary = {k: result.metrics[k] for k in ("accuracy", "macro_f1", "mae", "rmse", "r2")
+               if k in result.metrics}
     print(f"examples read as {kind}s of shape {'×'.join(map(str, input_shape))}")
     print(f"run folder: {result.run_dir}")
     print(f"test metrics: {json.dumps(summary)}")
@@ -202,8 +231,8 @@ def cmd_evaluate(args):
         _check_writable(args.out)
     history = args.history or _history_of(args.model)
     # Only the options given: evaluate() applies its own defaults to the rest.
-    given = {key: value for key, value in (("data_dir", args.data_dir), ("split_seed", args.seed))
-             if value is not None}
+    given = {key: value for key, value in (("data_dir", args.data_dir), ("split_seed", args.seed),
+                                           ("task", args.task)) if value is not None}
     report = kerascnn.evaluate(args.model, args.data, history=history,
                                mc_dropout=args.mc_dropout, out=args.out, **given)
     print(report.summary())
@@ -267,6 +296,7 @@ def cmd_finetune(args):
         epochs=args.epochs, learning_rate=args.learning_rate, lr_mult=args.lr_mult, bn=args.bn,
         recipe=args.recipe, adapt_input=not args.keep_input, renormalize=args.renormalize,
         out=out, seed=args.seed, data_dir=args.data_dir, safe_mode=not args.no_safe_mode,
+        precision=args.precision,
     )
     summary = {k: result.metrics[k] for k in ("accuracy", "macro_f1") if k in result.metrics}
     print(f"run folder: {result.run_dir}")
@@ -315,11 +345,23 @@ def parser():
                                       "(default $KERASCNN_DATA_DIR)")
     s.add_argument("--kind", choices=KINDS, help="how to read arrays: image, signal (N, length, "
                                                  "channels) or volume (default: from the shape)")
-    s.add_argument("--recipe", default="quick", help="quick, alexnet, resnet, resnet_rs")
+    s.add_argument("--recipe", default="quick", help="quick, mnist_fast, mnist_best, alexnet, "
+                                                     "resnet, resnet_rs (kerascnn recipes --all)")
+    s.add_argument("--option", action="append", type=_model_option, metavar="KEY=VALUE",
+                   help="a builder option, repeatable, over the recipe's: --option norm=batch "
+                        "--option width_multiplier=3 (values read as JSON: 3, 0.5, true, null)")
+    s.add_argument("--task", help="classification (default) or regression (float targets, "
+                                   "e.g. a .npz whose y arrays are floats)")
+    s.add_argument("--loss", help="categorical_crossentropy (default), hinge or squared_hinge "
+                                  "(multiclass SVM on raw scores); mse (regression default) or mae")
     s.add_argument("--epochs", type=int)
     s.add_argument("--batch-size", type=int)
     s.add_argument("--learning-rate", type=float)
+    s.add_argument("--validation-split", type=float, help="fraction of the training split held "
+                   "out when the data has no validation split; 0: none (default: the recipe's)")
     s.add_argument("--augment", help="e.g. 'flip,rotate=5,crop=0.9' or 'none'")
+    s.add_argument("--precision", choices=PRECISIONS, help="auto: bfloat16 on CPUs with "
+                   "bfloat16 units, float16 on a GPU, else float32 (default: the recipe's)")
     s.add_argument("--out", help="run folder (default runs/MODEL-DATA[-what else is set]-seedSEED); "
                                  "rerun to resume")
     s.add_argument("--seed", type=int, default=0)
@@ -335,6 +377,8 @@ def parser():
     s.add_argument("--out", help="folder for metrics.json, report.md, report.html and PNGs")
     s.add_argument("--history", help="a history.csv for learning curves (default: the run's)")
     s.add_argument("--mc-dropout", type=int, default=0, metavar="N", help="Monte-Carlo dropout passes")
+    s.add_argument("--task", help="classification or regression (default: the run's, or read "
+                                  "from the model's loss)")
     s.set_defaults(func=cmd_evaluate)
 
     s = command("data", "data set tools")
@@ -387,6 +431,8 @@ def parser():
     s.add_argument("--lr-mult", help="learning-rate multipliers per group: 'low..high', "
                                      "'stem=0,conv5=0.1' or one per group")
     s.add_argument("--recipe", default="quick", help="quick, alexnet, resnet, resnet_rs")
+    s.add_argument("--precision", choices=PRECISIONS, help="auto: bfloat16 on CPUs with "
+                   "bfloat16 units, float16 on a GPU, else float32 (default: the recipe's)")
     s.add_argument("--renormalize", action="store_true",
                    help="recompute the input normalisation on the new training split")
     s.add_argument("--keep-input", action="store_true", help="convert channels in the "
@@ -447,7 +493,7 @@ def _without_native_logs():
 
 def _one_line(error, args):
     """Returns the one-line message for a user-facing error, or None for a bug."""
-    files = [f for f in (getattr(args, "model", None), getattr(args, "data", None)) if f]
+    files = [getattr(args, key) for key in ("model", "source", "data") if getattr(args, key, None)]
     if isinstance(error, json.JSONDecodeError):
         folder = getattr(args, "out", None) or "the run folder"
         return (f"a JSON file of {folder} is damaged ({error}); rerun with --fresh to start "

@@ -1,6 +1,6 @@
 """Run folders: a folder kerascnn writes, locked while in use, owning only the files it wrote.
 
-A run folder (STYLE habit 14) lists every file and subfolder kerascnn wrote in a small
+A run folder lists every file and subfolder kerascnn wrote in a small
 manifest, `.kerascnn-run.json` (its kind and its files). kerascnn deletes or overwrites only
 what that list holds, refuses a folder holding anything else, and resolves every path it reads
 from the folder inside it. While in use, the folder is locked with an exclusive `fcntl.flock`
@@ -33,8 +33,8 @@ class RunFolderError(ValueError):
 class RunFolder:
     """A folder kerascnn writes: locked while in use, owning only the files it wrote.
 
-    STYLE habit 14: a run folder holds only files kerascnn wrote and lists them; it never
-    deletes or overwrites anything else, and every path read from it stays inside it.
+    It holds only files kerascnn wrote and lists them; it never deletes or overwrites
+    anything else, and every path read from it stays inside it.
 
     Use it as a context manager:
 

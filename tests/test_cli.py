@@ -51,6 +51,10 @@ def test_list_prints_every_model_with_its_paper(capsys):
     main(["list"])
     lines = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in lines] == kerascnn.list_models()
+    googlenet = next(line for line in lines if line.startswith("googlenet "))
+    names = kerascnn.build_model("googlenet", input_shape=(64, 64, 3), num_classes=2,
+                                 width_multiplier=0.1).output_names
+    assert f"[outputs: {', '.join(names)} " in googlenet  # main + 2 auxiliary heads
     main(["list", "vgg*"])
     assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == ["vgg11", "vgg13", "vgg16", "vgg19"]
 
@@ -68,6 +72,10 @@ def test_recipes_lists_the_named_recipes(capsys):
     main(["recipes", "--all"])
     recipes = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert {r["name"] for r in recipes} == set(kerascnn.training.RECIPES)
+    # `kerascnn train --help` names them without importing TensorFlow: it must name them all.
+    train = next(a for a in parser()._subparsers._group_actions[0].choices["train"]._actions
+                 if "--recipe" in a.option_strings)
+    assert set(re.findall(r"\w+", train.help.split("(")[0])) == set(kerascnn.training.RECIPES)
 
 
 def test_data_preview_writes_a_png(tmp_path, capsys):
@@ -313,3 +321,51 @@ def test_a_damaged_run_state_is_named_with_the_fix(signal_run, tmp_path, capsys)
     err = _fails(["train", "--data", str(folder / "signals.npz"), "--epochs", "2", "--out", str(run)],
                  capsys)
     assert str(run / "checkpoints" / "state.json") in err and "--fresh" in err
+
+
+def test_option_reads_builder_options_as_json_literals_and_names_the_run_folder():
+    args = parser().parse_args(["train", "--model", "lenet5", "--data", "mnist", "--recipe",
+                                "mnist_best", "--option", "norm=batch", "--option",
+                                "width_multiplier=1.5", "--option", "first_padding=null",
+                                "--option", "activation=leaky_relu:0.1"])
+    assert dict(args.option) == {"norm": "batch", "width_multiplier": 1.5, "first_padding": None,
+                                 "activation": "leaky_relu:0.1"}
+    assert _default_out(args) == os.path.join(
+        "runs", "lenet5-mnist-mnist_best-activation_leaky_relu_0.1-first_padding_None-"
+                "norm_batch-width_multiplier1.5-seed0")
+    readme = parser().parse_args(["train", "--model", "lenet5", "--data", "mnist", "--recipe",
+                                  "mnist_best"])
+    assert _default_out(readme) == os.path.join("runs", "lenet5-mnist-mnist_best-seed0")
+
+
+@pytest.mark.parametrize(
+    "argv,message",
+    [
+        (["--option", "norm"], "expected a builder option as KEY=VALUE, like norm=batch"),
+        (["--option", "=3"], "got '=3'"),
+        (["--option", "widht=2"], "lenet5 has no option widht; its options: ["),
+        (["--option", "norm=batch", "--option", "norm=none"], "--option norm is given twice"),
+        (["--model", "resnet18", "--recipe", "mnist_fast"],
+         "recipe 'mnist_fast' sets the model option(s) pool_kind, which resnet18 does not take"),
+    ],
+)
+def test_option_mistakes_end_in_one_line_before_any_data_is_read(argv, message, capsys, tmp_path):
+    # The data does not exist: the option is refused before it would be read.
+    err = _fails(["train", "--data", str(tmp_path / "absent.npz"), *argv, "--out",
+                  str(tmp_path / "run")], capsys)
+    assert message in err.strip().splitlines()[-1]
+
+
+def test_option_reaches_the_built_model_over_the_recipes(tmp_path, capsys):
+    out = tmp_path / "run"
+    main(["train", "--epochs", "1", "--option", "norm=batch", "--option", "width_multiplier=2",
+          "--out", str(out)])
+    record = json.loads((out / "run.json").read_text())
+    assert record["model_options"] == {"norm": "batch", "width_multiplier": 2}
+    import keras
+
+    model = keras.models.load_model(out / "model.keras")
+    backbone = next(layer for layer in model.layers if isinstance(layer, keras.Model))
+    assert [layer.filters for layer in backbone.layers
+            if isinstance(layer, keras.layers.Conv2D)] == [12, 32]
+    assert any(isinstance(layer, keras.layers.BatchNormalization) for layer in backbone.layers)

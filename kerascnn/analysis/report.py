@@ -3,7 +3,7 @@
 import dataclasses
 import json
 
-from kerascnn import files
+from kerascnn import figures
 
 CONVENTIONS = (
     "Neurons: output elements, per example, of the layers that compute new units "
@@ -146,12 +146,8 @@ class ArchitectureReport:
         Args:
             path: the PNG file to write (atomically).
         """
-        from matplotlib.backends.backend_agg import FigureCanvasAgg
-        from matplotlib.figure import Figure
-
         rows = [r for r in self.layers if r.neurons or r.params or r.macs]
-        figure = Figure(figsize=(min(max(8.0, 0.14 * len(rows)), 40.0), 9.0))
-        FigureCanvasAgg(figure)
+        figure = figures.figure(min(max(8.0, 0.14 * len(rows)), 40.0), 9.0, layout="tight")
         axes = figure.subplots(3, 1, sharex=True)
         positions = range(len(rows))
         for ax, field, label in zip(
@@ -168,9 +164,7 @@ class ArchitectureReport:
             f"{self.model_name}: {_si(self.neurons)} neurons, {_si(self.params)} "
             f"parameters, {_si(self.macs)} multiply-adds per example"
         )
-        figure.tight_layout()
-        with files.atomic_path(path, suffix=".png") as tmp:
-            figure.savefig(tmp, format="png", dpi=120)
+        figures.write_png(figure, path, dpi=120)
 
     def _table(self):
         header = ("Layer", "Kind", "Output shape", "Neurons", "Params", "MACs", "Receptive field")

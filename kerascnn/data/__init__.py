@@ -1,7 +1,8 @@
 """Data sets and the tf.data input pipeline: sources, validation, splits, folds, augmentation.
 
 `load(source)` reads keras.datasets names, TFDS sets, scikit-learn digits, `.npz` files,
-image folders or arrays into a `Data`; `Data.pipeline(split, batch_size, augment=...)`
+image folders or arrays into a `Data` (an image folder larger than memory is streamed from
+its files: `kerascnn.data.streaming`); `Data.pipeline(split, batch_size, augment=...)`
 builds the tf.data pipeline; `Preprocessing` is the model's first layer (cast, resize,
 channels, normalisation); `augmentation(spec)` parses an augmentation spec; `preview` draws
 augmented samples.

@@ -257,7 +257,8 @@ def to_class_indices(y, split, class_names=None):
         if len(fractional):
             i = fractional[0]
             raise ValueError(
-                f"y_{split} must hold integer class indices; got {y[i]!r} at index {i}."
+                f"y_{split} must hold integer class indices; got {y[i]!r} at index {i}. For "
+                "real-valued targets train a regressor: task='regression' (--task regression)."
             )
     elif y.dtype.kind not in "iub":
         raise ValueError(f"y_{split} must hold class indices or names; got dtype {y.dtype}.")
@@ -281,6 +282,41 @@ def to_class_indices(y, split, class_names=None):
             f"{len(class_names)} classes 0..{len(class_names) - 1}."
         )
     return y.astype(np.int64), list(class_names)
+
+
+def to_targets(y, split):
+    """Turns regression targets into a float32 array (N, targets), checked.
+
+    Args:
+        y: real-valued targets: a vector (N,) or (N, targets), of a floating-point dtype.
+        split: split name for error messages ("train", "test", ...).
+
+    Raises:
+        ValueError: for class labels (strings, integers, one-hot rows), a rank above 2, or
+            NaN or infinite targets.
+    """
+    y = np.asarray(y)
+    if y.dtype.kind in "USOb" or y.dtype.kind in "iu":
+        what = "class names" if y.dtype.kind in "USO" else f"{y.dtype} class labels"
+        raise ValueError(
+            f"y_{split} holds {what}, but task='regression' needs real-valued targets. Train a "
+            "classifier (task='classification'), or pass numeric targets as floats "
+            "(y.astype('float32')).")
+    if y.dtype.kind != "f":
+        raise ValueError(f"y_{split} must hold real-valued targets; got dtype {y.dtype}.")
+    if y.ndim not in (1, 2) or not len(y):
+        raise ValueError(f"y_{split} must be targets of shape (examples,) or (examples, "
+                         f"targets); got shape {y.shape}.")
+    bad = np.flatnonzero(~np.isfinite(y.reshape(len(y), -1)).all(axis=1))
+    if len(bad):
+        raise ValueError(f"y_{split} holds NaN or infinite targets (first at example "
+                         f"{bad[0]}). Drop or fill those examples before training.")
+    y = y.reshape(len(y), -1).astype(np.float32)
+    if y.shape[1] > 1 and np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1):
+        raise ValueError(
+            f"y_{split} holds one-hot rows (class labels), but task='regression' needs "
+            "real-valued targets. Train a classifier (task='classification').")
+    return y
 
 
 def _string_labels(y, split, class_names):

@@ -5,17 +5,19 @@ import tensorflow as tf
 
 from kerascnn.data import pipeline
 from kerascnn.data.augment import augmentation
-from kerascnn.data.splits import check_fraction, stratified_folds, stratified_split
+from kerascnn.data.splits import (check_fraction, shuffled_folds, shuffled_split,
+                                  stratified_folds, stratified_split)
 
 SPLITS = ("train", "validation", "test")
+TASKS = ("classification", "regression")
 
 
 class Pool:
-    """Examples (channels last) and int64 labels that several splits or folds index into.
+    """Examples (channels last) and targets that several splits or folds index into.
 
     Args:
         x: NumPy array of examples, examples first.
-        y: int64 NumPy array of class indices.
+        y: int64 NumPy array of class indices, or float32 (examples, targets) for regression.
     """
 
     def __init__(self, x, y):
@@ -60,17 +62,24 @@ class Split:
 
 
 class Data:
-    """A classification data set in memory: train / validation / test splits and metadata.
+    """A data set in memory: train / validation / test splits and metadata.
 
     Built by `kerascnn.data.load`; holds NumPy arrays, so it targets course-scale data (up to
     a few GB). Examples keep their raw dtype and values, with a channel axis; labels are int
     class indices. Validation splits and folds are index views on the same arrays: reading
-    `x_train` of a fold copies, while `pipeline()` and `folds()` do not.
+    `x_train` of a fold copies, while `pipeline()` and `folds()` do not. A streamed image
+    folder (`load(folder, stream=True)`, `kerascnn.data.streaming`) holds file lists instead:
+    the same splits and folds, its `x_*` read from the files only when asked for, and
+    `describe()["storage"]` is "files" rather than "memory". For regression
+    (`task="regression"`) the targets are float32 (examples, targets), there are no classes,
+    and validation splits and folds are shuffled, not stratified.
 
     Attributes:
         name: the source's name ("mnist", "digits", "tfds:...", a file or folder name).
-        class_names: list of str, one per class.
-        num_classes: number of classes.
+        task: "classification" or "regression".
+        class_names: list of str, one per class (empty for regression).
+        num_classes: number of classes (0 for regression).
+        num_outputs: the model's output width: classes, or regression targets.
         kind: "image", "signal" or "volume".
         input_shape: per-example shape with its channel axis, e.g. (28, 28, 1).
         dtype: NumPy dtype of the raw examples.
@@ -81,8 +90,12 @@ class Data:
         split_names: the splits present, in ("train", "validation", "test").
     """
 
-    def __init__(self, *, name, class_names, kind, value_range, sha256, seed, splits):
+    def __init__(self, *, name, class_names, kind, value_range, sha256, seed, splits,
+                 task="classification"):
+        if task not in TASKS:
+            raise ValueError(f"task={task!r} is not supported; choose one of {TASKS}.")
         self.name = name
+        self.task = task
         self.class_names = list(class_names)
         self.kind = kind
         self.value_range = tuple(value_range)
@@ -94,6 +107,12 @@ class Data:
     @property
     def num_classes(self):
         return len(self.class_names)
+
+    @property
+    def num_outputs(self):
+        if self.task == "regression":
+            return int(next(iter(self._splits.values())).pool.y.shape[1])
+        return self.num_classes
 
     @property
     def input_shape(self):
@@ -130,6 +149,8 @@ class Data:
 
     def class_counts(self, split):
         """Returns the number of examples of each class in a split, as a list of int."""
+        if self.task == "regression":
+            raise ValueError(f"{self.name} holds regression targets: it has no classes to count.")
         labels = self._split(split).labels()
         return np.bincount(labels, minlength=self.num_classes).tolist()
 
@@ -177,9 +198,10 @@ class Data:
                 f"split={split!r}."
             )
         images, labels = source.pool.tensors()
+        depth = self.num_classes if self.task == "classification" else None  # one-hot or not
         if epochs is not None:
             return pipeline.epoch_stream(
-                images, labels, source.all_positions(), self.num_classes, batch_size,
+                images, labels, source.all_positions(), depth, batch_size,
                 shuffle=split == "train" if shuffle is None else shuffle, seed=seed,
                 augment=augment, epochs=epochs, initial_epoch=initial_epoch,
             )
@@ -187,7 +209,7 @@ class Data:
             images,
             labels,
             source.all_positions(),
-            self.num_classes,
+            depth,
             batch_size,
             shuffle=split == "train" if shuffle is None else shuffle,
             seed=seed,
@@ -195,7 +217,8 @@ class Data:
         )
 
     def with_validation(self, fraction, seed=None):
-        """Returns a copy whose validation split is a stratified `fraction` of the training data.
+        """Returns a copy whose validation split is a stratified `fraction` of the training data
+        (a shuffled one for regression).
 
         Training data is the train split plus any existing validation split; the test split is
         kept. No example array is copied.
@@ -207,7 +230,10 @@ class Data:
         check_fraction(fraction, "validation_split")
         pool, positions = self._training_pool()
         seed = self.seed if seed is None else seed
-        kept, held_out = stratified_split(pool.y[positions], fraction, seed)
+        if self.task == "regression":
+            kept, held_out = shuffled_split(len(positions), fraction, seed)
+        else:
+            kept, held_out = stratified_split(pool.y[positions], fraction, seed)
         return self._replace(
             train=Split(pool, positions[kept]), validation=Split(pool, positions[held_out])
         )
@@ -230,7 +256,11 @@ class Data:
             ValueError: for k < 2 or a class with fewer than k examples.
         """
         pool, positions = self._training_pool()
-        for train, held_out in stratified_folds(pool.y[positions], k, seed, self.class_names):
+        if self.task == "regression":
+            folds = shuffled_folds(len(positions), k, seed)
+        else:
+            folds = stratified_folds(pool.y[positions], k, seed, self.class_names)
+        for train, held_out in folds:
             validation = Split(pool, positions[held_out])
             yield (
                 self._replace(train=Split(pool, positions[train]), validation=validation),
@@ -295,6 +325,10 @@ class Data:
             return train.pool, np.sort(
                 np.concatenate([train.all_positions(), validation.all_positions()])
             )
+        if hasattr(train.pool, "merged"):  # files (kerascnn.data.streaming): join the lists
+            pool = train.pool.merged(train.all_positions(), validation.pool,
+                                     validation.all_positions())
+            return pool, np.arange(len(pool.y), dtype=np.int64)
         # A source's own validation split: merge it with train once.
         (x_train, y_train), (x_val, y_val) = train.arrays(), validation.arrays()
         pool = Pool(np.concatenate([x_train, x_val]), np.concatenate([y_train, y_val]))
@@ -309,20 +343,24 @@ class Data:
             sha256=self.sha256,
             seed=self.seed,
             splits={**self._splits, **splits},
+            task=self.task,
         )
 
     def describe(self):
         """Returns the data set's metadata as a JSON-ready dict (for manifests and reports)."""
         return {
             "name": self.name,
+            "task": self.task,
             "sha256": self.sha256,
             "kind": self.kind,
             "input_shape": list(self.input_shape),
             "dtype": str(self.dtype),
             "value_range": list(self.value_range),
+            "storage": getattr(next(iter(self._splits.values())).pool, "storage", "memory"),
             "class_names": self.class_names,
             "splits": {
-                split: {"size": self.size(split), "class_counts": self.class_counts(split)}
+                split: {"size": self.size(split), **({"class_counts": self.class_counts(split)}
+                                                     if self.task == "classification" else {})}
                 for split in self.split_names
             },
             "seed": self.seed,
@@ -332,5 +370,6 @@ class Data:
         sizes = ", ".join(f"{split}={self.size(split)}" for split in self.split_names)
         return (
             f"Data({self.name!r}, {sizes}, input_shape={self.input_shape}, dtype={self.dtype}, "
-            f"classes={self.num_classes})"
+            + (f"classes={self.num_classes})" if self.task == "classification"
+               else f"regression targets={self.num_outputs})")
         )

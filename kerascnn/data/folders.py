@@ -40,25 +40,12 @@ def read_folder(root):
         ValueError: for a folder without class sub-folders or a class without readable
             images.
     """
-    subfolders = _subfolders(root)
-    if subfolders and all(name in SPLIT_FOLDERS for name in subfolders) and "train" in subfolders:
-        layout = {SPLIT_FOLDERS[name]: os.path.join(root, name) for name in subfolders}
-    else:
-        layout = {"train": root}
-    class_names = _subfolders(layout["train"])
-    if not class_names:
-        raise ValueError(
-            f"{layout['train']} has no class sub-folders: put each class's images in "
-            "<folder>/<class name>/."
-        )
+    layout, class_names = folder_layout(root)
     skipped, total, fields = [], 0, {}
     for split, folder in layout.items():
-        extra = sorted(set(_subfolders(folder)) - set(class_names))
-        if extra:
-            raise ValueError(f"{folder} has classes {extra} that the train folder lacks.")
         images, labels = [], []
         for label, name in enumerate(class_names):
-            for path in _files(os.path.join(folder, name)):
+            for path in class_files(folder, name):
                 total += 1
                 image = _decode(path, skipped, root)
                 if image is not None:
@@ -70,14 +57,50 @@ def read_folder(root):
                 )
         key = {"train": "train", "test": "test", "validation": "val"}[split]
         fields[f"x_{key}"], fields[f"y_{key}"] = images, np.array(labels, np.int64)
-    if skipped:
-        listed = "; ".join(skipped[:_LISTED]) + ("; ..." if len(skipped) > _LISTED else "")
-        warnings.warn(f"Skipped {len(skipped)} of {total} files in {root}: {listed}", stacklevel=4)
+    warn_skipped(skipped, total, root, stacklevel=5)  # the caller of load()
     _to_common_type(fields)
     for key in [k for k in fields if k.startswith("x_") and not fields[k]]:
         fields[key] = fields[key.replace("x_", "y_")] = None
     name = os.path.basename(os.path.normpath(root))
     return dict(name=name, class_names=class_names, sha256=None, kind="image", **fields)
+
+
+def folder_layout(root):
+    """Returns ({split: folder}, sorted class names) of an image folder.
+
+    Raises:
+        ValueError: for a folder without class sub-folders, or a split folder with classes
+            that the train folder lacks.
+    """
+    subfolders = _subfolders(root)
+    if subfolders and all(name in SPLIT_FOLDERS for name in subfolders) and "train" in subfolders:
+        layout = {SPLIT_FOLDERS[name]: os.path.join(root, name) for name in subfolders}
+    else:
+        layout = {"train": root}
+    class_names = _subfolders(layout["train"])
+    if not class_names:
+        raise ValueError(
+            f"{layout['train']} has no class sub-folders: put each class's images in "
+            "<folder>/<class name>/."
+        )
+    for folder in layout.values():
+        extra = sorted(set(_subfolders(folder)) - set(class_names))
+        if extra:
+            raise ValueError(f"{folder} has classes {extra} that the train folder lacks.")
+    return layout, class_names
+
+
+def class_files(folder, name):
+    """Returns the paths of the files of class `name` in `folder`, in a fixed sorted order."""
+    return _files(os.path.join(folder, name))
+
+
+def warn_skipped(skipped, total, root, stacklevel):
+    """Warns once, counting and listing (the first few of) the files skipped in `root`."""
+    if skipped:
+        listed = "; ".join(skipped[:_LISTED]) + ("; ..." if len(skipped) > _LISTED else "")
+        warnings.warn(f"Skipped {len(skipped)} of {total} files in {root}: {listed}",
+                      stacklevel=stacklevel)
 
 
 def _subfolders(folder):

@@ -22,21 +22,46 @@ def _check_batch_size(batch_size):
 
 
 def _decoder(images, labels, num_classes):
-    def decode(index):
-        x = tf.cast(tf.gather(images, index), tf.float32)
-        return x, tf.one_hot(tf.gather(labels, index), num_classes, dtype=tf.float32)
+    """Gathers a batch: float32 examples, and one-hot labels (float32 targets as they are
+    when `num_classes` is None: regression)."""
+    def decode(index, read=None):
+        # `read`: the batch of a file pool, already read by `_batch`.
+        x = tf.cast(tf.gather(images, index) if read is None else read, tf.float32)
+        y = tf.gather(labels, index)
+        if num_classes is None:
+            return x, tf.cast(y, tf.float32)
+        return x, tf.one_hot(y, num_classes, dtype=tf.float32)
 
     return decode
+
+
+def _batch(positions, images, batch_size):
+    """Batches a dataset of positions; a file pool's examples are read one by one first.
+
+    A callable `images` (a file pool's reader, position -> example) runs in parallel calls
+    before batching, giving (positions, examples) batches; one marked `reads_batches` (a
+    memory-mapped cache) reads a whole batch of positions per call instead. The loader
+    decoded every file once and left out the unreadable ones, so the batch count stays known
+    (Keras needs it).
+    """
+    if callable(images) and getattr(images, "reads_batches", False):
+        return positions.batch(batch_size).map(lambda index: (index, images(index)),
+                                               num_parallel_calls=tf.data.AUTOTUNE)
+    if callable(images):
+        positions = positions.map(lambda index: (index, images(index)),
+                                  num_parallel_calls=tf.data.AUTOTUNE)
+    return positions.batch(batch_size)
 
 
 def batches(images, labels, positions, num_classes, batch_size, *, shuffle, seed, augment):
     """Returns a tf.data.Dataset of (float32 images at raw scale, one-hot float32 labels).
 
     Args:
-        images: tensor holding the examples of the pool, examples first.
+        images: tensor holding the examples of the pool, examples first, or a callable
+            (int64 position) -> example that reads one from its file.
         labels: int64 tensor of class indices for the pool.
         positions: int64 array of the pool positions in this split.
-        num_classes: length of the one-hot labels.
+        num_classes: length of the one-hot labels; None for float targets (regression).
         batch_size: examples per batch (the last batch may be smaller).
         shuffle: reshuffle the positions each epoch (full-size buffer, so class-sorted
             data still gives mixed batches).
@@ -49,9 +74,9 @@ def batches(images, labels, positions, num_classes, batch_size, *, shuffle, seed
     dataset = tf.data.Dataset.from_tensor_slices(positions)
     if shuffle:
         dataset = dataset.shuffle(len(positions), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.batch(batch_size).map(_decoder(images, labels, num_classes),
-                                            num_parallel_calls=tf.data.AUTOTUNE)
-    if not shuffle:
+    dataset = _batch(dataset, images, batch_size).map(_decoder(images, labels, num_classes),
+                                                      num_parallel_calls=tf.data.AUTOTUNE)
+    if not shuffle and not callable(images):  # files stream: memory must not grow with N
         dataset = dataset.cache()
     if isinstance(augment, Augmentation):
         dataset = augment.map(dataset)
@@ -95,13 +120,14 @@ def epoch_stream(images, labels, positions, num_classes, batch_size, *, shuffle,
         augment_key = tf.random.experimental.stateless_fold_in(key, 1)
         keys = tf.data.Dataset.range(steps).map(
             lambda step: tf.random.experimental.stateless_fold_in(augment_key, step))
-        indices = tf.data.Dataset.from_tensor_slices(order).batch(batch_size)
+        indices = _batch(tf.data.Dataset.from_tensor_slices(order), images, batch_size)
         return tf.data.Dataset.zip(indices, keys)
 
     decode = _decoder(images, labels, num_classes)
     dataset = tf.data.Dataset.range(initial_epoch, epochs).flat_map(one_epoch)
-    dataset = dataset.map(lambda index, key: (*decode(index), key),
-                          num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(
+        lambda batch, key: (*decode(*(batch if isinstance(batch, tuple) else (batch,))), key),
+        num_parallel_calls=tf.data.AUTOTUNE)
     if augment is not None and augment.resampling:
         dataset = dataset.map(lambda x, y, key: (augment.resample(x, key), y, key),
                               num_parallel_calls=tf.data.AUTOTUNE)

@@ -4,6 +4,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerascnn.data.running_stats import RunningMoments
+
 MODES = ("scale", "mean_image", "channel_mean", "standardize", None)
 INTERPOLATIONS = (
     "bilinear", "nearest", "bicubic", "area", "lanczos3", "lanczos5", "gaussian", "mitchellcubic"
@@ -154,33 +156,55 @@ class Preprocessing(keras.layers.Layer):
             return x
         return (x - self.mean) / self.std
 
-    def adapt(self, data, batch_size=1024):
-        """Computes the normalisation statistics from training examples, in chunks.
+    def adapt(self, data, batch_size=256, progress=None):
+        """Computes the normalisation statistics from training examples, in one pass.
+
+        Batches are transformed (cast, channels, resize) and merged into float64 running
+        statistics of constant size (`RunningMoments`: per-channel mean and variance by the
+        pairwise update of Chan et al.; the mean image when the mode needs it), so memory
+        does not grow with the data.
 
         Args:
-            data: array-like of raw training examples (examples first), or a tf.data
-                dataset of such batches or of (batch, labels) pairs.
-            batch_size: examples per chunk when `data` is an array.
+            data: array-like of raw training examples (examples first), a tf.data dataset
+                of such batches or of (batch, labels) pairs, or streamed examples (an object
+                with `as_dataset(batch_size)`, as `x_train` of a streaming `Data`).
+            batch_size: examples per batch when `data` is an array or streamed.
+            progress: show a progress bar (keras.utils.Progbar); None shows one for
+                streamed examples only.
         """
+        if self.mode is None or (self.mode == "scale" and self.value_range is not None):
+            self.is_adapted = True  # fixed statistics: no pass over the data
+            return
+        steps = None
+        streamed = hasattr(data, "as_dataset")
+        if streamed:
+            steps = -(-len(data) // batch_size)
+            data = data.as_dataset(batch_size)
         if isinstance(data, tf.data.Dataset):
             chunks = (batch[0] if isinstance(batch, tuple) else batch for batch in data)
         else:
+            steps = -(-len(data) // batch_size)
             chunks = (data[start : start + batch_size] for start in range(0, len(data), batch_size))
-        count, total, squares, low, high = 0, 0.0, 0.0, np.inf, -np.inf
+        bar = keras.utils.Progbar(steps, unit_name="batch") if (
+            streamed if progress is None else progress) else None
+        channel_moments, image_sum, count, low, high = None, 0.0, 0, np.inf, -np.inf
         for chunk in chunks:
             if not self.built:
                 self.build((None,) + tuple(np.shape(chunk)[1:]))
-            x = self.transform(chunk).numpy().astype(np.float64)
+            x = self.transform(chunk).numpy()
+            if channel_moments is None:
+                channel_moments = RunningMoments(axis=tuple(range(x.ndim - 1)))
+            channel_moments.update(x)
+            if self.mode == "mean_image":
+                image_sum = image_sum + x.sum(axis=0, dtype=np.float64)
             count += len(x)
-            total = total + x.sum(axis=0)
-            squares = squares + (x**2).sum(axis=tuple(range(x.ndim - 1)))
-            low, high = min(low, x.min()), max(high, x.max())
+            low, high = min(low, float(x.min())), max(high, float(x.max()))
+            if bar is not None:
+                bar.add(1)
         if not count:
             raise ValueError("adapt() needs at least one training example.")
-        mean_image = total / count
-        pixels = count * np.prod(mean_image.shape[:-1])
-        channel_mean = mean_image.reshape(-1, mean_image.shape[-1]).mean(axis=0)
-        channel_std = np.sqrt(np.maximum(squares / pixels - channel_mean**2, 0.0))
+        mean_image = image_sum / count
+        channel_mean, channel_std = channel_moments.mean, channel_moments.std
         if self.mode == "scale" and self.value_range is None:
             self.mean.assign(low)
             self.std.assign(high - low if high > low else 1.0)

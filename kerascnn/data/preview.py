@@ -6,7 +6,8 @@ import numpy as np
 import tensorflow as tf
 
 from kerascnn.data.augment import augmentation
-from kerascnn.files import atomic_path
+from kerascnn.figures import figure as new_figure
+from kerascnn.figures import write_png
 
 
 def preview(data, augment, path, *, n=16, seed=0):
@@ -45,14 +46,10 @@ def preview(data, augment, path, *, n=16, seed=0):
 
 
 def _write_grid(images, labels, data, path):
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
     low, high = data.value_range
     columns = math.ceil(math.sqrt(len(images)))
     rows = math.ceil(len(images) / columns)
-    figure = Figure(figsize=(1.8 * columns, 1.9 * rows))
-    FigureCanvasAgg(figure)
+    figure = new_figure(1.8 * columns, 1.9 * rows, layout="tight")
     for i, (image, label) in enumerate(zip(images, labels)):
         axes = figure.add_subplot(rows, columns, i + 1)
         pixels = np.clip((image - low) / (high - low), 0.0, 1.0)
@@ -62,9 +59,7 @@ def _write_grid(images, labels, data, path):
             axes.imshow(pixels[..., :3])
         axes.set_title(_label_text(label, data.class_names), fontsize=8)
         axes.axis("off")
-    figure.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        figure.savefig(tmp, format="png", dpi=100)
+    write_png(figure, path)
 
 
 def _label_text(label, class_names):

@@ -10,7 +10,7 @@ import numpy as np
 
 from kerascnn.data import arrays
 from kerascnn.data.dataset import Data, Pool, Split
-from kerascnn.data.splits import check_fraction, stratified_split
+from kerascnn.data.splits import check_fraction, shuffled_split, stratified_split
 from kerascnn.files import sha256_file
 
 DATA_DIR_ENV = "KERASCNN_DATA_DIR"
@@ -66,8 +66,11 @@ def load(
     target_size=None,
     class_names=None,
     download=True,
+    task="classification",
+    stream="auto",
+    cache=None,
 ):
-    """Loads a classification data set into memory, validated and split.
+    """Loads a data set into memory, validated and split.
 
     Sources:
     - "mnist", "fashion_mnist", "cifar10", "cifar100": first `<name>.npz` (keras.datasets
@@ -83,7 +86,8 @@ def load(
       them, a dict with keys x_train, y_train, x_test, y_test, or a dict {class name: examples}
       for data sorted into one array (file) per class. Ranks follow `kerascnn.data.arrays`.
 
-    Everything is materialised into NumPy arrays: this targets course-scale data.
+    Everything is materialised into NumPy arrays, except an image folder whose decoded
+    images would not fit in memory: that one is streamed from its files (see `stream`).
 
     Args:
         source: one of the above.
@@ -97,6 +101,17 @@ def load(
         target_size: (height, width) to resize images of mixed sizes to when loading.
         class_names: class names for integer labels (or the class order of string labels).
         download: let keras.datasets / TFDS download a set not found locally.
+        task: "classification" (labels are classes) or "regression": y holds real-valued
+            targets, a float vector (N,) or (N, targets); splits are then shuffled, not
+            stratified, and the `Data` has no class names.
+        stream: for an image folder, "auto" streams it from its files (`kerascnn.data.streaming`)
+            when its decoded images would exceed `streaming.MEMORY_SHARE` of the physical
+            memory, and logs the choice; True always streams it, False always loads it into
+            memory. The same seed gives the same splits and folds either way;
+            `describe()["storage"]` says which was chosen. Other sources load into memory.
+        cache: with streaming, a folder for the decoded, resized images (memory-mapped
+            `<split>.npy`), so later epochs and runs skip decoding; keyed by its path and
+            rebuilt when the folder's files change.
 
     Returns:
         A `Data`.
@@ -109,6 +124,11 @@ def load(
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise ValueError(f"seed must be an integer; got seed={seed!r}.")
     arrays.check_kind(kind)
+    if task not in ("classification", "regression"):
+        raise ValueError(f"task must be 'classification' or 'regression'; got task={task!r}.")
+    if task == "regression" and class_names is not None:
+        raise ValueError("class_names name classes; task='regression' has real-valued targets "
+                         "and none. Leave class_names out.")
     if validation_split is not None:
         check_fraction(validation_split, "validation_split")
     if test_split:
@@ -117,11 +137,22 @@ def load(
         target_size = tuple(int(v) for v in target_size)
     if class_names is not None:
         class_names = arrays.check_class_names(class_names, "class_names")
+    from kerascnn.data import streaming
+
+    if streaming.chooses_streaming(source, stream, target_size):
+        if task != "classification":
+            raise ValueError(f"a streamed image folder holds classes; got task={task!r}.")
+        return streaming.load_folder(
+            os.fspath(source), validation_split=validation_split, test_split=test_split,
+            seed=int(seed), target_size=target_size, class_names=class_names, cache=cache)
+    if cache is not None:
+        raise ValueError(f"cache={cache!r} holds decoded images of a streamed folder; this "
+                         "source loads into memory. Pass stream=True for a folder, or no cache.")
     raw = _read(source, data_dir=data_dir, download=download)
     if class_names is not None:
         raw.class_names = class_names
     try:
-        return _assemble(raw, kind, validation_split, test_split, int(seed), target_size)
+        return _assemble(raw, kind, validation_split, test_split, int(seed), target_size, task)
     except ValueError as error:
         path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
         if path is None or path in str(error):
@@ -300,14 +331,19 @@ def _as_examples(x, split, target_size):
     return x
 
 
-def _assemble(raw, kind, validation_split, test_split, seed, target_size):
+def _assemble(raw, kind, validation_split, test_split, seed, target_size, task):
     """Validates raw splits and builds the `Data`."""
     x_train = _as_examples(raw.x_train, "train", target_size)
     kind = arrays.infer_kind(x_train.shape, kind or raw.kind)
     x_train = arrays.with_channel_axis(x_train, kind)
-    y_train, class_names = arrays.to_class_indices(raw.y_train, "train", raw.class_names)
+    regression = task == "regression"
+    if regression:
+        y_train, class_names = arrays.to_targets(raw.y_train, "train"), []
+    else:
+        y_train, class_names = arrays.to_class_indices(raw.y_train, "train", raw.class_names)
     _check_pair(x_train, y_train, "train")
-    arrays.check_classes(y_train, class_names)
+    if not regression:
+        arrays.check_classes(y_train, class_names)
     pool = Pool(x_train, y_train)
     splits = {"train": Split(pool)}
     for split, x, y in (("test", raw.x_test, raw.y_test), ("validation", raw.x_val, raw.y_val)):
@@ -319,10 +355,19 @@ def _assemble(raw, kind, validation_split, test_split, seed, target_size):
                 f"x_{split} examples have shape {x.shape[1:]}, unlike x_train's "
                 f"{x_train.shape[1:]}."
             )
-        y, _ = arrays.to_class_indices(y, split, class_names)
+        if regression:
+            y = arrays.to_targets(y, split)
+            if y.shape[1] != y_train.shape[1]:
+                raise ValueError(f"y_{split} has {y.shape[1]} targets per example, unlike "
+                                 f"y_train's {y_train.shape[1]}.")
+        else:
+            y, _ = arrays.to_class_indices(y, split, class_names)
         _check_pair(x, y, split)
         splits[split] = Split(Pool(x, y))
-    if "test" not in splits and test_split:
+    if "test" not in splits and test_split and regression:
+        kept, held_out = shuffled_split(len(y_train), test_split, seed)
+        splits.update(train=Split(pool, kept), test=Split(pool, held_out))
+    elif "test" not in splits and test_split:
         kept, held_out = stratified_split(y_train, test_split, seed, argument="test_split",
                                           class_names=class_names)
         splits.update(train=Split(pool, kept), test=Split(pool, held_out))
@@ -339,6 +384,7 @@ def _assemble(raw, kind, validation_split, test_split, seed, target_size):
         sha256=raw.sha256,
         seed=seed,
         splits=splits,
+        task=task,
     )
     if validation_split is not None:
         if raw.x_val is not None:

@@ -3,7 +3,7 @@
 import warnings
 
 import numpy as np
-from sklearn.model_selection import StratifiedKFold
+from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold
 
 
 def check_fraction(fraction, argument):
@@ -86,3 +86,28 @@ def stratified_folds(y, k, seed, class_names):
         (train.astype(np.int64), validation.astype(np.int64))
         for train, validation in folds.split(np.zeros(len(y)), y)
     ]
+
+
+def shuffled_split(n, fraction, seed):
+    """Splits positions 0..n-1 into kept and held-out parts at random (regression targets,
+    which have no classes to stratify by): round(fraction * n) held out, at least 1.
+
+    Returns:
+        (kept, held_out): sorted int64 position arrays.
+
+    Raises:
+        ValueError: for fewer than two examples.
+    """
+    if n < 2:
+        raise ValueError(f"cannot hold out a fraction of {n} example(s); give at least two.")
+    held = min(max(int(round(fraction * n)), 1), n - 1)
+    kept, held_out = next(ShuffleSplit(1, test_size=held, random_state=seed).split(np.zeros(n)))
+    return np.sort(kept).astype(np.int64), np.sort(held_out).astype(np.int64)
+
+
+def shuffled_folds(n, k, seed):
+    """Returns the k (train, validation) position pairs of a shuffled (unstratified) k-fold."""
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 2 <= k <= n:
+        raise ValueError(f"k must be an integer from 2 to the {n} examples; got k={k!r}.")
+    return [(train.astype(np.int64), validation.astype(np.int64))
+            for train, validation in KFold(k, shuffle=True, random_state=seed).split(np.zeros(n))]

@@ -1,5 +1,6 @@
-"""`evaluate`: metrics, figures, fit diagnosis and uncertainty of a classifier in one report."""
+"""`evaluate`: metrics, figures, fit diagnosis and uncertainty of a model in one report."""
 
+import csv
 import functools
 import hashlib
 import json
@@ -14,6 +15,7 @@ from kerascnn.evaluation import plots
 from kerascnn.evaluation import uncertainty as uncertainty_lib
 from kerascnn.evaluation.report import EvaluationReport
 from kerascnn.run_folder import MANIFEST, RunFolder, RunFolderError
+from kerascnn.training import losses
 
 SINGLE, MC_DROPOUT, ENSEMBLE = "single model", "mc dropout", "ensemble"
 REPORT_FILES = ("metrics.json", "report.md", "report.html")
@@ -22,8 +24,9 @@ RUN_KINDS = ("train", "finetune")  # run folders holding a model.keras and a run
 
 def evaluate(model, data=None, *, history=None, mc_dropout=0, ensemble=None, out=None,
              class_names=None, top_k=None, batch_size=256, seed=0, fit_thresholds=None,
-             data_dir=None, split_seed=None):
-    """Evaluates a classifier on test data: how good, where it fails, how far to trust it.
+             data_dir=None, split_seed=None, task=None):
+    """Evaluates a classifier or regressor on test data: how good, where it fails, how far
+    to trust it.
 
     A run folder is the unit of evaluation: `evaluate(run_dir)` reloads the run's data as
     its run.json records it (source, load arguments, seed) and checks that the test split is
@@ -32,13 +35,18 @@ def evaluate(model, data=None, *, history=None, mc_dropout=0, ensemble=None, out
     with the run's split seed, and a `Data` whose test split differs is refused, so a model
     is never scored on the examples it was trained or validated on.
 
+    A classifier trained with a hinge loss outputs raw class scores: it is scored on their
+    argmax, and the metrics that need probabilities (log loss, ECE, confidence, uncertainty)
+    are skipped with a note. A regressor is scored with MAE, RMSE and R² (scikit-learn).
+
     Args:
-        model: a `keras.Model` ending in a softmax (or one sigmoid for two classes), the path
+        model: a `keras.Model` ending in a softmax (or one sigmoid for two classes), a model
+            trained by kerascnn with a hinge or regression loss (linear output), the path
             of a `.keras` file, or a run folder written by `kerascnn.train` (its model.keras,
             and its history.csv when `history` is None).
-        data: an `(x, y)` tuple of arrays (integer labels), a `kerascnn.data.Data` (its test
-            split is used), anything `kerascnn.data.load` accepts, or None for a run folder's
-            own data.
+        data: an `(x, y)` tuple of arrays (integer labels, or float targets for
+            regression), a `kerascnn.data.Data` (its test split is used), anything
+            `kerascnn.data.load` accepts, or None for a run folder's own data.
         history: training history (keras `History`, dict of lists or path to a history CSV)
             for learning curves and the fit diagnosis.
         mc_dropout: number of Monte-Carlo dropout passes (0 = off, else at least 2).
@@ -55,6 +63,8 @@ def evaluate(model, data=None, *, history=None, mc_dropout=0, ensemble=None, out
         split_seed: the seed that splits a source without its own test split, when `data` is
             loaded by name (default 0); for a run folder, the run's own seed, and any other
             value is refused.
+        task: "classification" or "regression"; None reads it from the run folder's
+            recipe, the `Data`, or the model's compiled loss (classification otherwise).
 
     Returns:
         An `EvaluationReport`.
@@ -74,15 +84,23 @@ def evaluate(model, data=None, *, history=None, mc_dropout=0, ensemble=None, out
     run = _run_record(model)
     if run is not None:
         model = os.path.join(run["folder"], "model.keras") if run["is_folder"] else model
-        if history is None and run["is_folder"] and os.path.isfile(
-                os.path.join(run["folder"], "history.csv")):
-            history = os.path.join(run["folder"], "history.csv")
+        if history is None and run["is_folder"]:
+            history = _run_history(run["folder"])
         data = _run_data(run, data, data_dir, split_seed)
     elif data is None:
         raise ValueError("evaluate needs `data` (a source, a Data or (x, y)) unless `model` is "
                          "a run folder written by kerascnn.train.")
     columns = diagnosis_lib.load_history(history) if history is not None else None
     model = _load_model(model)
+    outputs_kind = _outputs_kind(task, run, model, data)
+    if outputs_kind != "probabilities" and (mc_dropout or ensemble is not None):
+        raise ValueError(
+            "mc_dropout and ensemble summarise predicted probabilities; this model outputs "
+            f"{'regression values' if outputs_kind == 'values' else 'raw class scores'}. "
+            "Leave them out.")
+    if outputs_kind == "values":
+        x, y, _ = _test_arrays(data, None, data_dir, split_seed, "regression")
+        return _evaluate_regression(model, x, y, columns, fit_thresholds, batch_size, out)
     members = [_load_model(member) for member in ensemble or []]
     x, y, names = _test_arrays(data, class_names, data_dir, split_seed)
     widths = [_output_width(checked, x) for checked in [model] + members]
@@ -98,10 +116,19 @@ def evaluate(model, data=None, *, history=None, mc_dropout=0, ensemble=None, out
         mc_model, stochastic_layers = uncertainty_lib.monte_carlo_model(model, seed=seed)
 
     outputs = model.predict(x, batch_size=batch_size, verbose=0)
+    if outputs_kind == "scores":
+        scores = np.asarray(outputs, dtype=np.float64).reshape(len(x), -1)
+        metrics = metrics_lib.classification_metrics(
+            y, scores, class_names=names, top_k=top_k, scores=True)
+        metrics = {"model": model.name, "task": "classification", **metrics,
+                   "notes": _notes(metrics, outputs, x)}
+        return _finish(metrics, {"confusion_matrix.png": functools.partial(
+            plots.confusion_matrix_png, metrics["confusion_matrix"], names)},
+            columns, fit_thresholds, out)
     probabilities = metrics_lib.as_probabilities(outputs, num_classes)
     metrics = metrics_lib.classification_metrics(
         y, probabilities, class_names=names, top_k=top_k)
-    metrics = {"model": model.name, **metrics,
+    metrics = {"model": model.name, "task": "classification", **metrics,
                "notes": _notes(metrics, outputs, x)}
     entropy = uncertainty_lib.predictive_entropy(probabilities)
     uncertainty = {SINGLE: uncertainty_lib.predictor_summary(metrics, y, probabilities, entropy)}
@@ -148,17 +175,53 @@ def evaluate(model, data=None, *, history=None, mc_dropout=0, ensemble=None, out
             [x[e["index"]] for e in mistakes],
             [f"#{e['index']} true {e['true']}\npredicted {e['predicted']} "
              f"({e['confidence']:.2f})" for e in mistakes])
+    return _finish(metrics, figures, columns, fit_thresholds, out)
+
+
+def _finish(metrics, figures, columns, fit_thresholds, out):
+    """Adds the fit diagnosis (with a history), builds the report and saves it to `out`."""
     diagnosis = None
     if columns is not None:
         diagnosis = diagnosis_lib.diagnose(columns, fit_thresholds)
         metrics["diagnosis"] = diagnosis.to_dict()
         figures["learning_curves.png"] = functools.partial(
             plots.learning_curves_png, columns, diagnosis)
-
     report = EvaluationReport(metrics, figures, diagnosis)
     if out is not None:
         _save(report, out)
     return report
+
+
+def _outputs_kind(task, run, model, data):
+    """What the model outputs: "probabilities", "scores" (hinge losses) or "values"
+    (regression), from `task`, the run's recipe, the data's task or the model's loss."""
+    if task is not None and task not in losses.TASKS:
+        raise ValueError(f"task must be one of {losses.TASKS} or None; got task={task!r}.")
+    recipe = (run or {}).get("recipe") or {}
+    compiled = losses.output_kind(model)
+    task = task or recipe.get("task") or getattr(data, "task", None) or (
+        "regression" if compiled == "values" else "classification")
+    if task == "regression":
+        return "values"
+    if recipe.get("task") == "classification" and recipe.get("loss"):
+        return ("probabilities" if losses.output_activation(task, recipe["loss"]) == "softmax"
+                else "scores")
+    return "scores" if compiled == "scores" else "probabilities"
+
+
+def _evaluate_regression(model, x, y, columns, fit_thresholds, batch_size, out):
+    """The regression report: MAE, RMSE and R², predicted against true values."""
+    width = _output_width(model, x)
+    y = metrics_lib.check_targets(y, width)
+    predictions = model.predict(x, batch_size=batch_size, verbose=0).reshape(len(x), -1)
+    metrics = {"model": model.name, "task": "regression",
+               **metrics_lib.regression_metrics(y, predictions),
+               "notes": [f"Regression on {width} target(s): MAE, RMSE and R² by scikit-learn, "
+                         "averaged uniformly over the targets; R² = 1 is perfect, 0 is as good "
+                         "as predicting the test mean."]}
+    figures = {"predictions.png": functools.partial(plots.predictions_png, y, predictions,
+                                                    metrics["target_names"])}
+    return _finish(metrics, figures, columns, fit_thresholds, out)
 
 
 def _save(report, out):
@@ -192,7 +255,9 @@ def split_record(data):
     for split in data.split_names:
         chosen = data._split(split)
         digest = hashlib.sha256(np.asarray(chosen.all_positions(), dtype="<i8").tobytes())
-        digest.update(np.asarray(chosen.labels(), dtype="<i8").tobytes())
+        labels = chosen.labels()
+        digest.update(np.asarray(labels, dtype="<f8" if labels.dtype.kind == "f" else "<i8")
+                      .tobytes())
         record[split] = {"size": data.size(split), "sha256": digest.hexdigest()}
     return record
 
@@ -229,6 +294,16 @@ def _run_record(model):
     return {**run, "folder": folder, "is_folder": is_folder}
 
 
+def _run_history(folder):
+    """The run's history.csv when it has a validation loss to diagnose the fit with, else None."""
+    path = os.path.join(folder, "history.csv")
+    if not os.path.isfile(path):
+        return None
+    with open(path, newline="", encoding="utf-8") as f:
+        header = next(csv.reader(f), [])
+    return path if "val_loss" in header else None
+
+
 def _run_data(run, data, data_dir, split_seed):
     """The test data of the run `run`: its own split, reloaded or checked."""
     from kerascnn import data as data_lib
@@ -255,7 +330,7 @@ def _run_data(run, data, data_dir, split_seed):
             raise RunFolderError(
                 f"the run in {folder} was trained on arrays passed from Python; pass its test "
                 "data: evaluate(run_dir, data).")
-        arguments = {k: source[k] for k in ("validation_split", "test_split", "kind")
+        arguments = {k: source[k] for k in ("validation_split", "test_split", "kind", "task")
                      if source.get(k) is not None}
         try:
             data = data_lib.load(name, data_dir=data_dir or source.get("data_dir"), seed=seed,
@@ -287,7 +362,7 @@ def _load_model(model):
     return model
 
 
-def _test_arrays(data, class_names, data_dir=None, split_seed=None):
+def _test_arrays(data, class_names, data_dir=None, split_seed=None, task="classification"):
     """(x, y, class names or None) of the test split of `data`."""
     if isinstance(data, tuple):
         if len(data) != 2:
@@ -298,7 +373,7 @@ def _test_arrays(data, class_names, data_dir=None, split_seed=None):
         if not hasattr(data, "arrays"):
             from kerascnn import data as data_lib
 
-            data = data_lib.load(data, data_dir=data_dir,
+            data = data_lib.load(data, data_dir=data_dir, task=task,
                                  seed=0 if split_seed is None else split_seed)
         x, y = data.arrays("test")
         names = class_names if class_names is not None else data.class_names
@@ -333,7 +408,13 @@ def _is_image_batch(x):
 def _notes(metrics, outputs, x):
     """Plain-language notes on anything that changes how the numbers read."""
     notes = []
-    if np.ndim(outputs) == 1 or np.shape(outputs)[-1] == 1:
+    if metrics["outputs"] == "scores":
+        notes.append(
+            "The model outputs raw class scores (trained with a multiclass hinge loss): the "
+            "prediction is the class of highest score. Log loss, calibration (ECE), accuracy "
+            "against confidence and the most confident mistakes need probabilities and are "
+            "skipped.")
+    elif np.ndim(outputs) == 1 or np.shape(outputs)[-1] == 1:
         notes.append(
             "The model has one sigmoid output p = P(class "
             f"'{metrics['class_names'][1]}'); it was turned into two probabilities (1 - p, p).")

@@ -1,4 +1,4 @@
-"""Classification metrics on predicted probabilities, computed with scikit-learn.
+"""Classification and regression metrics, computed with scikit-learn.
 
 Conventions, stated once and printed in every report:
 - Top-k accuracy uses k = min(5, num_classes - 1) unless given (k = 1 for two classes).
@@ -9,6 +9,11 @@ Conventions, stated once and printed in every report:
   test data) is undefined: it is `None` in JSON and left out of the macro average
   (scikit-learn's `zero_division=np.nan`). Macro F1 then equals scikit-learn's default
   `f1_score(average="macro")`.
+- A model trained with the multiclass hinge loss outputs raw class scores: its prediction is
+  the argmax, and the metrics that need probabilities (log loss, ECE, reliability, accuracy
+  against confidence, most confident mistakes) are skipped (`None`).
+- Regression: MAE, RMSE and R² (scikit-learn; averaged uniformly over targets when there
+  are several, and given per target too).
 """
 
 import numpy as np
@@ -163,15 +168,18 @@ def accuracy_by_coverage(y_true, probabilities, num_points=10):
 
 
 def classification_metrics(y_true, probabilities, *, class_names=None, top_k=None,
-                           num_bins=ECE_BINS):
+                           num_bins=ECE_BINS, scores=False):
     """Returns every classification metric of a set of predictions as a JSON-ready dict.
 
     Args:
         y_true: integer labels, shape (n,).
         probabilities: class probabilities, shape (n, classes); see `as_probabilities`.
+            Raw class scores when `scores` is True.
         class_names: names of the classes (default "0", "1", ...).
         top_k: k of the top-k accuracy (default `default_top_k(classes)`).
         num_bins: bins of the expected calibration error.
+        scores: `probabilities` holds raw class scores (a hinge-loss model): the metrics
+            that need probabilities are `None` (`most_confident_mistakes` empty).
 
     Returns:
         A dict with `accuracy`, `top_k`, `top_k_accuracy`, `confusion_matrix` (counts, rows =
@@ -202,8 +210,12 @@ def classification_metrics(y_true, probabilities, *, class_names=None, top_k=Non
 
     labels = np.arange(num_classes)
     y_pred = probabilities.argmax(axis=1)
-    # scikit-learn takes the positive-class score alone for two classes.
-    scores = probabilities[:, 1] if num_classes == 2 else probabilities
+    # scikit-learn takes the positive-class score alone for two classes (for raw scores,
+    # their difference, which it thresholds at 0).
+    if num_classes == 2:
+        ranking = probabilities[:, 1] - probabilities[:, 0] if scores else probabilities[:, 1]
+    else:
+        ranking = probabilities
     counts = sk_metrics.confusion_matrix(y_true, y_pred, labels=labels)
     support = counts.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
@@ -215,7 +227,8 @@ def classification_metrics(y_true, probabilities, *, class_names=None, top_k=Non
             y_true, y_pred, labels=labels, average=average, zero_division=np.nan)[:3]
         for average in ("macro", "weighted")
     }
-    ece, reliability = expected_calibration_error(y_true, probabilities, num_bins)
+    ece, reliability = (None, None) if scores else expected_calibration_error(
+        y_true, probabilities, num_bins)
     result = {
         "num_examples": int(len(y_true)),
         "num_classes": int(num_classes),
@@ -223,7 +236,7 @@ def classification_metrics(y_true, probabilities, *, class_names=None, top_k=Non
         "accuracy": float(sk_metrics.accuracy_score(y_true, y_pred)),
         "top_k": k,
         "top_k_accuracy": float(sk_metrics.top_k_accuracy_score(
-            y_true, scores, k=k, labels=labels)),
+            y_true, ranking, k=k, labels=labels)),
         "confusion_matrix": counts.tolist(),
         "confusion_matrix_normalized": [
             _floats(row) if s else None for row, s in zip(normalized, support)],
@@ -232,13 +245,16 @@ def classification_metrics(y_true, probabilities, *, class_names=None, top_k=Non
                    "support": int(s)}
             for name, p, r, f, s in zip(names, precision, recall, f1, support)
         },
-        "log_loss": float(sk_metrics.log_loss(y_true, probabilities, labels=labels)),
+        "outputs": "scores" if scores else "probabilities",
+        "log_loss": None if scores else float(
+            sk_metrics.log_loss(y_true, probabilities, labels=labels)),
         "ece": ece,
         "ece_bins": num_bins,
         "reliability": reliability,
-        "accuracy_by_coverage": accuracy_by_coverage(y_true, probabilities),
+        "accuracy_by_coverage": None if scores else accuracy_by_coverage(y_true, probabilities),
         "most_confused": _most_confused(counts, names),
-        "most_confident_mistakes": _most_confident_mistakes(y_true, probabilities, names),
+        "most_confident_mistakes": [] if scores else _most_confident_mistakes(
+            y_true, probabilities, names),
         "absent_classes": [n for n, s in zip(names, support) if s == 0],
         "never_predicted": [n for n, c in zip(names, counts.sum(axis=0)) if c == 0],
     }
@@ -246,6 +262,65 @@ def classification_metrics(y_true, probabilities, *, class_names=None, top_k=Non
         for metric, value in zip(("precision", "recall", "f1"), values):
             result[f"{average}_{metric}"] = _float(value)
     return result
+
+
+def check_targets(y_true, width=None):
+    """Returns regression targets as float64 (n, targets), checked.
+
+    Raises:
+        ValueError: for class labels or one-hot rows, a rank above 2, NaN or infinite
+            values, or a number of targets other than `width`.
+    """
+    y_true = np.asarray(y_true)
+    if y_true.dtype.kind not in "f" or y_true.ndim not in (1, 2) or not len(y_true):
+        raise ValueError(
+            f"Regression targets must be floats of shape (examples,) or (examples, targets); "
+            f"got dtype {y_true.dtype} and shape {y_true.shape}. Class labels need a "
+            "classifier (task='classification').")
+    y_true = y_true.reshape(len(y_true), -1).astype(np.float64)
+    if not np.isfinite(y_true).all():
+        raise ValueError("Regression targets hold NaN or infinite values; drop those examples.")
+    if width is not None and y_true.shape[1] != width:
+        raise ValueError(f"The model predicts {width} value(s) per example but the targets "
+                         f"have {y_true.shape[1]}.")
+    return y_true
+
+
+def regression_metrics(y_true, y_pred, *, target_names=None):
+    """Returns MAE, RMSE and R² of regression predictions as a JSON-ready dict.
+
+    Args:
+        y_true: targets, shape (n,) or (n, targets).
+        y_pred: predictions of the same shape (a (n,) vector for one target is accepted).
+        target_names: names of the targets (default "0", "1", ...).
+
+    Returns:
+        A dict with `num_examples`, `num_targets`, `target_names`, `mae`, `rmse`, `r2`
+        (uniform averages over the targets) and `per_target` ({name: mae, rmse, r2}).
+
+    Raises:
+        ValueError: for targets and predictions that do not fit together.
+    """
+    y_true = check_targets(y_true)
+    y_pred = np.asarray(y_pred, dtype=np.float64).reshape(len(y_pred), -1)
+    if y_pred.shape != y_true.shape:
+        raise ValueError(f"Got predictions of shape {y_pred.shape} for targets of shape "
+                         f"{y_true.shape}; both must be (examples, targets).")
+    names = ([str(n) for n in target_names] if target_names is not None
+             else [str(i) for i in range(y_true.shape[1])])
+    scores = {
+        "mae": sk_metrics.mean_absolute_error(y_true, y_pred, multioutput="raw_values"),
+        "rmse": sk_metrics.root_mean_squared_error(y_true, y_pred, multioutput="raw_values"),
+        "r2": sk_metrics.r2_score(y_true, y_pred, multioutput="raw_values"),
+    }
+    return {
+        "num_examples": int(len(y_true)),
+        "num_targets": int(y_true.shape[1]),
+        "target_names": names,
+        **{key: float(np.mean(values)) for key, values in scores.items()},
+        "per_target": {name: {key: float(values[i]) for key, values in scores.items()}
+                       for i, name in enumerate(names)},
+    }
 
 
 def _most_confused(counts, names):

@@ -1,31 +1,21 @@
 """Report figures, drawn with matplotlib's Agg canvas and returned as PNG bytes.
 
-Figures are built on `matplotlib.figure.Figure` directly (no pyplot), so no global state or
-display backend is touched; matplotlib is imported on first use.
+Figures come from `kerascnn.figures` (no pyplot), so no global state or display backend is
+touched; matplotlib is imported on first use.
 """
-
-import io
 
 import numpy as np
 
-DPI = 100
+from kerascnn.figures import figure as _figure
+from kerascnn.figures import png_bytes as _png
+
 ANNOTATE_MAX_CLASSES = 20  # beyond this, confusion-matrix cells carry no numbers
-
-
-def _figure(width, height):
-    from matplotlib.figure import Figure
-
-    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
-
-
-def _png(figure):
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=DPI)
-    return buffer.getvalue()
 
 
 def confusion_matrix_png(counts, class_names):
     """Draws the confusion matrix twice: counts and row-normalised (rows = true class)."""
+    from sklearn.metrics import ConfusionMatrixDisplay
+
     counts = np.asarray(counts)
     support = counts.sum(axis=1, keepdims=True)
     normalized = np.divide(counts, support, out=np.zeros(counts.shape), where=support > 0)
@@ -34,17 +24,26 @@ def confusion_matrix_png(counts, class_names):
     for axes, values, title, fmt in zip(
             figure.subplots(1, 2), (counts, normalized),
             ("Counts", "Row-normalised (recall on the diagonal)"), ("d", ".2f")):
-        image = axes.imshow(values, cmap="Blues", vmin=0)
-        figure.colorbar(image, ax=axes, shrink=0.8)
-        axes.set(title=title, xlabel="Predicted class", ylabel="True class",
-                 xticks=range(len(class_names)), yticks=range(len(class_names)))
-        axes.set_xticklabels(class_names, rotation=90 if len(class_names) > 10 else 0)
-        axes.set_yticklabels(class_names)
-        if len(class_names) <= ANNOTATE_MAX_CLASSES:
-            threshold = values.max() / 2
-            for (row, col), value in np.ndenumerate(values):
-                axes.text(col, row, format(value, fmt), ha="center", va="center",
-                          fontsize=8, color="white" if value > threshold else "black")
+        ConfusionMatrixDisplay(values, display_labels=class_names).plot(
+            ax=axes, cmap="Blues", values_format=fmt, im_kw={"vmin": 0},
+            include_values=len(class_names) <= ANNOTATE_MAX_CLASSES,
+            xticks_rotation=90 if len(class_names) > 10 else "horizontal")
+        axes.set(title=title, xlabel="Predicted class", ylabel="True class")
+    return _png(figure)
+
+
+def predictions_png(y_true, y_pred, target_names):
+    """Draws predicted against true values, one panel per regression target (at most 6)."""
+    shown = min(len(target_names), 6)
+    figure = _figure(4.5 * shown, 4.2)
+    for i, axes in enumerate(np.atleast_1d(figure.subplots(1, shown))):
+        true, predicted = y_true[:, i], y_pred[:, i]
+        low, high = min(true.min(), predicted.min()), max(true.max(), predicted.max())
+        axes.scatter(true, predicted, s=8, alpha=0.5, color="tab:blue")
+        axes.plot([low, high], [low, high], "k--", label="Perfect prediction")
+        axes.set(title=f"Target {target_names[i]}", xlabel="True value",
+                 ylabel="Predicted value")
+        axes.legend(loc="upper left", fontsize=8)
     return _png(figure)
 
 

@@ -50,12 +50,20 @@ class EvaluationReport:
     def summary(self):
         """Returns the headline numbers in a few lines of text."""
         m = self.metrics
-        lines = [
-            f"{m['model']}: accuracy {m['accuracy']:.4f}, top-{m['top_k']} accuracy "
-            f"{m['top_k_accuracy']:.4f}, macro F1 {_number(m['macro_f1'])}, log loss "
-            f"{m['log_loss']:.4f}, ECE {m['ece']:.4f} ({m['ece_bins']} bins) on "
-            f"{m['num_examples']} examples."
-        ]
+        if m.get("task") == "regression":
+            lines = [f"{m['model']}: MAE {m['mae']:.4f}, RMSE {m['rmse']:.4f}, R² {m['r2']:.4f} "
+                     f"on {m['num_examples']} examples ({m['num_targets']} target(s))."]
+        elif m["log_loss"] is None:  # raw class scores: no probabilities
+            lines = [f"{m['model']}: accuracy {m['accuracy']:.4f}, top-{m['top_k']} accuracy "
+                     f"{m['top_k_accuracy']:.4f}, macro F1 {_number(m['macro_f1'])} on "
+                     f"{m['num_examples']} examples (class scores: no log loss or ECE)."]
+        else:
+            lines = [
+                f"{m['model']}: accuracy {m['accuracy']:.4f}, top-{m['top_k']} accuracy "
+                f"{m['top_k_accuracy']:.4f}, macro F1 {_number(m['macro_f1'])}, log loss "
+                f"{m['log_loss']:.4f}, ECE {m['ece']:.4f} ({m['ece_bins']} bins) on "
+                f"{m['num_examples']} examples."
+            ]
         if self.diagnosis:
             lines.append(f"Fit: {self.diagnosis.verdict}. {self.diagnosis.explanation}")
         for label, values in m.get("uncertainty", {}).items():
@@ -136,7 +144,10 @@ class EvaluationReport:
     def _blocks(self):
         """The report as a list of (kind, content...) blocks, rendered by to_markdown/to_html."""
         m = self.metrics
+        if m.get("task") == "regression":
+            return self._regression_blocks()
         k = m["top_k"]
+        scores = m["log_loss"] is None  # a hinge-loss model's raw class scores
         blocks = [
             ("h1", f"Evaluation of {m['model']}"),
             ("p", f"{m['num_examples']} test examples, {m['num_classes']} classes "
@@ -151,13 +162,15 @@ class EvaluationReport:
                 [f"Top-{k} accuracy", _number(m["top_k_accuracy"])],
                 ["Macro F1", _number(m["macro_f1"])],
                 ["Weighted F1", _number(m["weighted_f1"])],
+            ] + ([] if scores else [
                 ["Log loss (nats)", _number(m["log_loss"])],
                 [f"Expected calibration error ({m['ece_bins']} equal-width bins)",
                  _number(m["ece"])],
-            ]),
+            ])),
             ("p", f"Top-k accuracy uses k = {k} (default: min(5, classes - 1)). Metrics are "
-                  "computed with scikit-learn from the predicted probabilities; the "
-                  "prediction is the class of highest probability."),
+                  "computed with scikit-learn from the predicted "
+                  + ("class scores; the prediction is the class of highest score." if scores
+                     else "probabilities; the prediction is the class of highest probability.")),
             ("h2", "Per-class precision, recall and F1"),
             ("table", ["Class", "Precision", "Recall", "F1", "Support"],
              [[name, _number(v["precision"]), _number(v["recall"]), _number(v["f1"]),
@@ -175,6 +188,10 @@ class EvaluationReport:
             ("table", ["True class", "Predicted as", "Count", "Share of true class"],
              [[p["true"], p["predicted"], p["count"], _number(p["fraction_of_true"])]
               for p in m["most_confused"]] or [["none", "", 0, ""]]),
+        ]
+        if scores:
+            return blocks + (self._diagnosis_blocks() if self.diagnosis else [])
+        blocks += [
             ("h2", "Calibration"),
             ("p", f"Expected calibration error {m['ece']:.4f}: the top-1 confidence is split "
                   f"into {m['ece_bins']} equal-width bins and ECE is the average, weighted by "
@@ -200,6 +217,30 @@ class EvaluationReport:
         if len(m.get("uncertainty", {})) > 1:
             blocks += self._uncertainty_blocks()
         return blocks
+
+    def _regression_blocks(self):
+        m = self.metrics
+        blocks = [
+            ("h1", f"Evaluation of {m['model']}"),
+            ("p", f"{m['num_examples']} test examples, regression on {m['num_targets']} "
+                  f"target(s) ({', '.join(m['target_names'])})."),
+        ]
+        if m["notes"]:
+            blocks += [("h2", "Notes"), ("list", m["notes"])]
+        blocks += [
+            ("h2", "Summary"),
+            ("table", ["Metric", "Value"], [
+                ["Mean absolute error (MAE)", _number(m["mae"])],
+                ["Root mean squared error (RMSE)", _number(m["rmse"])],
+                ["Coefficient of determination (R²)", _number(m["r2"])],
+            ]),
+            ("table", ["Target", "MAE", "RMSE", "R²"],
+             [[name, _number(v["mae"]), _number(v["rmse"]), _number(v["r2"])]
+              for name, v in m["per_target"].items()]),
+            ("h2", "Predicted against true values"),
+            ("image", "predictions.png", "Predicted against true values"),
+        ]
+        return blocks + (self._diagnosis_blocks() if self.diagnosis else [])
 
     def _diagnosis_blocks(self):
         d = self.diagnosis

@@ -297,7 +297,6 @@ class RunCheckpoint(keras.callbacks.Callback):
                 self.run.save_model(self.model, f"{CHECKPOINTS}/{name}")
         else:
             self.run.save_model(self.model, f"{CHECKPOINTS}/{name}")
-        previous = read_state(self.run.path_of(CHECKPOINTS))
         self.run.write_json(STATE_PATH, {
             "epoch": epoch + 1,
             "model": name,
@@ -310,8 +309,8 @@ class RunCheckpoint(keras.callbacks.Callback):
             "train_seconds": round(self.train_seconds, 3),
             "fingerprint": self.fingerprint,
         })
-        if previous and previous.get("model") != name and isinstance(previous.get("model"), str):
-            old = f"{CHECKPOINTS}/{previous['model']}"
-            if EPOCH_FILE.match(previous["model"]) and self.run.owns(old):
-                self.run.remove(old)
+        # Every older epoch file goes, also one left by a kill between a state and this line.
+        for old in os.listdir(self.run.path_of(CHECKPOINTS)):
+            if EPOCH_FILE.match(old) and old != name and self.run.owns(f"{CHECKPOINTS}/{old}"):
+                self.run.remove(f"{CHECKPOINTS}/{old}")
         self.run.write_text("history.csv", history_csv(self.history))

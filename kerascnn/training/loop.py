@@ -8,7 +8,6 @@ import os
 import shutil
 import tempfile
 import time
-import warnings
 
 import keras
 import numpy as np
@@ -19,7 +18,15 @@ from kerascnn.data.pipeline import steps_per_epoch
 from kerascnn.files import sha256_file
 from kerascnn.models.registry import build_model, get_model_entry
 from kerascnn.run_folder import RunFolder, RunFolderError
-from kerascnn.training import checkpoints, distribute, multi_worker, network, schedules
+from kerascnn.training import (
+    checkpoints,
+    distribute,
+    losses,
+    multi_worker,
+    network,
+    precision,
+    schedules,
+)
 from kerascnn.training.recipes import get_recipe
 
 LENGTH_FREE_SCHEDULES = ("constant", "plateau", "inverse_time")
@@ -32,7 +39,8 @@ class TrainResult:
     """What `train` returns.
 
     Attributes:
-        model: the trained keras.Model (preprocessing included).
+        model: the trained keras.Model (preprocessing included), computing in float32
+            whatever the precision it was trained in.
         history: metric name -> one value per epoch (resumed epochs included).
         metrics: the test-split metrics (empty when the data has no test split).
         run_dir: the run folder, or None when `out` was None.
@@ -62,6 +70,7 @@ def train(
     learning_rate=None,
     model_options=None,
     data_dir=None,
+    kind=None,
     resume=True,
     deterministic=True,
     verbose="auto",
@@ -72,13 +81,20 @@ def train(
     """Trains a model on a data set with a recipe; resumes an interrupted run in `out`.
 
     Args:
-        model: a registry name (e.g. "lenet5"), a keras.Model ending in a softmax, or a path
+        model: a registry name (e.g. "lenet5"), a keras.Model (ending in a softmax for
+            cross-entropy, in a linear layer for the hinge losses and regression), or a path
             to a .keras file. A model without a kerascnn Preprocessing layer gets one
             (resizing, channels, normalisation with statistics of the training split only).
         data: anything `kerascnn.data.load` takes, or a `kerascnn.data.Data` (one fold, say).
         recipe: a name from `kerascnn.training.RECIPES`, a Recipe or a dict of its fields.
+            Its `task` ("classification", or "regression" on float targets) and `loss`
+            ("categorical_crossentropy", "hinge", "squared_hinge"; "mse", "mae") are fields
+            too: `train(model, data, task="regression")`, `train(..., loss="hinge")`.
         epochs, batch_size, augment, learning_rate, **recipe_overrides: recipe fields to
-            override (augment="none" switches augmentation off).
+            override (augment="none" switches augmentation off). `precision` ("auto",
+            "float32", "bfloat16", "float16") sets the layers' compute type while training;
+            run.json records the one chosen and why, a resumed run keeps it, and the model
+            returned and saved computes in float32.
         out: the run folder (model.keras, best.keras, metrics.json, history.csv, run.json,
             logs/ for TensorBoard, checkpoints/), kept as a `kerascnn.run_folder.RunFolder`
             of kind "train": locked while training, listing every file it writes, refused
@@ -87,16 +103,24 @@ def train(
         seed: seeds weights, shuffling, augmentation and the validation split. Each epoch's
             shuffle and augmentation depend only on (seed, epoch), and the checkpoints keep
             the optimizer and dropout states, so on a CPU a run killed and resumed ends with
-            the weights of an uninterrupted one.
+            the weights of an uninterrupted one (in one process; a multi-worker run resumes
+            after its last epoch without that promise).
         strategy: None, "mirrored", "multi_worker" or a tf.distribute.Strategy (see
             get_strategy). Under "multi_worker" every worker runs `train` with the same
             arguments; only the chief writes `out`, and resuming needs `out` on a file
             system every worker sees.
-        model_options: builder options when `model` is a name (norm, width_multiplier, ...).
+        model_options: builder options when `model` is a name (norm, width_multiplier, ...),
+            over the recipe's own `model_options`; checked against the builder first.
         data_dir: where offline copies of named data sets lie (else $KERASCNN_DATA_DIR).
+        kind: how `load` reads arrays ("image", "signal", "volume"; default: from their
+            shape); recorded so that `evaluate(run_dir)` reads them the same way.
         resume: continue the run saved in `out` when its configuration matches. False
             deletes the run's own files (only those) and starts over.
         deterministic: TensorFlow op determinism: the same seed gives the same weights on CPU.
+            True calls `tf.config.experimental.enable_op_determinism()`, which is
+            process-wide and stays on after `train` returns (TensorFlow has no public call
+            to switch it off): later TensorFlow work in the process runs deterministic
+            kernels, some slower, and ops without one raise. Pass False to leave it alone.
         verbose: Keras' progress display ("auto", 0, 1 or 2); 0 also silences the notes on
             resuming.
         callbacks: extra Keras callbacks, run after kerascnn's own (checkpoints, TensorBoard,
@@ -111,7 +135,8 @@ def train(
 
     Raises:
         ValueError: an unknown model, recipe field or data source; a model whose outputs
-            are not class probabilities.
+            do not fit the loss (probabilities for cross-entropy, scores for hinge, one
+            value per target for regression); labels that do not fit the task.
         RunFolderError: (a ValueError) a run folder in use by another process, holding
             files kerascnn did not write, holding a different run, or naming paths outside
             itself.
@@ -133,6 +158,8 @@ def train(
     if no_augment:
         recipe = recipe.replace(augment=None)
     name = _check_model(model)
+    options = network.model_options(name, recipe, model_options) if name else {}
+    run_precision = precision.choose_precision(recipe.precision)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer; got seed={seed!r}.")
     seed = int(seed)
@@ -147,8 +174,8 @@ def train(
     try:
         with folder as run, shared or contextlib.nullcontext() as state_run:
             return _train(run, state_run or run, model, name, data, recipe, seed=seed,
-                          strategy=strategy, out=out, model_options=model_options,
-                          data_dir=data_dir,
+                          strategy=strategy, out=out, options=options,
+                          data_dir=data_dir, kind=kind, run_precision=run_precision,
                           resume=resume, deterministic=deterministic, verbose=verbose,
                           callbacks=callbacks, optimizer=optimizer)
     finally:
@@ -156,26 +183,25 @@ def train(
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _train(run, state_run, model, name, data, recipe, *, seed, strategy, out, model_options,
-           data_dir, resume, deterministic, verbose, callbacks, optimizer):
+def _train(run, state_run, model, name, data, recipe, *, seed, strategy, out, options,
+           data_dir, kind, run_precision, resume, deterministic, verbose, callbacks, optimizer):
     """`train` inside its (entered) run folder `run`; `state_run` holds the state to resume
     (`run` itself, except on the workers of a multi-worker run that are not the chief)."""
-    data, source = _load_data(data, data_dir, recipe, seed)
-    options = network.model_options(name, recipe, model_options) if name else {}
+    data, source = _load_data(data, data_dir, kind, recipe, seed)
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
-    mixed = recipe.mixed_precision and bool(tf.config.list_physical_devices("GPU"))
-    if recipe.mixed_precision and not mixed:
-        warnings.warn("mixed_precision needs a GPU; training in float32.", stacklevel=3)
     say = print if verbose != 0 else (lambda *args, **kwargs: None)
 
-    fingerprint = _fingerprint(model, options, data, recipe, seed)
     state = _read_state(state_run, resume and out is not None)
+    run_precision = _resumed_precision(run_precision, recipe, state)
+    say(f"precision: {run_precision.name} ({run_precision.reason})")
+    fingerprint = _fingerprint(model, options, data, recipe, seed, run_precision)
     if state and state["fingerprint"]["digest"] != fingerprint["digest"]:
         raise RunFolderError(
-            f"{run.path} holds another run ({state['fingerprint']['summary']}); use another `out` "
-            "folder, or resume=False (--fresh) to start this one over.")
+            f"{run.path} holds another run ({state['fingerprint']['summary']}; it differs in "
+            f"{_differences(state['fingerprint'], fingerprint)}); use another `out` folder, or "
+            "resume=False (--fresh) to start this one over.")
     if not resume:
         _clear(run)
 
@@ -191,8 +217,8 @@ def _train(run, state_run, model, name, data, recipe, *, seed, strategy, out, mo
             if finished and getattr(net.optimizer, "use_ema", False):
                 net.optimizer.finalize_variable_values(net.trainable_weights)
         else:
-            net = _network(model, name, options, data, recipe, mixed)
-            _check_outputs(net, data)
+            net = _network(model, name, options, data, recipe, run_precision.policy)
+            _check_outputs(net, data, recipe)
             _compile(net, recipe, steps, optimizer)
     if finished:
         say(f"{run.path} holds this run, finished after {initial_epoch} epochs: nothing to "
@@ -251,6 +277,9 @@ def _train(run, state_run, model, name, data, recipe, *, seed, strategy, out, mo
         raise checkpoints.TrainingDivergedError(
             _divergence_message(diverged.diverged, checkpoint, recipe, run.path if out else None))
 
+    # Keras loads a model saved under a mixed policy computing in it (bfloat16 is emulated,
+    # slowly, on CPUs without bfloat16 units): model.keras and the result are float32 copies.
+    net = precision.with_policy(net, "float32")
     from kerascnn.evaluation.evaluator import split_record
 
     metrics = {}
@@ -269,12 +298,16 @@ def _train(run, state_run, model, name, data, recipe, *, seed, strategy, out, mo
             "data": {**fingerprint["data"], "source": source, "splits": split_record(data)},
             "network_input_shape": list(_backbone(net).inputs[0].shape[1:]),
             "recipe": recipe.to_dict(),
+            "precision": run_precision.to_dict(),
             "seed": seed,
             "epochs_completed": len(next(iter(history.values()), [])),
             "train_seconds": round(checkpoint.train_seconds, 2),
             "train_seconds_this_call": (previous.get("train_seconds_this_call")
                                         if finished else round(seconds, 2)),
+            "task": recipe.task,
+            "loss": losses.loss_name(recipe.task, recipe.loss),
             "test_accuracy": metrics.get("accuracy"),
+            **{f"test_{key}": metrics[key] for key in ("mae", "rmse", "r2") if key in metrics},
         })
     return TrainResult(net, history, metrics, run.path if out else None, recipe, seconds)
 
@@ -328,27 +361,42 @@ def _divergence_message(where, checkpoint, recipe, out):
             "--learning-rate and --fresh (resume=False).")
 
 
-def _check_outputs(net, data):
-    """Refuses, before training, a model whose outputs are not probabilities over the classes."""
+def _check_outputs(net, data, recipe):
+    """Refuses, before training, a model whose outputs do not fit the task and loss: class
+    probabilities for cross-entropy, raw class scores for the hinge losses, one value per
+    target for regression."""
     x, _ = next(iter(data.pipeline("train", 8, shuffle=False)))
     outputs = net(x, training=False)
+    softmax = losses.output_activation(recipe.task, recipe.loss) == "softmax"
+    loss = losses.loss_name(recipe.task, recipe.loss)
     for output in keras.tree.flatten(outputs):
         values = keras.ops.convert_to_numpy(output).astype(np.float64)
         width = values.shape[-1]
-        if width != data.num_classes:
+        if width != data.num_outputs:
+            what = (f"{data.num_outputs} regression target(s); end it in Dense("
+                    f"{data.num_outputs}) with no activation" if recipe.task == "regression"
+                    else f"{data.num_classes} classes; end it in Dense({data.num_classes}, "
+                    f"activation={'softmax' if softmax else None!r})")
             raise ValueError(
-                f"the model gives {width} outputs per example but {data.name} has "
-                f"{data.num_classes} classes; end it in Dense({data.num_classes}, "
-                "activation='softmax').")
+                f"the model gives {width} outputs per example but {data.name} has {what}.")
+        if recipe.task == "regression":
+            continue
         low, high = np.nanmin(values), np.nanmax(values)
         sums = values.sum(axis=-1)
-        if not (low >= -PROBABILITY_TOLERANCE and high <= 1 + PROBABILITY_TOLERANCE
-                and np.all(np.abs(sums - 1) <= PROBABILITY_TOLERANCE * width)):
+        probabilities = (low >= -PROBABILITY_TOLERANCE and high <= 1 + PROBABILITY_TOLERANCE
+                         and np.all(np.abs(sums - 1) <= PROBABILITY_TOLERANCE * width))
+        if softmax and not probabilities:
             raise ValueError(
                 f"the model's outputs are not class probabilities (values from {low:.3g} to "
                 f"{high:.3g}, rows summing to {sums.min():.3g}..{sums.max():.3g}): it ends in "
                 "logits. kerascnn trains with cross-entropy on probabilities: end the model in "
-                "activation='softmax' (or add keras.layers.Softmax()).")
+                "activation='softmax' (or add keras.layers.Softmax()), or train with "
+                "loss='hinge' on raw scores.")
+        if not softmax and probabilities:
+            raise ValueError(
+                f"loss={loss!r} is the multiclass SVM loss on raw class scores, but the model "
+                "ends in a softmax (its rows sum to 1, so no margin of 1 can be met): end it "
+                "in a linear layer (classifier_activation=None).")
 
 
 def _recipe_callbacks(recipe, run, tensorboard, monitor):
@@ -379,28 +427,36 @@ def _check_model(model):
     raise ValueError(f"model must be a registry name, a keras.Model or a .keras path; got {model!r}.")
 
 
-def _load_data(data, data_dir, recipe, seed):
+def _load_data(data, data_dir, kind, recipe, seed):
     """(Data, the record of its source for run.json: what `evaluate(run_dir)` reloads)."""
     from kerascnn.data import Data, load
 
+    if isinstance(data, Data) and kind is not None:
+        raise ValueError(f"kind={kind!r} tells how to read a data source, but `data` is a Data "
+                         "already read; pass kind to kerascnn.data.load instead.")
     if isinstance(data, Data):
+        if data.task != recipe.task:
+            raise ValueError(f"{data.name} was loaded for {data.task}, but the recipe's task is "
+                             f"{recipe.task!r}; load it with task={recipe.task!r} or train with "
+                             f"task={data.task!r}.")
         # Loaded by the caller: its arguments are unknown, its name and split seed are not.
         return data, {"source": data.name, "loaded_by": "caller", "seed": data.seed,
-                      "kind": data.kind}
+                      "kind": data.kind, "task": data.task}
     test_split = 0.2  # load()'s default
-    loaded = load(data, data_dir=data_dir, validation_split=recipe.validation_split,
-                  test_split=test_split, seed=seed)
+    validation_split = recipe.validation_split or None
+    loaded = load(data, data_dir=data_dir, validation_split=validation_split,
+                  test_split=test_split, seed=seed, kind=kind, task=recipe.task)
     named = isinstance(data, (str, os.PathLike))
     source = os.fspath(data) if named else None
     if named and os.path.exists(source):
         source = os.path.abspath(source)
     return loaded, {"source": source, "loaded_by": "train" if named else "arrays",
                     "data_dir": os.path.abspath(data_dir) if data_dir else None,
-                    "validation_split": recipe.validation_split, "test_split": test_split,
-                    "seed": seed, "kind": loaded.kind}
+                    "validation_split": validation_split, "test_split": test_split,
+                    "seed": seed, "kind": loaded.kind, "task": recipe.task}
 
 
-def _fingerprint(model, options, data, recipe, seed):
+def _fingerprint(model, options, data, recipe, seed, run_precision):
     """What must match for a run folder to be resumed."""
     described = {
         "model": _describe_model(model),
@@ -410,11 +466,39 @@ def _fingerprint(model, options, data, recipe, seed):
         # A longer run may resume a shorter one unless the schedule depends on the length.
         "recipe": {k: v for k, v in recipe.to_dict().items()
                    if k != "epochs" or recipe.schedule not in LENGTH_FREE_SCHEDULES},
+        "precision": run_precision.name,
         "seed": seed,
     }
     digest = hashlib.sha256(json.dumps(described, sort_keys=True, default=str).encode()).hexdigest()
     return {**described, "digest": digest,
             "summary": f"{described['model']} on {data.name}, recipe {recipe.name}, seed {seed}"}
+
+
+def _differences(saved, new, limit=4):
+    """What differs between two fingerprints, as "recipe.learning_rate 0.01 -> 0.1, ..."."""
+    def leaves(value, prefix=""):
+        if isinstance(value, dict):
+            return {k: v for key, item in value.items()
+                    for k, v in leaves(item, f"{prefix}{key}.").items()}
+        return {prefix.rstrip("."): value}
+
+    old_leaves, new_leaves = (leaves(json.loads(json.dumps(f, default=str))) for f in (saved, new))
+    changed = [f"{key} {old_leaves.get(key, '(unset)')} -> {new_leaves.get(key, '(unset)')}"
+               for key in sorted(set(old_leaves) | set(new_leaves))
+               if key not in ("digest", "summary") and old_leaves.get(key) != new_leaves.get(key)]
+    if not changed:  # same settings, another digest: a fingerprint of an older kerascnn
+        return "how kerascnn describes it (an older version wrote it)"
+    more = f" and {len(changed) - limit} more" if len(changed) > limit else ""
+    return ", ".join(changed[:limit]) + more
+
+
+def _resumed_precision(chosen, recipe, state):
+    """The precision of a resumed run: under "auto", the one it started with."""
+    started = state["fingerprint"].get("precision") if state else None
+    if recipe.precision != "auto" or started in (None, chosen.name):
+        return chosen
+    return precision.Precision(started, precision.POLICIES[started],
+                               f"the run being resumed started in {started}")
 
 
 def _describe_model(model):
@@ -426,21 +510,19 @@ def _describe_model(model):
     return model
 
 
-def _network(model, name, options, data, recipe, mixed):
-    policy = keras.config.dtype_policy()
-    if mixed:
-        keras.config.set_dtype_policy("mixed_float16")
-    try:
-        if name:
-            shape = network.network_input_shape(name, data.input_shape, options)
-            backbone = build_model(name, input_shape=shape, num_classes=data.num_classes, **options)
-        else:
-            backbone = model if isinstance(model, keras.Model) else keras.models.load_model(model)
-            if network.has_preprocessing(backbone):
-                return backbone
-        return network.wrap(backbone, data, recipe.normalization, mixed)
-    finally:
-        keras.config.set_dtype_policy(policy)
+def _network(model, name, options, data, recipe, policy):
+    """The network to train: built (or taken) in float32, wrapped, then computing in `policy`."""
+    if name:
+        shape = network.network_input_shape(name, data.input_shape, options)
+        # A softmax for cross-entropy; a linear output of scores (hinge) or values.
+        head = {"classifier_activation": losses.output_activation(recipe.task, recipe.loss)}
+        backbone = build_model(name, input_shape=shape, num_classes=data.num_outputs,
+                               **{**head, **options})
+    else:
+        backbone = model if isinstance(model, keras.Model) else keras.models.load_model(model)
+        if network.has_preprocessing(backbone):
+            return precision.with_policy(backbone, policy)
+    return precision.with_policy(network.wrap(backbone, data, recipe.normalization), policy)
 
 
 @keras.saving.register_keras_serializable(package="kerascnn")
@@ -499,13 +581,14 @@ def _compile(net, recipe, steps_per_epoch, make_optimizer=None):
     lr = schedules.learning_rate(recipe, steps_per_epoch, recipe.epochs)
     optimizer = (make_optimizer(recipe, lr, steps_per_epoch) if make_optimizer
                  else build_optimizer(recipe, lr, steps_per_epoch))
-    loss = keras.losses.CategoricalCrossentropy(label_smoothing=recipe.label_smoothing)
+    loss = losses.get_loss(recipe.task, recipe.loss, recipe.label_smoothing)
+    metric = "accuracy" if recipe.task == "classification" else "mae"
     n = len(net.outputs)
     net.compile(
         optimizer=optimizer,
         loss=[loss] * n if n > 1 else loss,
         loss_weights=[1.0] + [AUX_LOSS_WEIGHT] * (n - 1) if n > 1 else None,
-        metrics=[["accuracy"]] + [[] for _ in range(n - 1)] if n > 1 else ["accuracy"],
+        metrics=[[metric]] + [[] for _ in range(n - 1)] if n > 1 else [metric],
         jit_compile=recipe.jit_compile,
     )
 
@@ -526,5 +609,6 @@ def _test_metrics(net, data, history, out):
     from kerascnn.evaluation import evaluate
 
     single = net if len(net.outputs) == 1 else keras.Model(net.inputs, net.outputs[0])
-    report = evaluate(single, data, history=history, out=out)
+    # The fit diagnosis compares training and validation loss: none without validation data.
+    report = evaluate(single, data, history=history if "val_loss" in history else None, out=out)
     return report.metrics

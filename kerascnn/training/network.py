@@ -15,12 +15,40 @@ def network_input_shape(name, data_shape, options):
     return (side,) * (len(data_shape) - 1) + (data_shape[-1],)
 
 
-def model_options(name, recipe, options):
-    """The builder options: the recipe's dropout / drop_path_rate where the model has them."""
-    accepted = get_model_entry(name).options
+def model_options(name, recipe, options=None):
+    """The builder options of model `name`, merged: the one place the recipe's meet the caller's.
+
+    In increasing priority: the recipe's dropout / drop_path_rate (where the builder has
+    them), the recipe's `model_options`, then `options`.
+
+    Args:
+        name: a registry name.
+        recipe: the Recipe.
+        options: the caller's builder options (`train(model_options=...)`, `--option`).
+
+    Returns:
+        A dict of builder options.
+
+    Raises:
+        ValueError: an option the builder does not take, from the recipe or the caller,
+            named with the builder and its options, before anything is loaded or built.
+    """
+    entry = get_model_entry(name)
+    accepted = [o for o in entry.options if o not in ("input_shape", "classes")]
     merged = {k: getattr(recipe, k) for k in ("dropout", "drop_path_rate")
               if getattr(recipe, k) is not None and k in accepted}
-    return {**merged, **(options or {})}
+    options = dict(options or {})
+    lacking = sorted(set(options) - set(accepted))
+    if lacking:
+        raise ValueError(f"{name} has no option {', '.join(lacking)}; its options: {accepted}.")
+    lacking = [k for k, _ in recipe.model_options if k not in accepted]
+    if lacking:
+        raise ValueError(
+            f"recipe {recipe.name!r} sets the model option(s) {', '.join(lacking)}, which {name} "
+            f"does not take (its options: {accepted}). Use another recipe (e.g. 'quick') with "
+            f"--option / model_options for {name}, or get_recipe({recipe.name!r}, "
+            "model_options={}).")
+    return {**merged, **dict(recipe.model_options), **options}
 
 
 def has_preprocessing(model):
@@ -28,14 +56,13 @@ def has_preprocessing(model):
     return any(isinstance(layer, Preprocessing) for layer in model.layers[:3])
 
 
-def wrap(backbone, data, normalization, mixed_precision=False):
+def wrap(backbone, data, normalization):
     """Puts a Preprocessing layer, adapted on the training split only, before `backbone`.
 
     Args:
         backbone: a keras.Model taking normalised inputs.
         data: the kerascnn.data.Data it will be trained on.
         normalization: the Preprocessing mode.
-        mixed_precision: end with a float32 cast so losses stay in float32.
     """
     inputs = keras.Input(tuple(data.input_shape), name="inputs")
     target = tuple(backbone.inputs[0].shape[1:])
@@ -45,7 +72,4 @@ def wrap(backbone, data, normalization, mixed_precision=False):
     )
     preprocessing.adapt(data.x_train)
     outputs = backbone(preprocessing(inputs))
-    if mixed_precision:  # softmax and loss in float32 (Keras' mixed-precision guide)
-        outputs = keras.tree.map_structure(
-            lambda t: keras.layers.Activation("linear", dtype="float32")(t), outputs)
     return keras.Model(inputs, outputs, name=backbone.name)

@@ -5,16 +5,27 @@ type (Micikevicius et al., 2018). On GPUs that type is float16; on x86 CPUs with
 or AMX units (Intel Cooper Lake, Sapphire Rapids and later; AMD Zen 4 and later) oneDNN runs
 bfloat16 convolutions and matrix products at up to twice the float32 rate. On other CPUs
 bfloat16 is emulated and slower than float32, so "auto" keeps float32 there.
+
+`with_policy` applies a precision to any model, built by name or by the caller: it rebuilds the
+model from its config with every layer computing in the policy, except the output layers (the
+softmax), which stay float32 as Keras' mixed-precision guide asks, and FLOAT32_LAYERS.
+Keras' BatchNormalization already computes its statistics in float32 under mixed policies.
 """
 
+import contextlib
 import dataclasses
 import os
+
+import keras
 
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 FAST_BFLOAT16_FLAGS = ("amx_bf16", "avx512_bf16")
 # "1" / "0" forces the answer of cpu_bfloat16_support() (tests, or a CPU it misjudges).
 CPU_BFLOAT16_ENV = "KERASCNN_CPU_BFLOAT16"
+# Layers that stay float32 under a mixed policy (registered names): the input normalisation,
+# and LRN, whose TensorFlow kernel takes float32 only (tf.nn.local_response_normalization).
+FLOAT32_LAYERS = ("kerascnn>Preprocessing", "kerascnn>LocalResponseNormalization")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -30,10 +41,6 @@ class Precision:
     name: str
     policy: str
     reason: str
-
-    @property
-    def mixed(self):
-        return self.name != "float32"
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -88,3 +95,86 @@ def choose_precision(precision="auto", *, gpu=None):
     if fast:
         return Precision("bfloat16", POLICIES["bfloat16"], why)
     return Precision("float32", POLICIES["float32"], why)
+
+
+@contextlib.contextmanager
+def policy_scope(policy):
+    """Sets Keras' global dtype policy inside the `with` block, and restores the previous one.
+
+    Args:
+        policy: a Keras dtype policy name ("float32", "mixed_bfloat16", "mixed_float16").
+    """
+    previous = keras.config.dtype_policy()
+    keras.config.set_dtype_policy(policy)
+    try:
+        yield
+    finally:
+        keras.config.set_dtype_policy(previous)
+
+
+def with_policy(model, policy):
+    """Returns a copy of `model` computing in `policy`, with its output layers and FLOAT32_LAYERS
+    in float32, the same weights, and the same compile settings (a fresh optimizer).
+
+    Args:
+        model: a keras.Model whose layers are serializable (registered custom layers).
+        policy: a Keras dtype policy name; "float32" gives a plain float32 copy.
+
+    Returns:
+        A copy; `model` itself when it is all float32 and `policy` is "float32".
+
+    Raises:
+        ValueError: a model that cannot be rebuilt from its config.
+    """
+    if policy == "float32" and all(layer.dtype_policy.name == "float32"
+                                   for layer in _layers(model)):
+        return model  # nothing to change, and no need for a serializable model
+    try:
+        config = keras.saving.serialize_keras_object(model)
+        _set_policies(config, policy, pinned=False)
+        with policy_scope(policy):  # layers that make sublayers in __init__ take the global one
+            copy = keras.saving.deserialize_keras_object(config)
+    except (NotImplementedError, TypeError, ValueError) as error:
+        raise ValueError(
+            f"{model.name} cannot be rebuilt from its config to compute in {policy} ({error}); "
+            "give its custom layers a get_config and register them "
+            "(keras.saving.register_keras_serializable), or use precision='float32'.") from error
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def _layers(model):
+    """Every layer of `model`, those of the models nested in it included."""
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _layers(layer)
+
+
+def _set_policies(layer, policy, pinned):
+    """Rewrites, in place, the dtype policies of a serialized layer and of the layers in it."""
+    config = layer.get("config")
+    if not isinstance(config, dict):
+        return
+    layers = config.get("layers")
+    float32 = ((pinned and not isinstance(layers, list))
+               or layer.get("registered_name") in FLOAT32_LAYERS)
+    dtype = config.get("dtype")
+    if isinstance(dtype, dict) and dtype.get("class_name") == "DTypePolicy":
+        dtype["config"]["name"] = "float32" if float32 else policy
+    if isinstance(layers, list):
+        outputs = (_output_names(config.get("output_layers")) if "output_layers" in config
+                   else {layers[-1].get("config", {}).get("name")} if layers else set())
+        for inner in layers:
+            _set_policies(inner, policy, pinned=inner.get("config", {}).get("name") in outputs)
+
+
+def _output_names(structure):
+    """The layer names in a Functional config's `output_layers` ([name, node, tensor] entries)."""
+    if isinstance(structure, (list, tuple)):
+        if len(structure) == 3 and isinstance(structure[0], str) and isinstance(structure[1], int):
+            return {structure[0]}
+        return {name for item in structure for name in _output_names(item)}
+    if isinstance(structure, dict):
+        return {name for item in structure.values() for name in _output_names(item)}
+    return set()

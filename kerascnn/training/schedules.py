@@ -7,33 +7,11 @@ from keras import ops
 
 
 @keras.saving.register_keras_serializable(package="kerascnn")
-class WarmupCosine(keras.optimizers.schedules.LearningRateSchedule):
-    """Linear warm-up to `learning_rate`, then cosine decay to 0 (Loshchilov & Hutter, 2017)."""
-
-    def __init__(self, learning_rate, total_steps, warmup_steps=0):
-        self.learning_rate = float(learning_rate)
-        self.total_steps = int(total_steps)
-        self.warmup_steps = int(warmup_steps)
-
-    def __call__(self, step):
-        step = ops.cast(step, "float32")
-        warmup = self.learning_rate * (step + 1) / max(1, self.warmup_steps)
-        progress = (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps)
-        progress = ops.clip(progress, 0.0, 1.0)
-        cosine = 0.5 * self.learning_rate * (1 + ops.cos(math.pi * progress))
-        return ops.where(step < self.warmup_steps, warmup, cosine)
-
-    def get_config(self):
-        return {
-            "learning_rate": self.learning_rate,
-            "total_steps": self.total_steps,
-            "warmup_steps": self.warmup_steps,
-        }
-
-
-@keras.saving.register_keras_serializable(package="kerascnn")
 class OneCycle(keras.optimizers.schedules.LearningRateSchedule):
     """Smith & Topin's one-cycle policy (2019), with cosine phases as in fastai and PyTorch.
+
+    Kept here because Keras has no one-cycle schedule (PyTorch's `OneCycleLR` has no Keras
+    counterpart); warm-up cosine is Keras' own `CosineDecay`.
 
     Rises from max/`div` to `max_learning_rate` over `warmup_fraction` of the run, then
     falls to max/`final_div`.
@@ -84,5 +62,9 @@ def learning_rate(recipe, steps_per_epoch, epochs):
     if recipe.schedule == "inverse_time":
         return keras.optimizers.schedules.InverseTimeDecay(lr, steps_per_epoch, 1.0, staircase=True)
     if recipe.schedule == "cosine":
-        return WarmupCosine(lr, total, round(recipe.warmup_epochs * steps_per_epoch))
+        # Linear warm-up from 0 to lr over `warmup` steps, then cosine decay to 0 at the end.
+        warmup = round(recipe.warmup_epochs * steps_per_epoch)
+        return keras.optimizers.schedules.CosineDecay(
+            0.0 if warmup else lr, max(1, total - warmup), warmup_target=lr if warmup else None,
+            warmup_steps=warmup)
     return OneCycle(lr, total)

@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 
-from kerascnn.files import atomic_path
+from kerascnn import figures
 
 
 def public_values(values):
@@ -82,13 +82,9 @@ def ranked_table(trials, direction, objective, limit=10):
 
 def write_plot(path, trials, objective):
     """Writes a PNG of each trial's mean score with its fold spread, atomically."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib import pyplot as plt
-
     done = [t for t in trials if t["status"] == "completed"]
-    figure, axes = plt.subplots(figsize=(max(4.0, 0.4 * len(done) + 2), 3.2))
+    figure = figures.figure(max(4.0, 0.4 * len(done) + 2), 3.2, layout="tight")
+    axes = figure.subplots()
     for i, t in enumerate(done):
         axes.scatter([i] * len(t["fold_scores"]), t["fold_scores"], s=10, color="0.6", zorder=1)
     axes.errorbar(range(len(done)), [t["score"] for t in done], yerr=[t["std"] for t in done],
@@ -97,7 +93,4 @@ def write_plot(path, trials, objective):
     axes.set_xlabel("trial")
     axes.set_ylabel(objective)
     axes.legend(fontsize=8)
-    figure.tight_layout()
-    with atomic_path(path, suffix=".png") as tmp:
-        figure.savefig(tmp, dpi=100)
-    plt.close(figure)
+    figures.write_png(figure, path)

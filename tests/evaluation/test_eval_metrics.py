@@ -189,3 +189,31 @@ def test_labels_must_be_class_indices():
         metrics.classification_metrics(np.eye(4)[[0, 1, 2]], probabilities)
     with pytest.raises(ValueError, match="3 labels for 2 predictions"):
         metrics.classification_metrics([0, 1, 2], probabilities[:2])
+
+
+@pytest.mark.parametrize("num_classes", [2, 7])
+def test_raw_scores_are_scored_on_their_argmax_without_probability_metrics(num_classes):
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, num_classes, 300)
+    scores = 3 * rng.normal(size=(300, num_classes)) + 2 * np.eye(num_classes)[y]  # hinge scores
+    m = metrics.classification_metrics(y, scores, scores=True, top_k=1)
+    assert m["accuracy"] == pytest.approx(sk.accuracy_score(y, scores.argmax(axis=1)))
+    assert m["top_k_accuracy"] == pytest.approx(m["accuracy"])  # k = 1, also for two classes
+    assert m["macro_f1"] == pytest.approx(sk.f1_score(y, scores.argmax(axis=1), average="macro"))
+    assert m["outputs"] == "scores" and m["most_confident_mistakes"] == []
+    assert m["log_loss"] is m["ece"] is m["reliability"] is m["accuracy_by_coverage"] is None
+
+
+def test_regression_metrics_are_scikit_learns_per_target_and_averaged():
+    rng = np.random.default_rng(5)
+    y = rng.normal(size=(100, 3))
+    predictions = y + rng.normal(scale=[0.1, 0.5, 2.0], size=(100, 3))
+    m = metrics.regression_metrics(y, predictions, target_names=["a", "b", "c"])
+    assert m["mae"] == pytest.approx(sk.mean_absolute_error(y, predictions))
+    assert m["rmse"] == pytest.approx(sk.root_mean_squared_error(y, predictions))
+    assert m["r2"] == pytest.approx(sk.r2_score(y, predictions))
+    assert m["per_target"]["c"]["r2"] == pytest.approx(sk.r2_score(y[:, 2], predictions[:, 2]))
+    one = metrics.regression_metrics(y[:, 0], predictions[:, 0])  # a vector target
+    assert (one["num_targets"], one["r2"]) == (1, pytest.approx(sk.r2_score(y[:, 0], predictions[:, 0])))
+    with pytest.raises(ValueError, match="Class labels need a classifier"):
+        metrics.regression_metrics(np.arange(100), predictions[:, 0])

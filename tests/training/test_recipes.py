@@ -1,12 +1,14 @@
 """Recipes and schedules construct what they say."""
 
+import json
 import math
 
 import keras
 import numpy as np
 import pytest
 
-from kerascnn.training import RECIPES, OneCycle, Recipe, WarmupCosine, get_recipe
+import kerascnn
+from kerascnn.training import RECIPES, OneCycle, Recipe, get_recipe, network
 from kerascnn.training.schedules import learning_rate
 
 
@@ -67,14 +69,31 @@ def test_inverse_time_is_one_over_k():
         assert lr_at(schedule, epoch * 10 + 5) == pytest.approx(0.1 / (1 + epoch))
 
 
-def test_warmup_cosine_matches_the_formula():
-    schedule = WarmupCosine(0.4, total_steps=100, warmup_steps=10)
-    assert lr_at(schedule, 4) == pytest.approx(0.4 * 5 / 10)
-    for step in (10, 35, 60, 99):
-        expected = 0.5 * 0.4 * (1 + math.cos(math.pi * (step - 10) / 90))
-        assert lr_at(schedule, step) == pytest.approx(expected, rel=1e-4, abs=1e-7)
+def _former_warmup_cosine(lr, total, warmup, step):
+    """kerascnn's own warm-up cosine before Keras' CosineDecay replaced it (NumPy)."""
+    if step < warmup:
+        return lr * (step + 1) / max(1, warmup)
+    progress = min(max((step - warmup) / max(1, total - warmup), 0.0), 1.0)
+    return 0.5 * lr * (1 + math.cos(math.pi * progress))
+
+
+@pytest.mark.parametrize("warmup_epochs", [0, 1, 2.5])
+def test_warmup_cosine_is_keras_cosine_decay_with_the_former_sequence(warmup_epochs):
+    recipe = Recipe(schedule="cosine", learning_rate=0.4, warmup_epochs=warmup_epochs)
+    schedule = learning_rate(recipe, steps_per_epoch=10, epochs=10)
+    assert isinstance(schedule, keras.optimizers.schedules.CosineDecay)
+    warmup = round(warmup_epochs * 10)
+    steps = np.arange(120)  # past the end: stays at 0
+    values = np.array([lr_at(schedule, step) for step in steps])
+    former = np.array([_former_warmup_cosine(0.4, 100, warmup, s) for s in steps])
+    # The decay is the same step for step; Keras' warm-up starts at 0 on step 0, so it runs
+    # one step behind the former one (which began at lr / warmup).
+    np.testing.assert_allclose(values[warmup:], former[warmup:], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(values[1:warmup], former[:max(warmup - 1, 0)], rtol=1e-5)
+    assert values[0] == (0.0 if warmup else pytest.approx(0.4))
     config = keras.saving.serialize_keras_object(schedule)
-    assert lr_at(keras.saving.deserialize_keras_object(config), 35) == pytest.approx(lr_at(schedule, 35))
+    restored = keras.saving.deserialize_keras_object(config)
+    assert lr_at(restored, 35) == pytest.approx(lr_at(schedule, 35))
 
 
 def test_one_cycle_rises_then_falls():
@@ -84,3 +103,54 @@ def test_one_cycle_rises_then_falls():
     assert values.argmax() == 30 and values.max() == pytest.approx(1.0)
     assert values[-1] < 1e-3
     assert (np.diff(values[:30]) > 0).all() and (np.diff(values[31:]) < 0).all()
+
+
+def test_a_recipe_carries_the_model_options_it_was_made_for():
+    recipe = Recipe(name="wide", model_options={"norm": "batch", "width_multiplier": 2,
+                                                "kernel_size": [3, 3]})
+    # Sorted pairs, lists as tuples: the recipe stays frozen and hashable.
+    assert recipe.model_options == (("kernel_size", (3, 3)), ("norm", "batch"),
+                                    ("width_multiplier", 2))
+    assert hash(recipe) == hash(Recipe(name="wide", model_options=(
+        ("width_multiplier", 2), ("norm", "batch"), ("kernel_size", (3, 3)))))
+    assert json.loads(json.dumps(recipe.to_dict()))["model_options"] == {
+        "kernel_size": [3, 3], "norm": "batch", "width_multiplier": 2}
+    assert get_recipe(recipe.to_dict()) == recipe  # a run.json's recipe rebuilds it
+    assert get_recipe("mnist_fast", model_options={}).model_options == ()
+    with pytest.raises(ValueError, match="cannot set 'dropout': use the recipe's own field"):
+        Recipe(model_options={"dropout": 0.3})
+    with pytest.raises(ValueError, match="must be a dict of builder options"):
+        Recipe(model_options="norm=batch")
+
+
+def test_recipe_model_options_merge_under_the_callers_and_are_checked_against_the_builder():
+    best = RECIPES["mnist_best"]
+    merged = network.model_options("lenet5", best, {"norm": "none"})
+    assert merged == {"dropout": 0.25, "activation": "relu", "pool_kind": "max", "norm": "none",
+                      "width_multiplier": 3}
+    # resnet18 has no pool_kind: one line naming the option, the builder and the way out.
+    with pytest.raises(ValueError) as error:
+        network.model_options("resnet18", RECIPES["mnist_fast"], None)
+    message = str(error.value)
+    assert "\n" not in message
+    assert "'mnist_fast' sets the model option(s) pool_kind, which resnet18 does not" in message
+    assert "--option" in message
+    with pytest.raises(ValueError, match="lenet5 has no option widht; its options"):
+        network.model_options("lenet5", best, {"widht": 2})
+    assert network.model_options("lenet5", RECIPES["alexnet"]) == {"dropout": 0.5}
+
+
+def test_train_builds_the_recipes_model_options_overridden_by_explicit_ones(tmp_path):
+    recipe = Recipe(name="wide_bn", epochs=1, batch_size=64,
+                    model_options={"norm": "batch", "activation": "relu", "width_multiplier": 2})
+    result = kerascnn.train("lenet5", "digits", recipe=recipe, model_options={"width_multiplier": 3},
+                            out=str(tmp_path / "run"), verbose=0)
+    backbone = next(layer for layer in result.model.layers if isinstance(layer, keras.Model))
+    convs = [layer for layer in backbone.layers if isinstance(layer, keras.layers.Conv2D)]
+    assert [conv.filters for conv in convs] == [18, 48]  # LeNet-5's 6 and 16 maps, times 3
+    assert sum(isinstance(layer, keras.layers.BatchNormalization)
+               for layer in backbone.layers) >= 2  # the recipe's norm="batch"
+    record = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert record["model_options"] == {"norm": "batch", "activation": "relu", "width_multiplier": 3}
+    assert record["recipe"]["model_options"] == {"activation": "relu", "norm": "batch",
+                                                 "width_multiplier": 2}

@@ -11,6 +11,7 @@ import time
 import keras
 import numpy as np
 import pytest
+import sklearn.datasets
 
 import kerascnn
 from kerascnn.cli import main
@@ -110,10 +111,11 @@ def test_a_failed_save_leaves_the_previous_file_intact(tmp_path):
 
 def test_another_run_in_the_same_folder_is_refused(tmp_path):
     kerascnn.train("lenet1", "digits", epochs=1, out=tmp_path, verbose=0)
-    with pytest.raises(ValueError, match="holds another run .*lenet1 on digits"):
+    with pytest.raises(ValueError, match="holds another run .*lenet1 on digits.*differs in "
+                                         "model lenet1 -> lenet5"):
         kerascnn.train("lenet5", "digits", epochs=1, out=tmp_path, verbose=0)
     # The cosine schedule of the "quick" recipe depends on the run's length: not a resume.
-    with pytest.raises(ValueError, match="holds another run"):
+    with pytest.raises(ValueError, match="holds another run .*differs in recipe.epochs 1 -> 3\\)"):
         kerascnn.train("lenet1", "digits", epochs=3, out=tmp_path, verbose=0)
     longer = kerascnn.train("lenet1", "digits", epochs=3, out=tmp_path / "constant",
                             schedule="constant", verbose=0)
@@ -167,3 +169,21 @@ def test_a_different_custom_model_does_not_resume_another_run(tmp_path):
     kerascnn.train(dense(16), "digits", epochs=1, out=tmp_path, verbose=0)
     with pytest.raises(ValueError, match="holds another run .*mlp"):
         kerascnn.train(dense(32), "digits", epochs=1, out=tmp_path, verbose=0)
+
+
+def test_a_run_without_validation_of_signals_is_evaluated_on_its_own_split(tmp_path):
+    x, y = sklearn.datasets.load_digits(return_X_y=True)
+    source = tmp_path / "digits.npz"
+    np.savez(source, x_train=x[:1400], y_train=y[:1400], x_test=x[1400:], y_test=y[1400:])
+    run = tmp_path / "run"
+    result = kerascnn.train("lenet1", str(source), kind="signal", validation_split=0, epochs=2,
+                            out=run, verbose=0)
+    assert set(result.history) == {"loss", "accuracy"}  # nothing held out
+    assert result.model.inputs[0].shape[1:] == (64, 1)  # each row a 64-sample signal
+    record = json.loads((run / "run.json").read_text())
+    assert record["data"]["source"]["kind"] == "signal"
+    again = kerascnn.evaluate(str(run), out=tmp_path / "again")
+    assert again.metrics["accuracy"] == pytest.approx(result.metrics["accuracy"])
+    assert again.diagnosis is None  # no validation loss to diagnose the fit with
+    with pytest.raises(ValueError, match="kind='signal' tells how to read"):
+        kerascnn.train("lenet1", kerascnn.data.load("digits"), kind="signal", verbose=0)

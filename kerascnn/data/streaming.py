@@ -1,0 +1,443 @@
+"""Image folders read from their files through tf.data: data larger than memory.
+
+`load(folder, stream=True)` lists the files instead of decoding them into arrays. A `Data`
+then holds `FilePool`s: file paths and labels, split and folded by position exactly as the
+in-memory loader splits its arrays (the same files land in the same splits for a seed). Its
+pipelines (`kerascnn.data.pipeline`, as for arrays) read, decode and resize the files one by
+one in parallel tf.data calls before batching, with the in-memory loader's decoder settings
+(libjpeg's accurate integer DCT, Pillow's default, and antialiased bilinear resizing rounded
+to uint8), so both modes give the same pixels.
+
+Listing decodes every file once, in parallel and in constant memory, to find the files that
+cannot be read (skipped and listed in one warning, as the in-memory loader does), the
+channels (grey when every image is grey) and the sizes. A file damaged after that, while
+training, stops the pipeline with TensorFlow's decoding error.
+
+An optional cache (`cache=folder`) keeps the decoded, resized images of each split in a
+memory-mapped `<split>.npy` file, so later epochs and later runs skip decoding. The cache is
+keyed by its path: `<split>.json` beside it records the file list (paths, sizes, modification
+times) and the image shape, and a cache that no longer matches is rebuilt.
+"""
+
+import hashlib
+import json
+import logging
+import os
+
+import numpy as np
+import tensorflow as tf
+
+from kerascnn.data import arrays
+from kerascnn.data.dataset import Data, Split
+from kerascnn.data.folders import (
+    IMAGE_EXTENSIONS,
+    class_files,
+    folder_layout,
+    warn_skipped,
+)
+from kerascnn.data.splits import stratified_split
+from kerascnn.files import atomic_path, atomic_write_json
+
+# `load(stream="auto")` streams a folder whose decoded images (uint8, as the in-memory
+# loader holds them) would exceed this share of the physical memory: the in-memory loader
+# briefly holds the decoded images twice (a list, then the stacked array) plus the tensor
+# its pipelines gather from, and training needs the rest.
+MEMORY_SHARE = 0.25
+# Pillow decodes JPEG with libjpeg's accurate integer DCT; tf.io.decode_jpeg then gives the
+# same pixels (its default, the fast DCT, differs by up to a few levels).
+JPEG_DCT = "INTEGER_ACCURATE"
+_SCAN_BATCH = 4096
+_SAMPLE = 16  # image headers read to estimate a folder's decoded size
+
+logger = logging.getLogger(__name__)
+
+
+def physical_memory():
+    """Returns the machine's physical memory in bytes (os.sysconf)."""
+    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+
+
+def chooses_streaming(source, stream, target_size, memory_share=None):
+    """Decides whether `load` streams `source` from its files, and logs the choice.
+
+    Args:
+        source: what `load` was given.
+        stream: "auto", True or False.
+        target_size: (height, width) or None.
+        memory_share: share of physical memory above which "auto" streams; defaults to
+            `MEMORY_SHARE`.
+
+    Returns:
+        True to stream.
+
+    Raises:
+        ValueError: for a bad `stream`, or stream=True for a source other than a folder.
+    """
+    if not (isinstance(stream, bool) or (isinstance(stream, str) and stream == "auto")):
+        raise ValueError(f"stream must be 'auto', True or False; got stream={stream!r}.")
+    is_folder = isinstance(source, (str, os.PathLike)) and os.path.isdir(os.fspath(source))
+    if stream is True and not is_folder:
+        raise ValueError(
+            f"stream=True streams image folders only; got {source!r}. Load it in memory "
+            "(stream=False), or convert it to a folder of class sub-folders."
+        )
+    if stream is False or stream is True or not is_folder:
+        return stream is True
+    share = MEMORY_SHARE if memory_share is None else memory_share
+    size, count = estimated_size(os.fspath(source), target_size)
+    limit = share * physical_memory()
+    streams = size > limit
+    logger.info(
+        "%s: %d files, about %.2f GB decoded; %s (limit %.0f%% of memory = %.2f GB).",
+        source, count, size / 1e9, "streaming from the files" if streams else "loading into memory",
+        100 * share, limit / 1e9,
+    )
+    return streams
+
+
+def estimated_size(root, target_size):
+    """Returns (decoded bytes, number of image files) of an image folder, from a sample.
+
+    The size is files x height x width x channels bytes (uint8): the largest height x width
+    of up to `_SAMPLE` files spread over the folder (or `target_size`), 3 channels if any of
+    them is in colour, else 1. Only their headers are read.
+    """
+    from PIL import Image
+
+    from kerascnn.data.folders import GREY_8BIT_MODES
+
+    layout, class_names = folder_layout(root)
+    paths = [path for folder in layout.values() for name in class_names
+             for path in class_files(folder, name) if path.lower().endswith(IMAGE_EXTENSIONS)]
+    pixels, channels = (target_size[0] * target_size[1] if target_size else 0), 1
+    for index in np.unique(np.linspace(0, len(paths) - 1, min(_SAMPLE, len(paths))).astype(int)):
+        try:
+            with Image.open(paths[index]) as image:  # reads the header only
+                if target_size is None:
+                    pixels = max(pixels, image.size[0] * image.size[1])
+                channels = max(channels, 1 if image.mode in GREY_8BIT_MODES else 3)
+        except (OSError, SyntaxError, ValueError):  # a damaged file: the scan lists it
+            continue
+    return len(paths) * pixels * channels, len(paths)
+
+
+def read_image(path, shape, jpeg_only=False, resize=True):
+    """Reads one image file as a uint8 tensor of `shape`, as the in-memory loader reads it.
+
+    Args:
+        path: scalar string tensor.
+        shape: (height, width, channels): grey images are repeated to 3 channels, alpha is
+            dropped, and an image of another size is resized (bilinear, antialiased,
+            rounded).
+        jpeg_only: every file is a JPEG (no per-file choice of decoder: less work per file).
+        resize: some files may differ from `shape` in size (False: none does).
+    """
+    height, width, channels = shape
+    contents = tf.io.read_file(path)
+    if jpeg_only:
+        image = tf.io.decode_jpeg(contents, channels=channels, dct_method=JPEG_DCT)
+    else:
+        image = tf.cond(
+            tf.io.is_jpeg(contents),
+            lambda: tf.io.decode_jpeg(contents, channels=channels, dct_method=JPEG_DCT),
+            lambda: tf.io.decode_image(contents, channels=channels, expand_animations=False),
+        )
+    if not resize:
+        return tf.ensure_shape(image, shape)
+
+    def resized():
+        pixels = tf.image.resize(image, (height, width), antialias=True)
+        return tf.cast(tf.clip_by_value(tf.round(pixels), 0, 255), tf.uint8)
+
+    same_size = tf.reduce_all(tf.shape(image)[:2] == (height, width))
+    image = tf.cond(same_size, lambda: image, resized)
+    return tf.ensure_shape(image, shape)
+
+
+class FileExamples:
+    """The examples of a `FilePool` at some positions, read only when asked for.
+
+    `Data.x_train` of a streaming `Data` is one. `Preprocessing.adapt` reads it batch by
+    batch (`as_dataset`); `np.asarray` decodes all of it into memory.
+    """
+
+    def __init__(self, pool, positions):
+        self.pool = pool
+        self.positions = positions
+
+    @property
+    def shape(self):
+        return (len(self.positions), *self.pool.shape)
+
+    dtype = np.dtype(np.uint8)
+    ndim = 4
+
+    def __len__(self):
+        return len(self.positions)
+
+    def __getitem__(self, key):
+        if isinstance(key, (int, np.integer)):
+            return self.pool.read(self.positions[[key]])[0]
+        return FileExamples(self.pool, self.positions[key])
+
+    def __array__(self, dtype=None, copy=None):
+        images = self.pool.read(self.positions)
+        return images if dtype is None else images.astype(dtype)
+
+    def as_dataset(self, batch_size):
+        """Returns a tf.data.Dataset of uint8 batches of these examples, in order."""
+        return self.pool.dataset(self.positions, batch_size)
+
+
+class FilePool:
+    """Image files and int64 labels that splits and folds index into, like `Pool`.
+
+    Args:
+        paths: one file path per example.
+        y: int64 NumPy array of class indices.
+        shape: (height, width, channels) every image is read as.
+        cache: None, or the path of a `.npy` file of the decoded images, read memory-mapped.
+        jpeg_only: every file is a JPEG (see `read_image`).
+        resize: some files differ from `shape` in size (see `read_image`).
+    """
+
+    storage = "files"
+
+    def __init__(self, paths, y, shape, cache=None, jpeg_only=False, resize=True):
+        self.paths = np.asarray([os.fsencode(path) for path in paths])  # bytes: 1 per char
+        self.y = y
+        self.shape = tuple(int(d) for d in shape)
+        self.cache = cache
+        self.jpeg_only, self.resize = jpeg_only, resize
+        self.x = FileExamples(self, np.arange(len(y), dtype=np.int64))
+        self._tensors = None
+        self._cached = None
+
+    def cached_images(self):
+        """Returns the memory-mapped cache, or None without one."""
+        if self.cache is not None and self._cached is None:
+            self._cached = np.load(self.cache, mmap_mode="r")
+        return self._cached
+
+    def reader(self):
+        """Returns a function (int64 position) -> uint8 image, for parallel tf.data maps.
+
+        With a cache, the function reads a batch (int64 positions) -> uint8 images in one
+        memory-mapped gather, and says so (`reads_batches`): one Python call per batch.
+        """
+        if self.cache is not None:
+            def read(index):
+                images = tf.numpy_function(self._gather, [index], tf.uint8, stateful=False)
+                return tf.ensure_shape(images, (None, *self.shape))
+
+            read.reads_batches = True
+            return read
+        paths, shape, jpeg_only, resize = (tf.constant(self.paths), self.shape, self.jpeg_only,
+                                           self.resize)
+        return lambda index: read_image(tf.gather(paths, index), shape, jpeg_only, resize)
+
+    def _gather(self, index):
+        return np.asarray(self.cached_images()[index])  # fancy indexing copies the rows
+
+    def tensors(self):
+        """Returns (reader, labels tensor), as `Pool.tensors` returns (images, labels).
+
+        `kerascnn.data.pipeline` reads the examples of a callable pool one by one, in parallel
+        calls, before batching them.
+        """
+        if self._tensors is None:
+            self._tensors = (self.reader(), tf.convert_to_tensor(self.y))
+        return self._tensors
+
+    def dataset(self, positions, batch_size):
+        """Returns a tf.data.Dataset of the uint8 images at `positions`, in batches, in order."""
+        read = self.reader()
+        dataset = tf.data.Dataset.from_tensor_slices(np.asarray(positions, dtype=np.int64))
+        if getattr(read, "reads_batches", False):
+            dataset = dataset.batch(batch_size).map(read, num_parallel_calls=tf.data.AUTOTUNE)
+        else:
+            dataset = dataset.map(read, num_parallel_calls=tf.data.AUTOTUNE).batch(batch_size)
+        return dataset.prefetch(tf.data.AUTOTUNE)
+
+    def read(self, positions):
+        """Returns the images at `positions` as one uint8 NumPy array (decoded into memory)."""
+        positions = np.asarray(positions, dtype=np.int64)
+        if self.cache is not None:
+            return np.asarray(self.cached_images()[positions])
+        images = [batch.numpy() for batch in self.dataset(positions, 256)]
+        return np.concatenate(images) if images else np.zeros((0, *self.shape), np.uint8)
+
+    def merged(self, positions, other, other_positions):
+        """Returns one pool of this pool's files at `positions`, then `other`'s (no cache)."""
+        return FilePool(
+            np.concatenate([self.paths[positions], other.paths[other_positions]]),
+            np.concatenate([self.y[positions], other.y[other_positions]]),
+            self.shape, jpeg_only=self.jpeg_only and other.jpeg_only,
+            resize=self.resize or other.resize,
+        )
+
+
+def load_folder(root, *, validation_split, test_split, seed, target_size, class_names=None,
+                cache=None):
+    """Lists an image folder into a streaming `Data`, split as `load` splits it in memory.
+
+    Args:
+        root: a folder of class sub-folders (or train/, test/, validation/ sub-folders).
+        validation_split, test_split, seed, target_size, class_names: as in `load`.
+        cache: None, or a folder for the decoded images (`<split>.npy`, `<split>.json`).
+
+    Returns:
+        A `Data` whose pools are `FilePool`s.
+
+    Raises:
+        ValueError: for a folder without classes or readable images, images of mixed sizes
+            without `target_size`, or 16-bit images (the in-memory loader keeps those).
+    """
+    layout, folder_classes = folder_layout(root)
+    listed, skipped, candidates = {split: [] for split in layout}, [], []
+    for split, folder in layout.items():
+        for label, name in enumerate(folder_classes):
+            for path in class_files(folder, name):
+                listed[split].append((path, label))
+                candidates.append(path)
+    readable, sizes, channels, deep, jpeg = _scan(
+        [p for p in candidates if p.lower().endswith(IMAGE_EXTENSIONS)])
+    files = {}
+    for split, entries in listed.items():
+        kept = []
+        for path, label in entries:
+            shown = os.path.relpath(path, root)
+            if not path.lower().endswith(IMAGE_EXTENSIONS):
+                skipped.append(f"{shown} (not an image file)")
+            elif path not in readable:
+                skipped.append(f"{shown} (cannot be decoded)")
+            else:
+                kept.append((path, label))
+        files[split] = kept
+    for label, name in enumerate(folder_classes):
+        if not any(entry_label == label for _, entry_label in files["train"]):
+            raise ValueError(f"Class {name!r} has no readable images in "
+                             f"{os.path.join(layout['train'], name)}.")
+    warn_skipped(skipped, len(candidates), root, stacklevel=4)
+    deep_files = sorted(path for path in readable if deep[path])
+    if deep_files:
+        raise ValueError(
+            f"{deep_files[0]} is a 16-bit image ({len(deep_files)} such files): streaming "
+            "reads 8-bit images. Load the folder in memory (stream=False), which keeps them."
+        )
+    depth = 1 if all(channels[path] in (1, 2) for path in readable) else 3
+    shape = _common_shape(files, sizes, depth, target_size)
+    y_train, class_names = arrays.to_class_indices(
+        np.array([label for _, label in files["train"]], np.int64), "train",
+        class_names or folder_classes)
+    arrays.check_classes(y_train, class_names)
+    pools = {}
+    for split, kept in files.items():
+        if not kept:
+            continue
+        y = y_train if split == "train" else arrays.to_class_indices(
+            np.array([label for _, label in kept], np.int64), split, class_names)[0]
+        paths = [path for path, _ in kept]
+        plan = {"jpeg_only": all(jpeg[path] for path in paths),
+                "resize": any(sizes[path] != shape[:2] for path in paths)}
+        pools[split] = FilePool(paths, y, shape, _cache_file(cache, split, paths, shape, plan),
+                                **plan)
+    splits = {split: Split(pool) for split, pool in pools.items()}
+    if "test" not in splits and test_split:
+        kept, held_out = stratified_split(y_train, test_split, seed, argument="test_split",
+                                          class_names=class_names)
+        splits.update(train=Split(pools["train"], kept), test=Split(pools["train"], held_out))
+    data = Data(name=os.path.basename(os.path.normpath(root)), class_names=class_names,
+                kind="image", value_range=(0, 255), sha256=None, seed=seed, splits=splits)
+    if validation_split is not None:
+        if "validation" in pools:
+            raise ValueError(f"{data.name} has its own validation split; pass "
+                             "validation_split=None to use it.")
+        data = data.with_validation(validation_split, seed)
+    return data
+
+
+def _scan(paths):
+    """Decodes every file once, in parallel and in constant memory.
+
+    Returns:
+        (set of readable paths, {path: (height, width)}, {path: channels},
+        {path: whether it is a 16-bit PNG}, {path: whether it is a JPEG}).
+    """
+    def probe(index, path):
+        contents = tf.io.read_file(path)
+        image = tf.io.decode_image(contents, expand_animations=False)
+        # A PNG's bit depth is byte 24 (in IHDR); decoding succeeded, so the header is there.
+        deep = tf.logical_and(tf.strings.substr(contents, 0, 4) == b"\x89PNG",
+                              tf.strings.substr(contents, 24, 1) == b"\x10")
+        return index, tf.shape(image), deep, tf.io.is_jpeg(contents)
+
+    readable, sizes, channels, deep, jpeg = set(), {}, {}, {}, {}
+    dataset = (tf.data.Dataset.from_tensor_slices((np.arange(len(paths)), np.asarray(paths, str)))
+               .map(probe, num_parallel_calls=tf.data.AUTOTUNE)
+               .ignore_errors(log_warning=False)  # unreadable files: absent from the result
+               .batch(_SCAN_BATCH))
+    for indices, shapes, deeps, jpegs in dataset.as_numpy_iterator():
+        for index, shape, is_deep, is_jpeg in zip(indices, shapes, deeps, jpegs):
+            path = paths[index]
+            readable.add(path)
+            sizes[path], channels[path] = (int(shape[0]), int(shape[1])), int(shape[2])
+            deep[path], jpeg[path] = bool(is_deep), bool(is_jpeg)
+    return readable, sizes, channels, deep, jpeg
+
+
+def _common_shape(files, sizes, channels, target_size):
+    """Returns (height, width, channels) of every image, or raises for mixed sizes."""
+    if target_size is not None:
+        return (*target_size, channels)
+    shapes = {}
+    for split, kept in files.items():
+        counts = {}
+        for path, _ in kept:
+            counts[sizes[path]] = counts.get(sizes[path], 0) + 1
+        if len(counts) > 1:
+            common = sorted(counts.items(), key=lambda item: -item[1])[:5]
+            listed = ", ".join(f"{size} x{count}" for size, count in common)
+            raise ValueError(
+                f"The x_{split} images have {len(counts)} different sizes ({listed}"
+                f"{', ...' if len(counts) > 5 else ''}). Pass target_size=(height, width) to "
+                "resize them all when loading."
+            )
+        shapes.update(counts)
+    if len(shapes) > 1:
+        raise ValueError(f"The splits' images differ in size ({sorted(shapes)}). Pass "
+                         "target_size=(height, width) to resize them all when loading.")
+    return (*next(iter(shapes)), channels)
+
+
+def _cache_file(cache, split, paths, shape, plan):
+    """Returns `<cache>/<split>.npy`, built or rebuilt unless its key matches; None if no cache."""
+    if cache is None:
+        return None
+    cache = os.fspath(cache)
+    images_path, key_path = (os.path.join(cache, f"{split}.{ext}") for ext in ("npy", "json"))
+    digest = hashlib.sha256(json.dumps(list(shape)).encode())
+    for path in paths:
+        status = os.stat(path)
+        digest.update(f"{os.path.abspath(path)}\0{status.st_size}\0{status.st_mtime_ns}\n"
+                      .encode())
+    key = {"files": len(paths), "shape": list(shape), "sha256": digest.hexdigest()}
+    if os.path.isfile(images_path) and os.path.isfile(key_path):
+        with open(key_path, encoding="utf-8") as f:
+            try:
+                if json.load(f) == key:
+                    return images_path
+            except ValueError:
+                pass  # a damaged key: rebuild
+    pool = FilePool(paths, np.zeros(len(paths), np.int64), shape, **plan)
+    with atomic_path(images_path, suffix=".npy") as tmp:
+        images = np.lib.format.open_memmap(tmp, mode="w+", dtype=np.uint8,
+                                           shape=(len(paths), *shape))
+        start = 0
+        for batch in pool.dataset(np.arange(len(paths)), 256):
+            images[start:start + len(batch)] = batch.numpy()
+            start += len(batch)
+        images.flush()
+        del images
+    atomic_write_json(key_path, key)
+    return images_path
