@@ -66,6 +66,17 @@ def windows(layers, *, padding_mode):
     return table
 
 
+def _check_options(name, conv_kind, groups, hidden_units, width_multiplier):
+    """Validates the AlexNet-only options and their combination before any layer is built."""
+    factories.check_choice(conv_kind, PLAIN_CONV_KINDS, "conv_kind")
+    if groups > 1 and conv_kind != "standard":
+        raise ValueError(
+            f"{name}: groups={groups} splits standard convolutions into towers; it cannot be "
+            f"combined with conv_kind={conv_kind!r}. Use groups=1 or conv_kind='standard'."
+        )
+    base.hidden_units(hidden_units, HIDDEN_UNITS, width_multiplier, name)
+
+
 def AlexNet(
     layers,
     default_input_shape,
@@ -108,26 +119,17 @@ def AlexNet(
     Raises:
         ValueError: an invalid option, or an input too small for the network.
     """
-    base.check_common(
-        include_top=include_top, weights=weights, input_tensor=input_tensor,
+    x, inputs, _ = base.begin(
+        name, include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name,
+        classifier_activation=classifier_activation, default_input_shape=default_input_shape,
+        windows=lambda shape: windows(layers, padding_mode=padding_mode),
+        check=lambda: _check_options(name, conv_kind, groups, hidden_units, width_multiplier),
+        activation=activation, norm=norm, lrn=lrn, groups=groups, padding_mode=padding_mode,
+        width_multiplier=width_multiplier, se_ratio=se_ratio, dropout=dropout,
+        spatial_dropout=spatial_dropout, drop_connect=drop_connect,
     )
-    base.check_options(
-        name, activation=activation, norm=norm, lrn=lrn, groups=groups,
-        padding_mode=padding_mode, width_multiplier=width_multiplier, se_ratio=se_ratio,
-        dropout=dropout, spatial_dropout=spatial_dropout, drop_connect=drop_connect,
-    )
-    factories.check_choice(conv_kind, PLAIN_CONV_KINDS, "conv_kind")
-    if groups > 1 and conv_kind != "standard":
-        raise ValueError(
-            f"{name}: groups={groups} splits standard convolutions into towers; it cannot be "
-            f"combined with conv_kind={conv_kind!r}. Use groups=1 or conv_kind='standard'."
-        )
     hidden_units = base.hidden_units(hidden_units, HIDDEN_UNITS, width_multiplier, name)
-    shape = base.input_shape_of(input_tensor, input_shape, default_input_shape, include_top, name)
-    base.check_input_size(name, shape, windows(layers, padding_mode=padding_mode))
-    x, inputs = base.model_input(input_tensor, shape)
     for i, layer in enumerate(layers, start=1):
         x = conv_norm_act(
             x, base.scaled(layer.filters, width_multiplier), layer.kernel, name=f"conv{i}",

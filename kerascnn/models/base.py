@@ -261,6 +261,45 @@ def model_input(input_tensor, shape):
     return input_tensor, keras.utils.get_source_inputs(input_tensor)
 
 
+def begin(name, *, include_top, weights, input_tensor, input_shape, pooling, classes,
+          classifier_activation, default_input_shape, windows, check=None, **options):
+    """Starts a family builder: validates its arguments, sizes its input, makes the input.
+
+    The checks run in one order for every family: the keras.applications arguments, the
+    shared options, the family's own `check`, then the input shape and its size.
+
+    Args:
+        name: the model name, quoted in messages.
+        include_top, weights, input_tensor, input_shape, pooling, classes,
+            classifier_activation: as in keras.applications.
+        default_input_shape: the paper's input.
+        windows: a callable taking one example's shape (channels last) and returning the
+            network's `kerascnn.layers.convolution.Window`s; called only after every check,
+            as some families derive a window from the input size or from checked options.
+        check: None, or a callable without arguments validating the family's own options.
+        **options: the shared options, checked by `check_options`.
+
+    Returns:
+        (the tensor the network starts from, the Model inputs, one example's shape).
+
+    Raises:
+        ValueError: a bad argument or option (quoted), or a variable input size with the top.
+        InputTooSmallError: an input whose map vanishes inside the network.
+    """
+    check_common(
+        include_top=include_top, weights=weights, input_tensor=input_tensor,
+        input_shape=input_shape, pooling=pooling, classes=classes,
+        classifier_activation=classifier_activation, name=name,
+    )
+    check_options(name, **options)
+    if check is not None:
+        check()
+    shape = input_shape_of(input_tensor, input_shape, default_input_shape, include_top, name)
+    check_input_size(name, shape, windows(shape))
+    x, inputs = model_input(input_tensor, shape)
+    return x, inputs, shape
+
+
 def hidden_units(units, default, width_multiplier, name):
     """The widths of the hidden FC layers: `units` as given, or `default` scaled.
 

@@ -124,13 +124,12 @@ def ConvNeXt(
     Raises:
         ValueError: an invalid option, or an input too small for the network.
     """
-    base.check_common(
-        include_top=include_top, weights=weights, input_tensor=input_tensor,
+    x, inputs, _ = base.begin(
+        name, include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name,
-    )
-    base.check_options(
-        name, norm=norm, activation=activation, padding_mode=padding_mode,
+        classifier_activation=classifier_activation, default_input_shape=default_input_shape,
+        windows=lambda shape: windows(depths, padding_mode=padding_mode),
+        norm=norm, activation=activation, padding_mode=padding_mode,
         width_multiplier=width_multiplier, drop_path_rate=drop_path_rate, dropout=dropout,
         spatial_dropout=spatial_dropout, drop_connect=drop_connect,
     )
@@ -138,10 +137,6 @@ def ConvNeXt(
     widths = [base.scaled(w, width_multiplier) for w in widths]
     drop_paths = iter(np.linspace(0.0, drop_path_rate, sum(depths)).tolist())
     use_bias = norm not in _BIAS_CANCELLING_NORMS
-
-    shape = base.input_shape_of(input_tensor, input_shape, default_input_shape, include_top, name)
-    base.check_input_size(name, shape, windows(depths, padding_mode=padding_mode))
-    x, inputs = base.model_input(input_tensor, shape)
     x = conv(x, widths[0], 4, name="stem_conv", strides=4, padding="valid", use_bias=use_bias,
              kernel_initializer=_initializer())
     x = factories.normalization(x, norm, "stem_norm", epsilon=_EPSILON)

@@ -87,6 +87,16 @@ def windows(blocks, *, padding_mode):
     return table
 
 
+def _check_options(name, growth_rate, compression):
+    """Validates the DenseNet-only options before any layer is built."""
+    if isinstance(growth_rate, bool) or not isinstance(growth_rate, int) or growth_rate < 1:
+        raise ValueError(f"{name}: growth_rate must be a positive int such as 32; got "
+                         f"{growth_rate!r}.")
+    if not 0 < compression <= 1:
+        raise ValueError(f"{name}: compression must be in (0, 1], e.g. 0.5 (DenseNet-BC) or 1 "
+                         f"(no compression); got {compression!r}.")
+
+
 def DenseNet(
     blocks,
     default_input_shape,
@@ -129,30 +139,20 @@ def DenseNet(
     Raises:
         ValueError: an invalid option, or an input too small for the network.
     """
-    base.check_common(
-        include_top=include_top, weights=weights, input_tensor=input_tensor,
+    x, inputs, _ = base.begin(
+        name, include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name,
-    )
-    base.check_options(
-        name, bottleneck=bottleneck, norm=norm, activation=activation, padding_mode=padding_mode,
+        classifier_activation=classifier_activation, default_input_shape=default_input_shape,
+        windows=lambda shape: windows(blocks, padding_mode=padding_mode),
+        check=lambda: _check_options(name, growth_rate, compression),
+        bottleneck=bottleneck, norm=norm, activation=activation, padding_mode=padding_mode,
         width_multiplier=width_multiplier, dropout=dropout, spatial_dropout=spatial_dropout,
         block_dropout=block_dropout, drop_connect=drop_connect,
     )
     norm = factories.check_norm(norm)
-    if isinstance(growth_rate, bool) or not isinstance(growth_rate, int) or growth_rate < 1:
-        raise ValueError(f"{name}: growth_rate must be a positive int such as 32; got "
-                         f"{growth_rate!r}.")
-    if not 0 < compression <= 1:
-        raise ValueError(f"{name}: compression must be in (0, 1], e.g. 0.5 (DenseNet-BC) or 1 "
-                         f"(no compression); got {compression!r}.")
     growth_rate = base.scaled(growth_rate, width_multiplier)
     options = dict(norm=norm, activation=activation, padding_mode=padding_mode,
                    dropout=block_dropout)
-    shape = base.input_shape_of(input_tensor, input_shape, default_input_shape, include_top, name)
-    base.check_input_size(name, shape, windows(blocks, padding_mode=padding_mode))
-
-    x, inputs = base.model_input(input_tensor, shape)
     rank = factories.spatial_rank(x)
     x = conv(x, 2 * growth_rate, 7, name="conv1_conv", strides=2, padding=3,
              padding_mode=padding_mode, use_bias=norm == "none")

@@ -161,20 +161,16 @@ def EfficientNet(
     Raises:
         ValueError: a bad option, or an input too small for the network.
     """
-    base.check_common(
-        include_top=include_top, weights=weights, input_tensor=input_tensor,
+    x, inputs, _ = base.begin(
+        name, include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name,
-    )
-    base.check_options(
-        name, activation=activation, norm=norm, padding_mode=padding_mode,
+        classifier_activation=classifier_activation, default_input_shape=default_input_shape,
+        windows=lambda shape: windows(table, padding_mode=padding_mode),
+        activation=activation, norm=norm, padding_mode=padding_mode,
         width_multiplier=width_multiplier, se_ratio=se_ratio, dropout=dropout,
         drop_connect=drop_connect, drop_path_rate=drop_path_rate,
     )
-    shape = base.input_shape_of(input_tensor, input_shape, default_input_shape, include_top, name)
-    base.check_input_size(name, shape, windows(table, padding_mode=padding_mode))
     options = dict(norm=norm, activation=activation, padding_mode=padding_mode)
-    x, inputs = base.model_input(input_tensor, shape)
     x = _conv_bn(x, round_filters(STEM_FILTERS, width_multiplier), 3, "stem_", strides=2,
                  **options)
     blocks = _blocks(table, width_multiplier)

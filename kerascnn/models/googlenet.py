@@ -223,23 +223,18 @@ def GoogLeNet(
     Raises:
         ValueError: an option outside its allowed values (quoted in the message).
     """
-    base.check_common(
-        include_top=include_top, weights=weights, input_tensor=input_tensor,
+    x, inputs, _ = base.begin(
+        name, include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name,
-    )
-    base.check_options(
-        name, aux_logits=aux_logits, activation=activation, norm=norm, lrn=lrn,
+        classifier_activation=classifier_activation, default_input_shape=default_input_shape,
+        windows=lambda shape: windows(stages, padding_mode=padding_mode),
+        check=lambda: factories.check_choice(conv_kind, PLAIN_CONV_KINDS, "conv_kind"),
+        aux_logits=aux_logits, activation=activation, norm=norm, lrn=lrn,
         padding_mode=padding_mode, width_multiplier=width_multiplier, se_ratio=se_ratio,
         dropout=dropout, aux_dropout=aux_dropout, spatial_dropout=spatial_dropout,
         drop_connect=drop_connect,
     )
-    factories.check_choice(conv_kind, PLAIN_CONV_KINDS, "conv_kind")
-    shape = base.input_shape_of(input_tensor, input_shape, default_input_shape, include_top, name)
-    base.check_input_size(name, shape, windows(stages, padding_mode=padding_mode))
-
     options = dict(norm=norm, activation=activation, padding_mode=padding_mode)
-    x, inputs = base.model_input(input_tensor, shape)
     x = conv_norm_act(x, base.scaled(64, width_multiplier), 7, name="conv1", strides=2,
                       padding=3, **options)
     x = pool(x, "max", 3, strides=2, padding="same", name="pool1")

@@ -232,20 +232,16 @@ def InceptionV3(
     Raises:
         ValueError: a bad option, or an input too small for the network.
     """
-    base.check_common(
-        include_top=include_top, weights=weights, input_tensor=input_tensor,
+    x, inputs, _ = base.begin(
+        name, include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name,
-    )
-    base.check_options(
-        name, activation=activation, norm=norm, padding_mode=padding_mode,
+        classifier_activation=classifier_activation, default_input_shape=default_input_shape,
+        windows=lambda shape: windows(table, padding_mode=padding_mode),
+        activation=activation, norm=norm, padding_mode=padding_mode,
         width_multiplier=width_multiplier, dropout=dropout, drop_connect=drop_connect,
     )
-    shape = base.input_shape_of(input_tensor, input_shape, default_input_shape, include_top, name)
-    base.check_input_size(name, shape, windows(table, padding_mode=padding_mode))
     options = dict(norm=norm, activation=activation, padding_mode=padding_mode,
                    width_multiplier=width_multiplier)
-    x, inputs = base.model_input(input_tensor, shape)
     # Table 1's stem: 299 → 149 → 147 → 147 → 73 → 73 → 71 → 35.
     x = conv_bn(x, 32, 3, name="conv1a", strides=2, padding="valid", **options)
     x = conv_bn(x, 32, 3, name="conv2a", padding="valid", **options)

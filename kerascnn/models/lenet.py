@@ -22,6 +22,14 @@ def windows(filters, *, first_padding, kernel_size, padding_mode):
     return table
 
 
+def _first_padding(first_padding, shape):
+    """The first convolution's padding: "auto" pads inputs smaller than 32 ("same")."""
+    if first_padding != "auto":
+        return first_padding
+    known = [n for n in shape[:-1] if n is not None]
+    return "same" if known and min(known) < 32 else "valid"
+
+
 def LeNet(
     filters,
     hidden_units,
@@ -64,24 +72,19 @@ def LeNet(
     Raises:
         ValueError: a bad option, or an input too small for the network.
     """
-    base.check_common(
-        include_top=include_top, weights=weights, input_tensor=input_tensor,
+    x, inputs, shape = base.begin(
+        name, include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name,
-    )
-    base.check_options(
-        name, activation=activation, norm=norm, padding_mode=padding_mode,
-        kernel_size=kernel_size, width_multiplier=width_multiplier, dropout=dropout, spatial_dropout=spatial_dropout,
+        classifier_activation=classifier_activation, default_input_shape=default_input_shape,
+        windows=lambda shape: windows(
+            filters, first_padding=_first_padding(first_padding, shape), kernel_size=kernel_size,
+            padding_mode=padding_mode),
+        check=lambda: factories.check_choice(pool_kind, ("avg", "max"), "pool_kind"),
+        activation=activation, norm=norm, padding_mode=padding_mode, kernel_size=kernel_size,
+        width_multiplier=width_multiplier, dropout=dropout, spatial_dropout=spatial_dropout,
         drop_connect=drop_connect,
     )
-    factories.check_choice(pool_kind, ("avg", "max"), "pool_kind")
-    shape = base.input_shape_of(input_tensor, input_shape, default_input_shape, include_top, name)
-    if first_padding == "auto":
-        known = [n for n in shape[:-1] if n is not None]
-        first_padding = "same" if known and min(known) < 32 else "valid"
-    base.check_input_size(name, shape, windows(
-        filters, first_padding=first_padding, kernel_size=kernel_size, padding_mode=padding_mode))
-    x, inputs = base.model_input(input_tensor, shape)
+    first_padding = _first_padding(first_padding, shape)
     use_bias = factories.check_norm(norm) == "none"
     for i, n in enumerate(filters, start=1):
         x = conv(

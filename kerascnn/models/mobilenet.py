@@ -84,6 +84,18 @@ def depthwise_separable_block(x, filters, strides, *, block_id, depth_multiplier
     return factories.spatial_dropout(x, spatial_dropout, f"block_{block_id}_spatial_dropout")
 
 
+def _check_options(name, conv_kind, depth_multiplier):
+    """Validates the MobileNet-only options before any layer is built."""
+    factories.check_choice(conv_kind, CONV_KINDS, "conv_kind")
+    if isinstance(depth_multiplier, bool) or not (
+        isinstance(depth_multiplier, int) and depth_multiplier >= 1
+    ):
+        raise ValueError(
+            f"{name}: depth_multiplier must be a positive int (depthwise outputs per channel); "
+            f"got {depth_multiplier!r}."
+        )
+
+
 def MobileNet(
     stem_filters,
     blocks,
@@ -126,28 +138,17 @@ def MobileNet(
     Raises:
         ValueError: a bad option value, or an input too small for the network.
     """
-    base.check_common(
-        include_top=include_top, weights=weights, input_tensor=input_tensor,
+    x, inputs, _ = base.begin(
+        name, include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name,
-    )
-    base.check_options(
-        name, width_multiplier=width_multiplier, norm=norm, activation=activation,
+        classifier_activation=classifier_activation, default_input_shape=default_input_shape,
+        windows=lambda shape: windows(blocks, padding_mode=padding_mode),
+        check=lambda: _check_options(name, conv_kind, depth_multiplier),
+        width_multiplier=width_multiplier, norm=norm, activation=activation,
         padding_mode=padding_mode, se_ratio=se_ratio, dropout=dropout,
         spatial_dropout=spatial_dropout, drop_connect=drop_connect,
     )
-    factories.check_choice(conv_kind, CONV_KINDS, "conv_kind")
-    if isinstance(depth_multiplier, bool) or not (
-        isinstance(depth_multiplier, int) and depth_multiplier >= 1
-    ):
-        raise ValueError(
-            f"{name}: depth_multiplier must be a positive int (depthwise outputs per channel); "
-            f"got {depth_multiplier!r}."
-        )
-    shape = base.input_shape_of(input_tensor, input_shape, default_input_shape, include_top, name)
-    base.check_input_size(name, shape, windows(blocks, padding_mode=padding_mode))
     options = {"norm": norm, "activation": activation, "padding_mode": padding_mode}
-    x, inputs = base.model_input(input_tensor, shape)
     x = keras_conv_norm_act(
         x, base.scaled(stem_filters, width_multiplier, "down"), 3, name="conv1", strides=2,
         **options,

@@ -296,26 +296,22 @@ def ResNet(
     Raises:
         ValueError: an unknown or inconsistent option, or an input too small.
     """
-    base.check_common(
-        include_top=include_top, weights=weights, input_tensor=input_tensor,
+    x, inputs, _ = base.begin(
+        name, include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name,
-    )
-    base.check_options(
-        name, se_ratio=se_ratio, norm=norm, activation=activation, padding_mode=padding_mode,
+        classifier_activation=classifier_activation, default_input_shape=default_input_shape,
+        windows=lambda shape: windows(block, blocks_per_stage, stem=stem, stride_on=stride_on,
+                                      padding_mode=padding_mode),
+        check=lambda: _check_options(
+            name, block, blocks_per_stage, stem=stem, stride_on=stride_on, shortcut=shortcut,
+            conv_kind=conv_kind, groups=groups, base_width=base_width,
+            zero_init_residual=zero_init_residual, norm=norm,
+        ),
+        se_ratio=se_ratio, norm=norm, activation=activation, padding_mode=padding_mode,
         width_multiplier=width_multiplier, zero_init_residual=zero_init_residual,
         dropout=dropout, spatial_dropout=spatial_dropout, drop_connect=drop_connect,
         drop_path_rate=drop_path_rate,
     )
-    _check_options(
-        name, block, blocks_per_stage, stem=stem, stride_on=stride_on, shortcut=shortcut,
-        conv_kind=conv_kind, groups=groups, base_width=base_width,
-        zero_init_residual=zero_init_residual, norm=norm,
-    )
-    shape = base.input_shape_of(input_tensor, input_shape, default_input_shape, include_top, name)
-    base.check_input_size(name, shape, windows(
-        block, blocks_per_stage, stem=stem, stride_on=stride_on, padding_mode=padding_mode))
-    x, inputs = base.model_input(input_tensor, shape)
     x = resnet_stem(x, stem, width_multiplier=width_multiplier, norm=norm, activation=activation,
                     padding_mode=padding_mode)
     total, index, last_norms = sum(blocks_per_stage), 0, []

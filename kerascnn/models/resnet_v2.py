@@ -120,19 +120,15 @@ def ResNetV2(
     Raises:
         ValueError: a bad option, or an input too small for the network.
     """
-    base.check_common(
-        include_top=include_top, weights=weights, input_tensor=input_tensor,
+    x, inputs, _ = base.begin(
+        name, include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name,
-    )
-    base.check_options(
-        name, norm=norm, activation=activation, padding_mode=padding_mode,
+        classifier_activation=classifier_activation, default_input_shape=default_input_shape,
+        windows=lambda shape: windows(blocks_per_stage, padding_mode=padding_mode),
+        norm=norm, activation=activation, padding_mode=padding_mode,
         width_multiplier=width_multiplier, dropout=dropout, drop_connect=drop_connect,
         drop_path_rate=drop_path_rate,
     )
-    shape = base.input_shape_of(input_tensor, input_shape, default_input_shape, include_top, name)
-    base.check_input_size(name, shape, windows(blocks_per_stage, padding_mode=padding_mode))
-    x, inputs = base.model_input(input_tensor, shape)
     x = conv(x, base.scaled(64, width_multiplier), 7, strides=2, padding=3,
              padding_mode=padding_mode, name="conv1_conv")
     rank = factories.spatial_rank(x)

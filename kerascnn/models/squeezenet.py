@@ -122,20 +122,16 @@ def SqueezeNet(
     Raises:
         ValueError: a bad option, or an input too small for the network.
     """
-    base.check_common(
-        include_top=include_top, weights=weights, input_tensor=input_tensor,
+    x, inputs, _ = base.begin(
+        name, include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name,
-    )
-    base.check_options(
-        name, activation=activation, norm=norm, padding_mode=padding_mode,
+        classifier_activation=classifier_activation, default_input_shape=default_input_shape,
+        windows=lambda shape: windows(table, padding_mode=padding_mode),
+        check=lambda: factories.check_choice(conv_kind, PLAIN_CONV_KINDS, "conv_kind"),
+        activation=activation, norm=norm, padding_mode=padding_mode,
         width_multiplier=width_multiplier, dropout=dropout, spatial_dropout=spatial_dropout,
     )
-    factories.check_choice(conv_kind, PLAIN_CONV_KINDS, "conv_kind")
-    shape = base.input_shape_of(input_tensor, input_shape, default_input_shape, include_top, name)
-    base.check_input_size(name, shape, windows(table, padding_mode=padding_mode))
     options = dict(norm=norm, activation=activation, padding_mode=padding_mode)
-    x, inputs = base.model_input(input_tensor, shape)
     for layer_name, row in zip(_names(table), table):
         if row[0] == "conv":
             x = conv_norm_act(x, base.scaled(row[1], width_multiplier), row[2], name=layer_name,

@@ -31,6 +31,12 @@ def windows(depths, *, padding_mode):
     return table
 
 
+def _check_options(name, conv_kind, hidden_units, width_multiplier):
+    """Validates the VGG-only options before any layer is built."""
+    factories.check_choice(conv_kind, PLAIN_CONV_KINDS, "conv_kind")
+    base.hidden_units(hidden_units, HIDDEN_UNITS, width_multiplier, name)
+
+
 def VGG(
     depths,
     /,
@@ -69,21 +75,17 @@ def VGG(
     Raises:
         ValueError: an invalid option, or an input smaller than 32 per side.
     """
-    base.check_common(
-        include_top=include_top, weights=weights, input_tensor=input_tensor,
+    x, inputs, _ = base.begin(
+        name, include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name,
-    )
-    base.check_options(
-        name, activation=activation, norm=norm, padding_mode=padding_mode,
+        classifier_activation=classifier_activation, default_input_shape=DEFAULT_INPUT_SHAPE,
+        windows=lambda shape: windows(depths, padding_mode=padding_mode),
+        check=lambda: _check_options(name, conv_kind, hidden_units, width_multiplier),
+        activation=activation, norm=norm, padding_mode=padding_mode,
         width_multiplier=width_multiplier, se_ratio=se_ratio, dropout=dropout,
         spatial_dropout=spatial_dropout, drop_connect=drop_connect,
     )
-    factories.check_choice(conv_kind, PLAIN_CONV_KINDS, "conv_kind")
     hidden_units = base.hidden_units(hidden_units, HIDDEN_UNITS, width_multiplier, name)
-    shape = base.input_shape_of(input_tensor, input_shape, DEFAULT_INPUT_SHAPE, include_top, name)
-    base.check_input_size(name, shape, windows(depths, padding_mode=padding_mode))
-    x, inputs = base.model_input(input_tensor, shape)
     for stage, (filters, depth) in enumerate(zip(FILTERS, depths), start=1):
         for i in range(1, depth + 1):
             x = conv_norm_act(

@@ -140,22 +140,18 @@ def Xception(
     Raises:
         ValueError: a bad option value, or an input too small for the network.
     """
-    base.check_common(
-        include_top=include_top, weights=weights, input_tensor=input_tensor,
+    x, inputs, _ = base.begin(
+        name, include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
-        classifier_activation=classifier_activation, name=name,
-    )
-    base.check_options(
-        name, width_multiplier=width_multiplier, norm=norm, activation=activation,
+        classifier_activation=classifier_activation, default_input_shape=default_input_shape,
+        windows=lambda shape: windows(stem_filters, blocks, exit_filters,
+                                      padding_mode=padding_mode),
+        check=lambda: factories.check_choice(conv_kind, CONV_KINDS, "conv_kind"),
+        width_multiplier=width_multiplier, norm=norm, activation=activation,
         padding_mode=padding_mode, se_ratio=se_ratio, dropout=dropout,
         spatial_dropout=spatial_dropout, drop_connect=drop_connect, drop_path_rate=drop_path_rate,
     )
-    factories.check_choice(conv_kind, CONV_KINDS, "conv_kind")
-    shape = base.input_shape_of(input_tensor, input_shape, default_input_shape, include_top, name)
-    base.check_input_size(name, shape, windows(
-        stem_filters, blocks, exit_filters, padding_mode=padding_mode))
     options = {"norm": norm, "activation": activation, "padding_mode": padding_mode}
-    x, inputs = base.model_input(input_tensor, shape)
     for i, filters in enumerate(stem_filters, start=1):
         x = keras_conv_norm_act(
             x, base.scaled(filters, width_multiplier, "down"), 3, name=f"block1_conv{i}",
