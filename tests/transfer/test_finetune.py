@@ -37,6 +37,7 @@ def test_finetune_each_saved_model(name, digits, tmp_path):
     assert manifest["input_adaptation"]["normalisation"] == "re-adapted on the new training split"
 
 
+@pytest.mark.slow
 def test_finetune_keras_applications_network_then_its_run_folder(digits, tmp_path):
     from kerascnn.data import load
 

@@ -46,6 +46,7 @@ def test_phase_plans():
                              unfreeze_factor=0.1)
 
 
+@pytest.mark.slow
 def test_each_phase_changes_only_its_trainable_layers(digits, tmp_path):
     source = keras.models.load_model(SAVED_MODELS / "lenet5_mnist.keras")
     out = tmp_path / "run"

@@ -143,7 +143,9 @@ def test_group_splitter_keeps_groups_apart(tmp_path, digits):
     assert len(result.trials[0]["fold_scores"]) == 3 and result.best_model is None
 
 
-@pytest.mark.parametrize("tuner", ["random", "grid", "bayesian"])
+# The default run tries one oracle; the others run with -m slow (the test budget).
+@pytest.mark.parametrize("tuner", ["random", pytest.param("grid", marks=pytest.mark.slow),
+                                   pytest.param("bayesian", marks=pytest.mark.slow)])
 def test_each_oracle_runs_the_cross_validated_trials(tmp_path, digits, tuner):
     space = {"learning_rate": [3e-3, 1e-2], "batch_size": [64]}
     result = kerascnn.tune(tiny, digits, space=space, tuner=tuner, folds=2, max_trials=2,
@@ -153,6 +155,7 @@ def test_each_oracle_runs_the_cross_validated_trials(tmp_path, digits, tuner):
     assert len(combinations) == 2  # every oracle proposes new values
 
 
+@pytest.mark.slow
 def test_hyperband_continues_promoted_folds_from_their_checkpoints(tmp_path, digits):
     result = kerascnn.tune(tiny, digits, space={"learning_rate": [1e-2], "batch_size": [64]},
                            tuner="hyperband", folds=2, epochs=3, out=tmp_path, refit=False,
@@ -170,6 +173,7 @@ def test_hyperband_continues_promoted_folds_from_their_checkpoints(tmp_path, dig
             assert own.splitlines()[: values["tuner/initial_epoch"] + 1] == before.splitlines()
 
 
+@pytest.mark.slow
 def test_nested_cross_validation_tests_each_outer_fold_once(tmp_path, digits):
     result = kerascnn.tune(tiny, digits, space={"learning_rate": [1e-2], "batch_size": [64]},
                            folds=2, max_trials=1, epochs=1, nested=2, out=tmp_path, verbose=0)
