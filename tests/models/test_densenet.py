@@ -38,8 +38,10 @@ def assert_dense_channels(model, blocks, growth_rate, compression, side):
         # torchvision.models.densenet121/169/201(): sum of p.numel() over parameters()
         # (BatchNorm running statistics are buffers there).
         (densenet121, keras.applications.DenseNet121, 7_978_856),
-        (densenet169, keras.applications.DenseNet169, 14_149_480),
-        (densenet201, keras.applications.DenseNet201, 20_013_928),
+        pytest.param(densenet169, keras.applications.DenseNet169, 14_149_480,
+                     marks=pytest.mark.slow),
+        pytest.param(densenet201, keras.applications.DenseNet201, 20_013_928,
+                     marks=pytest.mark.slow),
     ],
 )
 def test_published_networks(builder, reference, torchvision_trainable):

@@ -9,7 +9,8 @@ from kerascnn.models import get_model_entry, minimum_input_size
 
 MODELS = kerascnn.list_models()
 # Deeper twins of a registered network build the same blocks: their round trip runs with -m slow.
-DEEPER_TWINS = {"resnet101", "resnet152", "resnet101v2", "densenet169", "densenet201"}
+DEEPER_TWINS = {"vgg13", "vgg16", "vgg19", "resnet34", "resnet101", "resnet152", "resnet101v2",
+                "densenet169", "densenet201", "squeezenet1_0"}
 ROUND_TRIP = [pytest.param(n, marks=pytest.mark.slow) if n in DEEPER_TWINS else n for n in MODELS]
 CLASSES = 3
 NARROW = {"width_multiplier": 0.125}  # same graph, an eighth of the widths: keeps the run short
@@ -66,7 +67,8 @@ def test_registry_entry_and_public_builder(name):
         assert option in entry.options
 
 
-@pytest.mark.parametrize("name", ["resnet18", "vgg11", "densenet121"])
+@pytest.mark.parametrize("name", ["resnet18", "vgg11",
+                                  pytest.param("densenet121", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("shape", [(64, 2), (32, 32, 32, 1)], ids=["1d", "3d"])
 def test_one_and_three_dimensional_variants_train(name, shape):
     if name not in MODELS:

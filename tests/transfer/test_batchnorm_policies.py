@@ -16,8 +16,9 @@ def _values(model):
 
 @pytest.mark.parametrize("bn, moves", [
     ("frozen", set()),
-    ("train_affine", {"gamma", "beta"}),
-    ("train", {"gamma", "beta", "moving_mean", "moving_variance"}),
+    pytest.param("train_affine", {"gamma", "beta"}, marks=pytest.mark.slow),
+    pytest.param("train", {"gamma", "beta", "moving_mean", "moving_variance"},
+                 marks=pytest.mark.slow),
 ])
 def test_which_batchnorm_variables_move(digits, bn, moves):
     source = small_lenet(norm="batch")

@@ -18,7 +18,8 @@ def _config_text(path):
     return text
 
 
-@pytest.mark.parametrize("name", ["lenet5_mnist", "resnet18_mnist"])
+@pytest.mark.parametrize("name", ["lenet5_mnist",
+                                  pytest.param("resnet18_mnist", marks=pytest.mark.slow)])
 def test_finetune_each_saved_model(name, digits, tmp_path):
     out = tmp_path / name
     result = kerascnn.finetune(name, digits, freeze="base", epochs=1, bn="train_affine",
