@@ -52,28 +52,13 @@ import tensorflow as tf
 
 import kerascnn
 from kerascnn.training import precision
+from mnist_time_to_accuracy import keras_example_model  # this script's folder is on sys.path
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 POLICIES = (("float32", "float32"), ("bfloat16", "mixed_bfloat16"))
 RECIPE = "mnist_fast"
 INFERENCE_BATCH = 256
 WARMUP_STEPS = 3
-
-
-
-def keras_example_model(input_shape=(28, 28, 1), num_classes=10):
-    """The model of Keras's "Simple MNIST convnet" example (keras.io/examples/vision/
-    mnist_convnet), as benchmarks/mnist_time_to_accuracy.py builds it."""
-    return keras.Sequential([
-        keras.Input(shape=input_shape),
-        keras.layers.Conv2D(32, kernel_size=(3, 3), activation="relu"),
-        keras.layers.MaxPooling2D(pool_size=(2, 2)),
-        keras.layers.Conv2D(64, kernel_size=(3, 3), activation="relu"),
-        keras.layers.MaxPooling2D(pool_size=(2, 2)),
-        keras.layers.Flatten(),
-        keras.layers.Dropout(0.5),
-        keras.layers.Dense(num_classes, activation="softmax"),
-    ])
 
 
 # name: (input shape, batch size, builder of the float32 network).
