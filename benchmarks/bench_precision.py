@@ -2,7 +2,7 @@
 
 Run from the repository root (each part alone takes the times shown on 2 shared cores):
 
-    PYTHONPATH=. python benchmarks/bench_precision.py steps       # ~1-2 min
+    PYTHONPATH=. python benchmarks/bench_precision.py steps       # ~5-20 min; --networks for a subset
     PYTHONPATH=. python benchmarks/bench_precision.py inference   # ~1 min
     PYTHONPATH=. python benchmarks/bench_precision.py accuracy [--epochs 2]   # ~4-8 min
     PYTHONPATH=. python benchmarks/bench_precision.py all [--quick]
@@ -15,8 +15,10 @@ softmax in float32), both compiled alike (Adam, categorical cross-entropy), trai
 `train_on_batch` on one fixed batch of synthetic images, the two taking turns step by step
 (ABAB..., the order rotating every round) so that load from other processes hits both alike.
 Networks: LeNet-5 with the builder options of the `mnist_fast` recipe (28×28), the network of
-Keras's "Simple MNIST convnet" example (28×28), ResNet-18 at 64×64 and MobileNet at 96×96
-(these two: throughput only). The ratio is bfloat16 images/s / float32 images/s, the median of
+Keras's "Simple MNIST convnet" example (28×28), ResNet-18 at 64×64, and throughput only for
+the networks with depthwise convolutions (MobileNet, EfficientNet-B0 and Xception at 96×96,
+ConvNeXt-Tiny at 64×64: why "auto" keeps them in float32) and for stacks of four plain or
+four depthwise 3×3 convolutions on 48×48×64 inputs. The ratio is bfloat16 images/s / float32 images/s, the median of
 the per-turn ratios, with the same ratio on process CPU time.
 
 `accuracy`: the whole `kerascnn.train` call on MNIST (offline copy: --data-dir, else
@@ -61,6 +63,19 @@ INFERENCE_BATCH = 256
 WARMUP_STEPS = 3
 
 
+def layer_stack(shape, layer):
+    """Four 3×3 `layer`s ("conv": Conv2D 64, "depthwise": DepthwiseConv2D) with ReLU, pooled,
+    then a softmax: one kind of convolution alone, to see what bfloat16 does to it."""
+    inputs = keras.Input(shape)
+    x = inputs
+    for _ in range(4):
+        x = (keras.layers.Conv2D(64, 3, padding="same") if layer == "conv"
+             else keras.layers.DepthwiseConv2D(3, padding="same"))(x)
+        x = keras.layers.ReLU()(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
+
+
 # name: (input shape, batch size, builder of the float32 network).
 NETWORKS = {
     "lenet5": ((28, 28, 1), 256, lambda shape: kerascnn.build_model(
@@ -71,6 +86,15 @@ NETWORKS = {
         "resnet18", input_shape=shape, num_classes=10)),
     "mobilenet": ((96, 96, 3), 32, lambda shape: kerascnn.build_model(
         "mobilenet", input_shape=shape, num_classes=10)),
+    # Depthwise convolutions (why "auto" keeps these three in float32):
+    "efficientnet_b0": ((96, 96, 3), 32, lambda shape: kerascnn.build_model(
+        "efficientnet_b0", input_shape=shape, num_classes=10)),
+    "convnext_tiny": ((64, 64, 3), 32, lambda shape: kerascnn.build_model(
+        "convnext_tiny", input_shape=shape, num_classes=10)),
+    "xception": ((96, 96, 3), 32, lambda shape: kerascnn.build_model(
+        "xception", input_shape=shape, num_classes=10)),
+    "conv_stack": ((48, 48, 64), 64, lambda shape: layer_stack(shape, "conv")),
+    "depthwise_stack": ((48, 48, 64), 64, lambda shape: layer_stack(shape, "depthwise")),
 }
 
 Timed = collections.namedtuple("Timed", "label model wall cpu")

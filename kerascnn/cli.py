@@ -194,6 +194,7 @@ def cmd_train(args):
         batch_size=args.batch_size, augment=args.augment, out=out,
         seed=args.seed, strategy=args.strategy, learning_rate=args.learning_rate,
         validation_split=args.validation_split, data_dir=args.data_dir, kind=args.kind,
+        stream="auto" if args.stream is None else args.stream, cache=args.cache,
         model_options=options or None, precision=args.precision, task=args.task, loss=args.loss,
         resume=not args.fresh,
     )
@@ -340,11 +341,17 @@ def parser():
 
     s = command("train", "train a model (default: LeNet-5 on scikit-learn's digits)")
     s.add_argument("--model", default="lenet5", help="a registry name or a .keras file")
-    s.add_argument("--data", default="digits", help="digits, mnist, cifar10, tfds:NAME, a .npz or a folder")
+    s.add_argument("--data", default="digits", help="digits, mnist, cifar10, tfds:NAME, a .npz, "
+                                                    "a folder or a TFRecords spec .json")
     s.add_argument("--data-dir", help="folder holding offline copies such as mnist.npz "
                                       "(default $KERASCNN_DATA_DIR)")
     s.add_argument("--kind", choices=KINDS, help="how to read arrays: image, signal (N, length, "
                                                  "channels) or volume (default: from the shape)")
+    s.add_argument("--stream", action=argparse.BooleanOptionalAction, help="read an image "
+                   "folder, TFDS set or TFRecord shards from its files while training instead "
+                   "of into memory (default: stream when it would not fit)")
+    s.add_argument("--cache", metavar="DIR", help="with --stream: keep the decoded images in DIR "
+                                                  "so later epochs and runs skip decoding")
     s.add_argument("--recipe", default="quick", help="quick, mnist_fast, mnist_best, alexnet, "
                                                      "resnet, resnet_rs (kerascnn recipes --all)")
     s.add_argument("--option", action="append", type=_model_option, metavar="KEY=VALUE",

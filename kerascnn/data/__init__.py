@@ -1,8 +1,9 @@
 """Data sets and the tf.data input pipeline: sources, validation, splits, folds, augmentation.
 
 `load(source)` reads keras.datasets names, TFDS sets, scikit-learn digits, `.npz` files,
-image folders or arrays into a `Data` (an image folder larger than memory is streamed from
-its files: `kerascnn.data.streaming`); `Data.pipeline(split, batch_size, augment=...)`
+image folders, TFRecord shards (`TFRecords`) or arrays into a `Data` (an image folder, TFDS
+set or TFRecords larger than memory is streamed from its files: `kerascnn.data.streaming`,
+`kerascnn.data.records`); `Data.pipeline(split, batch_size, augment=...)`
 builds the tf.data pipeline; `Preprocessing` is the model's first layer (cast, resize,
 channels, normalisation); `augmentation(spec)` parses an augmentation spec; `preview` draws
 augmented samples.
@@ -18,6 +19,7 @@ from kerascnn.data.augment import (
 from kerascnn.data.dataset import Data
 from kerascnn.data.preprocessing import Preprocessing
 from kerascnn.data.preview import preview
+from kerascnn.data.records import TFRecords
 from kerascnn.data.sources import DATA_DIR_ENV, KERAS_DATASETS, load
 
 __all__ = [
@@ -28,6 +30,7 @@ __all__ = [
     "LensDistortion",
     "Preprocessing",
     "RandomAffine",
+    "TFRecords",
     "augmentation",
     "load",
     "parse_spec",

@@ -163,7 +163,7 @@ class Data:
         return self._split(split).arrays()
 
     def pipeline(self, split, batch_size, *, augment=None, shuffle=None, seed=None, epochs=None,
-                 initial_epoch=0):
+                 initial_epoch=0, input_context=None):
         """Returns a tf.data.Dataset of (float32 examples at raw scale, one-hot float32 labels).
 
         Args:
@@ -181,16 +181,28 @@ class Data:
                 (seed, epoch), so that a resumed run sees the batches of an uninterrupted one
                 (give it to `fit` with `steps_per_epoch`).
             initial_epoch: the first epoch of that dataset.
+            input_context: None, or the `tf.distribute.InputContext` of one worker's input
+                pipeline (with epochs=None): the dataset then holds only that worker's
+                replica batches of every global batch of `batch_size`, and only their
+                examples are read from a streamed pool's files (see
+                `kerascnn.training.multi_worker.fit`). Each worker draws its own
+                augmentation of a spec, keyed by (seed, pipeline id).
 
         Raises:
-            ValueError: for an absent split, augmentation outside "train", or a bad spec.
+            ValueError: for an absent split, augmentation outside "train", a bad spec, or
+                input_context with epochs.
         """
         source = self._split(split)
         seed = self.seed if seed is None else seed
+        if input_context is not None and epochs is not None:
+            raise ValueError(f"input_context gives one worker's share of one epoch per "
+                             f"iteration; pass epochs=None, not epochs={epochs!r}.")
         if augment is not None and not callable(augment):
-            augment = augmentation(
-                augment, seed=seed, value_range=self.value_range, input_shape=self.input_shape
-            )
+            augment_seed = seed if input_context is None else int(
+                np.random.SeedSequence([seed, input_context.input_pipeline_id])
+                .generate_state(1)[0] >> 1)
+            augment = augmentation(augment, seed=augment_seed, value_range=self.value_range,
+                                   input_shape=self.input_shape)
             augment = augment if augment.spec else None
         if augment is not None and split != "train":
             raise ValueError(
@@ -214,6 +226,7 @@ class Data:
             shuffle=split == "train" if shuffle is None else shuffle,
             seed=seed,
             augment=augment,
+            input_context=input_context,
         )
 
     def with_validation(self, fraction, seed=None):

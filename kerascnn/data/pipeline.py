@@ -3,6 +3,9 @@
 Examples stay in one in-memory tensor per split pool; the pipeline shuffles and batches their
 int64 positions and gathers each batch, so a fold or a validation split never copies the
 data. Decoding (gather, cast to float32, one-hot labels) is cached when the order is fixed.
+For multi-worker training, `batches(..., input_context=...)` gives one worker the parts of
+every global batch that tf.distribute would give its replicas, and reads only those: a
+streamed pool's files are split between the workers instead of read by each.
 
 `epoch_stream` is the training form: the batches of a range of epochs in one dataset, each
 epoch's order and augmentation a pure function of (seed, epoch, batch), so a run resumed at
@@ -53,7 +56,54 @@ def _batch(positions, images, batch_size):
     return positions.batch(batch_size)
 
 
-def batches(images, labels, positions, num_classes, batch_size, *, shuffle, seed, augment):
+def _replica_share(positions, images, batch_size, input_context):
+    """Batches a dataset of positions into this input pipeline's replica batches, read.
+
+    Every global batch of `batch_size` positions is cut into `num_replicas_in_sync`
+    contiguous parts, the first `size % replicas` of them one longer: the parts that
+    `experimental_distribute_dataset` gives the replicas (it rebatches each global batch so,
+    then each worker keeps its own parts). Pipeline i keeps parts i * local .. (i + 1) * local
+    - 1 and reads only their examples, so no example is read twice across workers. A batch
+    smaller than the replica count is dropped: a replica given no example fails in its
+    convolutions, and its peers would wait for it forever.
+    """
+    replicas = input_context.num_replicas_in_sync
+    local = replicas // input_context.num_input_pipelines
+    first = input_context.input_pipeline_id * local
+
+    def parts(index):
+        size = tf.size(index, out_type=tf.int64)
+        replica = tf.range(first, first + local, dtype=tf.int64)
+        starts = replica * (size // replicas) + tf.minimum(replica, size % replicas)
+        ends = starts + size // replicas + tf.cast(replica < size % replicas, tf.int64)
+        return tf.data.Dataset.from_tensor_slices((starts, ends)).map(
+            lambda start, end: index[start:end])
+
+    shares = (positions.batch(batch_size)
+              .filter(lambda index: tf.size(index) >= replicas)
+              .flat_map(parts))
+    if not callable(images):
+        return shares
+    if getattr(images, "reads_batches", False):
+        return shares.map(lambda index: (index, images(index)),
+                          num_parallel_calls=tf.data.AUTOTUNE)
+    # Each part is read example by example in parallel calls, then batched whole; the
+    # ordered interleave reads several parts at once and keeps their order.
+    return shares.interleave(
+        lambda index: _batch(tf.data.Dataset.from_tensor_slices(index), images, batch_size),
+        cycle_length=tf.data.AUTOTUNE, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+
+
+def _replica_batch_count(examples, batch_size, input_context):
+    """The number of batches `_replica_share` gives a pipeline from `examples` examples."""
+    steps = steps_per_epoch(examples, batch_size)
+    if examples % batch_size and examples % batch_size < input_context.num_replicas_in_sync:
+        steps -= 1
+    return steps * (input_context.num_replicas_in_sync // input_context.num_input_pipelines)
+
+
+def batches(images, labels, positions, num_classes, batch_size, *, shuffle, seed, augment,
+            input_context=None):
     """Returns a tf.data.Dataset of (float32 images at raw scale, one-hot float32 labels).
 
     Args:
@@ -69,13 +119,24 @@ def batches(images, labels, positions, num_classes, batch_size, *, shuffle, seed
         augment: None, an `Augmentation` (resampling in parallel calls, keyed by per-batch
             seeds) or any callable (images, labels) -> (images, labels), applied to batches
             in order.
+        input_context: None, or a `tf.distribute.InputContext`: then the dataset holds this
+            input pipeline's replica batches of every global batch of `batch_size` (the
+            parts `experimental_distribute_dataset` would give its replicas), and only their
+            examples are read; give it to `strategy.distribute_datasets_from_function`.
+            Every pipeline must get the same `positions`, `shuffle` and `seed`.
     """
     _check_batch_size(batch_size)
     dataset = tf.data.Dataset.from_tensor_slices(positions)
     if shuffle:
         dataset = dataset.shuffle(len(positions), seed=seed, reshuffle_each_iteration=True)
-    dataset = _batch(dataset, images, batch_size).map(_decoder(images, labels, num_classes),
-                                                      num_parallel_calls=tf.data.AUTOTUNE)
+    if input_context is None:
+        dataset = _batch(dataset, images, batch_size)
+    else:
+        dataset = _replica_share(dataset, images, batch_size, input_context).apply(
+            tf.data.experimental.assert_cardinality(
+                _replica_batch_count(len(positions), batch_size, input_context)))
+    dataset = dataset.map(_decoder(images, labels, num_classes),
+                          num_parallel_calls=tf.data.AUTOTUNE)
     if not shuffle and not callable(images):  # files stream: memory must not grow with N
         dataset = dataset.cache()
     if isinstance(augment, Augmentation):

@@ -82,12 +82,15 @@ def load(
     - a path to a `.npz` file in keras.datasets layout.
     - a folder with one sub-folder of PNG/JPEG images per class (or train/ and test/
       sub-folders, each holding class sub-folders).
+    - `kerascnn.data.TFRecords(train="shards/train-*.tfrecord", ...)`: TFRecord shards of
+      `tf.train.Example`s with a declared feature spec, or a `.json` file of its fields.
     - arrays: `(x, y)`, `((x_train, y_train), (x_test, y_test))` as keras.datasets returns
       them, a dict with keys x_train, y_train, x_test, y_test, or a dict {class name: examples}
       for data sorted into one array (file) per class. Ranks follow `kerascnn.data.arrays`.
 
-    Everything is materialised into NumPy arrays, except an image folder whose decoded
-    images would not fit in memory: that one is streamed from its files (see `stream`).
+    Everything is materialised into NumPy arrays, except an image folder, a TFDS set or
+    TFRecords whose decoded images would not fit in memory: those are streamed from their
+    files (see `stream`).
 
     Args:
         source: one of the above.
@@ -104,11 +107,12 @@ def load(
         task: "classification" (labels are classes) or "regression": y holds real-valued
             targets, a float vector (N,) or (N, targets); splits are then shuffled, not
             stratified, and the `Data` has no class names.
-        stream: for an image folder, "auto" streams it from its files (`kerascnn.data.streaming`)
-            when its decoded images would exceed `streaming.MEMORY_SHARE` of the physical
-            memory, and logs the choice; True always streams it, False always loads it into
-            memory. The same seed gives the same splits and folds either way;
-            `describe()["storage"]` says which was chosen. Other sources load into memory.
+        stream: for an image folder, a TFDS set or TFRecords, "auto" streams it from its
+            files (`kerascnn.data.streaming`, `kerascnn.data.records`) when its decoded
+            images would exceed `streaming.MEMORY_SHARE` of the physical memory, and logs
+            the choice; True always streams it, False always loads it into memory. The same
+            seed gives the same splits and folds either way; `describe()["storage"]` says
+            which was chosen. Other sources load into memory.
         cache: with streaming, a folder for the decoded, resized images (memory-mapped
             `<split>.npy`), so later epochs and runs skip decoding; keyed by its path and
             rebuilt when the folder's files change.
@@ -137,18 +141,35 @@ def load(
         target_size = tuple(int(v) for v in target_size)
     if class_names is not None:
         class_names = arrays.check_class_names(class_names, "class_names")
-    from kerascnn.data import streaming
+    from kerascnn.data import records, streaming
 
-    if streaming.chooses_streaming(source, stream, target_size):
+    if (isinstance(source, (str, os.PathLike)) and os.fspath(source).endswith(".json")
+            and os.path.isfile(source)):
+        source = records.TFRecords.from_json(os.fspath(source))
+    tfds_dir = _data_dirs(data_dir)[0]
+    if streaming.chooses_streaming(source, stream, target_size, data_dir=tfds_dir):
         if task != "classification":
-            raise ValueError(f"a streamed image folder holds classes; got task={task!r}.")
+            raise ValueError(f"streamed images hold classes; got task={task!r}. Load "
+                             "regression data in memory (stream=False).")
+        if records.streamable(source):
+            if cache is not None:
+                raise ValueError(f"cache={cache!r} holds decoded images of a streamed folder; "
+                                 "TFDS sets and TFRecords are read by position without one. "
+                                 "Leave cache out.")
+            return records.load_records(
+                source, validation_split=validation_split, test_split=test_split,
+                seed=int(seed), target_size=target_size, class_names=class_names,
+                data_dir=tfds_dir, download=download)
         return streaming.load_folder(
             os.fspath(source), validation_split=validation_split, test_split=test_split,
             seed=int(seed), target_size=target_size, class_names=class_names, cache=cache)
     if cache is not None:
         raise ValueError(f"cache={cache!r} holds decoded images of a streamed folder; this "
                          "source loads into memory. Pass stream=True for a folder, or no cache.")
-    raw = _read(source, data_dir=data_dir, download=download)
+    if isinstance(source, records.TFRecords):
+        raw = RawData(**records.read_records(source, target_size))
+    else:
+        raw = _read(source, data_dir=data_dir, download=download)
     if class_names is not None:
         raw.class_names = class_names
     try:

@@ -17,8 +17,12 @@ An optional cache (`cache=folder`) keeps the decoded, resized images of each spl
 memory-mapped `<split>.npy` file, so later epochs and later runs skip decoding. The cache is
 keyed by its path: `<split>.json` beside it records the file list (paths, sizes, modification
 times) and the image shape, and a cache that no longer matches is rebuilt.
+
+TFDS sets and TFRecord shards stream likewise, read by record position:
+`kerascnn.data.records`.
 """
 
+import collections
 import hashlib
 import json
 import logging
@@ -57,8 +61,11 @@ def physical_memory():
     return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
 
 
-def chooses_streaming(source, stream, target_size, memory_share=None):
+def chooses_streaming(source, stream, target_size, memory_share=None, data_dir=None):
     """Decides whether `load` streams `source` from its files, and logs the choice.
+
+    Image folders, TFDS sets ("tfds:<name>") and `TFRecords` sources stream
+    (`kerascnn.data.records` for the last two).
 
     Args:
         source: what `load` was given.
@@ -66,31 +73,44 @@ def chooses_streaming(source, stream, target_size, memory_share=None):
         target_size: (height, width) or None.
         memory_share: share of physical memory above which "auto" streams; defaults to
             `MEMORY_SHARE`.
+        data_dir: where TFDS sets are prepared, as in `load`.
 
     Returns:
         True to stream.
 
     Raises:
-        ValueError: for a bad `stream`, or stream=True for a source other than a folder.
+        ValueError: for a bad `stream`, or stream=True for a source that cannot stream.
     """
+    from kerascnn.data import records
+
     if not (isinstance(stream, bool) or (isinstance(stream, str) and stream == "auto")):
         raise ValueError(f"stream must be 'auto', True or False; got stream={stream!r}.")
     is_folder = isinstance(source, (str, os.PathLike)) and os.path.isdir(os.fspath(source))
-    if stream is True and not is_folder:
+    if stream is True and not (is_folder or records.streamable(source)):
         raise ValueError(
-            f"stream=True streams image folders only; got {source!r}. Load it in memory "
-            "(stream=False), or convert it to a folder of class sub-folders."
+            f"stream=True streams image folders only, or TFDS sets and TFRecords; got "
+            f"{source!r}. Load it in memory (stream=False), or convert it to a folder of "
+            "class sub-folders."
         )
-    if stream is False or stream is True or not is_folder:
+    if stream is False or stream is True or not (is_folder or records.streamable(source)):
         return stream is True
     share = MEMORY_SHARE if memory_share is None else memory_share
-    size, count = estimated_size(os.fspath(source), target_size)
+    if is_folder:
+        (size, count), unit = estimated_size(os.fspath(source), target_size), "files"
+    else:
+        estimate, unit = records.estimated_size(source, target_size, data_dir), "examples"
+        if estimate is None:
+            logger.info("%s: decoded size unknown before reading it (see "
+                        "records.estimated_size); loading into memory.", source)
+            return False
+        size, count = estimate
     limit = share * physical_memory()
     streams = size > limit
     logger.info(
-        "%s: %d files, about %.2f GB decoded; %s (limit %.0f%% of memory = %.2f GB).",
-        source, count, size / 1e9, "streaming from the files" if streams else "loading into memory",
-        100 * share, limit / 1e9,
+        "%s: %d %s, about %.2f GB decoded; %s (limit %.0f%% of memory = %.2f GB).",
+        source, count, unit, size / 1e9,
+        "streaming from the files" if streams else "loading into memory", 100 * share,
+        limit / 1e9,
     )
     return streams
 
@@ -132,8 +152,12 @@ def read_image(path, shape, jpeg_only=False, resize=True):
         jpeg_only: every file is a JPEG (no per-file choice of decoder: less work per file).
         resize: some files may differ from `shape` in size (False: none does).
     """
-    height, width, channels = shape
-    contents = tf.io.read_file(path)
+    return decode_image(tf.io.read_file(path), shape, jpeg_only, resize)
+
+
+def decode_image(contents, shape, jpeg_only=False, resize=True):
+    """Decodes one encoded image (string tensor) as `read_image` reads a file's contents."""
+    channels = shape[2]
     if jpeg_only:
         image = tf.io.decode_jpeg(contents, channels=channels, dct_method=JPEG_DCT)
     else:
@@ -142,6 +166,12 @@ def read_image(path, shape, jpeg_only=False, resize=True):
             lambda: tf.io.decode_jpeg(contents, channels=channels, dct_method=JPEG_DCT),
             lambda: tf.io.decode_image(contents, channels=channels, expand_animations=False),
         )
+    return fit_image(image, shape, resize)
+
+
+def fit_image(image, shape, resize=True):
+    """Resizes a decoded uint8 image to `shape` as `read_image` does, if it differs."""
+    height, width = shape[:2]
     if not resize:
         return tf.ensure_shape(image, shape)
 
@@ -326,7 +356,9 @@ def load_folder(root, *, validation_split, test_split, seed, target_size, class_
             "reads 8-bit images. Load the folder in memory (stream=False), which keeps them."
         )
     depth = 1 if all(channels[path] in (1, 2) for path in readable) else 3
-    shape = _common_shape(files, sizes, depth, target_size)
+    counts = {split: collections.Counter(sizes[path] for path, _ in kept)
+              for split, kept in files.items()}
+    shape = common_shape(counts, depth, target_size)
     y_train, class_names = arrays.to_class_indices(
         np.array([label for _, label in files["train"]], np.int64), "train",
         class_names or folder_classes)
@@ -342,13 +374,25 @@ def load_folder(root, *, validation_split, test_split, seed, target_size, class_
                 "resize": any(sizes[path] != shape[:2] for path in paths)}
         pools[split] = FilePool(paths, y, shape, _cache_file(cache, split, paths, shape, plan),
                                 **plan)
+    return pooled_data(os.path.basename(os.path.normpath(root)), pools, class_names,
+                       validation_split=validation_split, test_split=test_split, seed=seed)
+
+
+def pooled_data(name, pools, class_names, *, validation_split, test_split, seed):
+    """Returns the `Data` of streamed pools {split: pool}, split as `load` splits arrays.
+
+    Args:
+        name: the data set's name.
+        pools: {split: pool} of the source's own splits; "train" is required.
+        class_names, validation_split, test_split, seed: as in `load`.
+    """
     splits = {split: Split(pool) for split, pool in pools.items()}
     if "test" not in splits and test_split:
-        kept, held_out = stratified_split(y_train, test_split, seed, argument="test_split",
-                                          class_names=class_names)
+        kept, held_out = stratified_split(pools["train"].y, test_split, seed,
+                                          argument="test_split", class_names=class_names)
         splits.update(train=Split(pools["train"], kept), test=Split(pools["train"], held_out))
-    data = Data(name=os.path.basename(os.path.normpath(root)), class_names=class_names,
-                kind="image", value_range=(0, 255), sha256=None, seed=seed, splits=splits)
+    data = Data(name=name, class_names=class_names, kind="image", value_range=(0, 255),
+                sha256=None, seed=seed, splits=splits)
     if validation_split is not None:
         if "validation" in pools:
             raise ValueError(f"{data.name} has its own validation split; pass "
@@ -386,15 +430,18 @@ def _scan(paths):
     return readable, sizes, channels, deep, jpeg
 
 
-def _common_shape(files, sizes, channels, target_size):
-    """Returns (height, width, channels) of every image, or raises for mixed sizes."""
+def common_shape(size_counts, channels, target_size):
+    """Returns (height, width, channels) of every image, or raises for mixed sizes.
+
+    Args:
+        size_counts: {split: {(height, width): images of that size}}.
+        channels: 1 or 3.
+        target_size: (height, width) every image is resized to, or None.
+    """
     if target_size is not None:
         return (*target_size, channels)
     shapes = {}
-    for split, kept in files.items():
-        counts = {}
-        for path, _ in kept:
-            counts[sizes[path]] = counts.get(sizes[path], 0) + 1
+    for split, counts in size_counts.items():
         if len(counts) > 1:
             common = sorted(counts.items(), key=lambda item: -item[1])[:5]
             listed = ", ".join(f"{size} x{count}" for size, count in common)

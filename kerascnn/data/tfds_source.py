@@ -1,4 +1,4 @@
-"""Reads a TensorFlow Datasets image classification set into memory."""
+"""Reads a TensorFlow Datasets image classification set into memory (streamed: `records`)."""
 
 import numpy as np
 
@@ -26,24 +26,8 @@ def read_tfds(name, data_dir, download):
         ValueError: for an unknown set, or one without an image and a class label.
         FileNotFoundError: for a set not prepared locally when `download` is False.
     """
-    import tensorflow_datasets as tfds
-
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except tfds.core.DatasetNotFoundError:
-        raise ValueError(
-            f"TFDS has no data set {name!r}, and none is prepared in data_dir={data_dir!r}. "
-            "Check the name (tfds.list_builders()) and data_dir."
-        ) from None
-    if not builder.is_prepared():
-        if not download:
-            raise FileNotFoundError(
-                f"TFDS data set {name!r} is not prepared in {builder.data_dir} and "
-                "download=False. Prepare it there once (builder.download_and_prepare() with "
-                "internet access, or copy a prepared folder), or pass download=True."
-            )
-        builder.download_and_prepare()
-    image_key, label_key = _keys(builder.info, name)
+    builder = prepared_builder(name, data_dir, download)
+    image_key, label_key = image_and_label_keys(builder.info, name)
     fields = {}
     for split, suffix in _SPLITS.items():
         if split in builder.info.splits:
@@ -64,7 +48,34 @@ def read_tfds(name, data_dir, download):
     )
 
 
-def _keys(info, name):
+def prepared_builder(name, data_dir, download):
+    """Returns the TFDS builder of a set prepared in `data_dir`, preparing it if allowed.
+
+    Raises:
+        ValueError: for an unknown set.
+        FileNotFoundError: for a set not prepared locally when `download` is False.
+    """
+    import tensorflow_datasets as tfds
+
+    try:
+        builder = tfds.builder(name, data_dir=data_dir)
+    except tfds.core.DatasetNotFoundError:
+        raise ValueError(
+            f"TFDS has no data set {name!r}, and none is prepared in data_dir={data_dir!r}. "
+            "Check the name (tfds.list_builders()) and data_dir."
+        ) from None
+    if not builder.is_prepared():
+        if not download:
+            raise FileNotFoundError(
+                f"TFDS data set {name!r} is not prepared in {builder.data_dir} and "
+                "download=False. Prepare it there once (builder.download_and_prepare() with "
+                "internet access, or copy a prepared folder), or pass download=True."
+            )
+        builder.download_and_prepare()
+    return builder
+
+
+def image_and_label_keys(info, name):
     """Returns the feature names of the image and the class label."""
     import tensorflow_datasets as tfds
 

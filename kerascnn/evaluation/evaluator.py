@@ -115,7 +115,7 @@ def evaluate(model, data=None, *, history=None, mc_dropout=0, ensemble=None, out
     if mc_dropout:
         mc_model, stochastic_layers = uncertainty_lib.monte_carlo_model(model, seed=seed)
 
-    outputs = model.predict(x, batch_size=batch_size, verbose=0)
+    outputs = _predict(model, x, batch_size)
     if outputs_kind == "scores":
         scores = np.asarray(outputs, dtype=np.float64).reshape(len(x), -1)
         metrics = metrics_lib.classification_metrics(
@@ -137,7 +137,7 @@ def evaluate(model, data=None, *, history=None, mc_dropout=0, ensemble=None, out
     if mc_dropout:
         samples = np.stack([
             metrics_lib.as_probabilities(
-                mc_model.predict(x, batch_size=batch_size, verbose=0), num_classes)
+                _predict(mc_model, x, batch_size), num_classes)
             for _ in range(mc_dropout)])
         summary, stats = _stochastic_summary(samples, y, names, metrics["top_k"])
         uncertainty[MC_DROPOUT] = {
@@ -146,7 +146,7 @@ def evaluate(model, data=None, *, history=None, mc_dropout=0, ensemble=None, out
         correct[MC_DROPOUT] = stats["mean"].argmax(axis=1) == y
     if members:
         samples = np.stack([metrics_lib.as_probabilities(
-            member.predict(x, batch_size=batch_size, verbose=0), num_classes)
+            _predict(member, x, batch_size), num_classes)
             for member in members])
         summary, stats = _stochastic_summary(samples, y, names, metrics["top_k"])
         uncertainty[ENSEMBLE] = {
@@ -330,7 +330,8 @@ def _run_data(run, data, data_dir, split_seed):
             raise RunFolderError(
                 f"the run in {folder} was trained on arrays passed from Python; pass its test "
                 "data: evaluate(run_dir, data).")
-        arguments = {k: source[k] for k in ("validation_split", "test_split", "kind", "task")
+        arguments = {k: source[k] for k in ("validation_split", "test_split", "kind", "task",
+                                            "stream", "cache")
                      if source.get(k) is not None}
         try:
             data = data_lib.load(name, data_dir=data_dir or source.get("data_dir"), seed=seed,
@@ -377,7 +378,16 @@ def _test_arrays(data, class_names, data_dir=None, split_seed=None, task="classi
                                  seed=0 if split_seed is None else split_seed)
         x, y = data.arrays("test")
         names = class_names if class_names is not None else data.class_names
-    return np.asarray(x), np.asarray(y), None if names is None else [str(n) for n in names]
+    if not hasattr(x, "as_dataset"):  # a streamed split stays on disk (see `_predict`)
+        x = np.asarray(x)
+    return x, np.asarray(y), None if names is None else [str(n) for n in names]
+
+
+def _predict(model, x, batch_size):
+    """`model.predict` on arrays, or batch by batch from the files of a streamed split."""
+    if hasattr(x, "as_dataset"):
+        return model.predict(x.as_dataset(batch_size), verbose=0)
+    return model.predict(x, batch_size=batch_size, verbose=0)
 
 
 def _output_width(model, x):
@@ -385,7 +395,7 @@ def _output_width(model, x):
     try:
         shape = model.output_shape
     except AttributeError:  # a subclassed model declares no output shape: run one example
-        shape = model.predict(x[:1], verbose=0).shape
+        shape = model.predict(np.asarray(x[:1]), verbose=0).shape
     return int(shape[-1])
 
 

@@ -71,6 +71,8 @@ def train(
     model_options=None,
     data_dir=None,
     kind=None,
+    stream="auto",
+    cache=None,
     resume=True,
     deterministic=True,
     verbose="auto",
@@ -114,6 +116,9 @@ def train(
         data_dir: where offline copies of named data sets lie (else $KERASCNN_DATA_DIR).
         kind: how `load` reads arrays ("image", "signal", "volume"; default: from their
             shape); recorded so that `evaluate(run_dir)` reads them the same way.
+        stream, cache: whether `load` streams an image folder (or a TFDS set, TFRecord
+            shards) from its files instead of reading it into memory ("auto": when it would
+            not fit), and a folder for its decoded images; recorded like `kind`.
         resume: continue the run saved in `out` when its configuration matches. False
             deletes the run's own files (only those) and starts over.
         deterministic: TensorFlow op determinism: the same seed gives the same weights on CPU.
@@ -175,7 +180,9 @@ def train(
         with folder as run, shared or contextlib.nullcontext() as state_run:
             return _train(run, state_run or run, model, name, data, recipe, seed=seed,
                           strategy=strategy, out=out, options=options,
-                          data_dir=data_dir, kind=kind, run_precision=run_precision,
+                          data_dir=data_dir, load_options={"kind": kind, "stream": stream,
+                                                           "cache": cache},
+                          run_precision=run_precision,
                           resume=resume, deterministic=deterministic, verbose=verbose,
                           callbacks=callbacks, optimizer=optimizer)
     finally:
@@ -184,10 +191,11 @@ def train(
 
 
 def _train(run, state_run, model, name, data, recipe, *, seed, strategy, out, options,
-           data_dir, kind, run_precision, resume, deterministic, verbose, callbacks, optimizer):
+           data_dir, load_options, run_precision, resume, deterministic, verbose, callbacks,
+           optimizer):
     """`train` inside its (entered) run folder `run`; `state_run` holds the state to resume
     (`run` itself, except on the workers of a multi-worker run that are not the chief)."""
-    data, source = _load_data(data, data_dir, kind, recipe, seed)
+    data, source = _load_data(data, data_dir, load_options, recipe, seed)
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -195,7 +203,6 @@ def _train(run, state_run, model, name, data, recipe, *, seed, strategy, out, op
 
     state = _read_state(state_run, resume and out is not None)
     run_precision = _resumed_precision(run_precision, recipe, state)
-    say(f"precision: {run_precision.name} ({run_precision.reason})")
     fingerprint = _fingerprint(model, options, data, recipe, seed, run_precision)
     if state and state["fingerprint"]["digest"] != fingerprint["digest"]:
         raise RunFolderError(
@@ -217,9 +224,11 @@ def _train(run, state_run, model, name, data, recipe, *, seed, strategy, out, op
             if finished and getattr(net.optimizer, "use_ema", False):
                 net.optimizer.finalize_variable_values(net.trainable_weights)
         else:
-            net = _network(model, name, options, data, recipe, run_precision.policy)
+            net, run_precision = _network(model, name, options, data, recipe, run_precision)
+            fingerprint = _fingerprint(model, options, data, recipe, seed, run_precision)
             _check_outputs(net, data, recipe)
             _compile(net, recipe, steps, optimizer)
+    say(f"precision: {run_precision.name} ({run_precision.reason})")
     if finished:
         say(f"{run.path} holds this run, finished after {initial_epoch} epochs: nothing to "
             "train; its model is evaluated again.")
@@ -231,13 +240,18 @@ def _train(run, state_run, model, name, data, recipe, *, seed, strategy, out, op
         run.write_text("history.csv", checkpoints.history_csv(state["history"]))
 
     multi = multi_worker.is_multi_worker(strategy)
-    if multi:  # multi_worker.fit iterates one epoch's dataset per epoch
-        train_ds = data.pipeline("train", recipe.batch_size, augment=recipe.augment, seed=seed)
+    # Under multi_worker each worker reads only its share of every global batch, one epoch's
+    # dataset per epoch.
+    worker = multi_worker.worker_input_context(strategy) if multi else None
+    if multi:
+        train_ds = data.pipeline("train", recipe.batch_size, augment=recipe.augment, seed=seed,
+                                 input_context=worker)
     else:
         train_ds = data.pipeline("train", recipe.batch_size, augment=recipe.augment, seed=seed,
                                  epochs=recipe.epochs,
                                  initial_epoch=min(initial_epoch, recipe.epochs))
-    val_ds = data.pipeline("validation", recipe.batch_size) if data.size("validation") else None
+    val_ds = (data.pipeline("validation", recipe.batch_size, input_context=worker)
+              if data.size("validation") else None)
     outputs = len(net.outputs)
     if outputs > 1:
         train_ds, val_ds = (_repeat_targets(d, outputs) for d in (train_ds, val_ds))
@@ -266,7 +280,8 @@ def _train(run, state_run, model, name, data, recipe, *, seed, strategy, out, op
         start = time.perf_counter()
         if multi:
             multi_worker.fit(net, train_ds, val_ds, epochs=recipe.epochs,
-                             initial_epoch=initial_epoch, callbacks=run_callbacks, verbose=verbose)
+                             initial_epoch=initial_epoch, callbacks=run_callbacks, verbose=verbose,
+                             input_context=worker)
         else:
             net.fit(train_ds, validation_data=val_ds, epochs=recipe.epochs,
                     initial_epoch=initial_epoch, steps_per_epoch=steps, callbacks=run_callbacks,
@@ -427,13 +442,20 @@ def _check_model(model):
     raise ValueError(f"model must be a registry name, a keras.Model or a .keras path; got {model!r}.")
 
 
-def _load_data(data, data_dir, kind, recipe, seed):
-    """(Data, the record of its source for run.json: what `evaluate(run_dir)` reloads)."""
+def _load_data(data, data_dir, load_options, recipe, seed):
+    """(Data, the record of its source for run.json: what `evaluate(run_dir)` reloads).
+
+    `load_options`: `load`'s kind, stream and cache, as `train` got them.
+    """
     from kerascnn.data import Data, load
 
-    if isinstance(data, Data) and kind is not None:
-        raise ValueError(f"kind={kind!r} tells how to read a data source, but `data` is a Data "
-                         "already read; pass kind to kerascnn.data.load instead.")
+    given = {key: value for key, value in load_options.items()
+             if value is not None and not (key == "stream" and value == "auto")}
+    if isinstance(data, Data) and given:
+        listed = ", ".join(f"{key}={value!r}" for key, value in given.items())
+        verb = "tells" if len(given) == 1 else "tell"
+        raise ValueError(f"{listed} {verb} how to read a data source, but `data` is a Data "
+                         "already read; pass them to kerascnn.data.load instead.")
     if isinstance(data, Data):
         if data.task != recipe.task:
             raise ValueError(f"{data.name} was loaded for {data.task}, but the recipe's task is "
@@ -445,7 +467,7 @@ def _load_data(data, data_dir, kind, recipe, seed):
     test_split = 0.2  # load()'s default
     validation_split = recipe.validation_split or None
     loaded = load(data, data_dir=data_dir, validation_split=validation_split,
-                  test_split=test_split, seed=seed, kind=kind, task=recipe.task)
+                  test_split=test_split, seed=seed, task=recipe.task, **load_options)
     named = isinstance(data, (str, os.PathLike))
     source = os.fspath(data) if named else None
     if named and os.path.exists(source):
@@ -453,7 +475,10 @@ def _load_data(data, data_dir, kind, recipe, seed):
     return loaded, {"source": source, "loaded_by": "train" if named else "arrays",
                     "data_dir": os.path.abspath(data_dir) if data_dir else None,
                     "validation_split": validation_split, "test_split": test_split,
-                    "seed": seed, "kind": loaded.kind, "task": recipe.task}
+                    "seed": seed, "kind": loaded.kind, "task": recipe.task,
+                    "stream": load_options["stream"],
+                    "cache": os.path.abspath(load_options["cache"]) if load_options["cache"]
+                    else None}
 
 
 def _fingerprint(model, options, data, recipe, seed, run_precision):
@@ -510,8 +535,9 @@ def _describe_model(model):
     return model
 
 
-def _network(model, name, options, data, recipe, policy):
-    """The network to train: built (or taken) in float32, wrapped, then computing in `policy`."""
+def _network(model, name, options, data, recipe, chosen):
+    """(The network to train, its `Precision`): built (or taken) in float32, wrapped, then
+    computing in the precision `chosen`, revised for the network (`precision.for_model`)."""
     if name:
         shape = network.network_input_shape(name, data.input_shape, options)
         # A softmax for cross-entropy; a linear output of scores (hinge) or values.
@@ -520,9 +546,10 @@ def _network(model, name, options, data, recipe, policy):
                                **{**head, **options})
     else:
         backbone = model if isinstance(model, keras.Model) else keras.models.load_model(model)
-        if network.has_preprocessing(backbone):
-            return precision.with_policy(backbone, policy)
-    return precision.with_policy(network.wrap(backbone, data, recipe.normalization), policy)
+    if not network.has_preprocessing(backbone):
+        backbone = network.wrap(backbone, data, recipe.normalization)
+    chosen = precision.for_model(recipe.precision, chosen, backbone)
+    return precision.with_policy(backbone, chosen.policy), chosen
 
 
 @keras.saving.register_keras_serializable(package="kerascnn")

@@ -9,6 +9,13 @@ gradients of all replicas before applying them. So `fit` here keeps `model.train
 dataset sharded across the workers, and the metrics read once an epoch in cross-replica
 context, where reading them sums them over every replica.
 
+Data is split between the workers in one of two ways, to the same batches. A dataset of
+global batches is read whole by every worker, each keeping its parts of every batch
+(auto-shard policy DATA). A dataset made for the worker's `input_context`
+(`Data.pipeline(..., input_context=...)`) already holds only its parts: each worker reads
+and decodes only its own share of the files of a streamed folder, TFDS set or TFRecords,
+the "shard by file" of tf.data for pools read by position.
+
 A global batch split unevenly (the last, smaller one) is averaged per replica, as Keras'
 `fit` does under MirroredStrategy; every other step equals one step on the global batch.
 """
@@ -33,8 +40,24 @@ def is_chief(strategy):
     return strategy.extended.should_checkpoint
 
 
+def worker_input_context(strategy):
+    """Returns the `tf.distribute.InputContext` of this worker's input pipeline.
+
+    Give it to `Data.pipeline(..., input_context=...)` and to `fit`: the worker then reads only
+    its share of every global batch.
+    """
+    replicas = strategy.num_replicas_in_sync
+    if not is_multi_worker(strategy):
+        return tf.distribute.InputContext(1, 0, replicas)
+    resolver = strategy.cluster_resolver
+    cluster = resolver.cluster_spec().as_dict()
+    chiefs = len(cluster.get("chief", []))
+    index = 0 if resolver.task_type == "chief" else chiefs + resolver.task_id
+    return tf.distribute.InputContext(chiefs + len(cluster.get("worker", [])), index, replicas)
+
+
 def fit(model, train_data, validation_data=None, *, epochs=1, initial_epoch=0, callbacks=None,
-        verbose="auto"):
+        verbose="auto", input_context=None):
     """Trains a compiled model like `model.fit`, on any tf.distribute strategy.
 
     The model must have been built and compiled under its strategy's scope. Every worker calls
@@ -43,7 +66,8 @@ def fit(model, train_data, validation_data=None, *, epochs=1, initial_epoch=0, c
     Args:
         model: a compiled keras.Model.
         train_data: a tf.data.Dataset of (inputs, targets) global batches, identical on every
-            worker (seed its shuffle): each worker keeps its share of every batch.
+            worker (seed its shuffle): each worker keeps its share of every batch. Or, with
+            `input_context`, the dataset of this worker's replica batches only.
         validation_data: a dataset like `train_data`, evaluated after every epoch, or None.
         epochs: the index of the last epoch (as in `model.fit`).
         initial_epoch: the epoch to start from (a resumed run's completed epochs).
@@ -51,16 +75,24 @@ def fit(model, train_data, validation_data=None, *, epochs=1, initial_epoch=0, c
             (`loss`, metrics, `val_` ones) of all workers together. Batch hooks get empty logs:
             reading metrics after every step would cost an all-reduce per step.
         verbose: progress display ("auto", 0, 1 or 2), shown by the chief only.
+        input_context: None, or the `worker_input_context(strategy)` that both datasets
+            were made for (`Data.pipeline(..., input_context=...)`).
 
     Returns:
         The keras.callbacks.History of this call.
 
     Raises:
         ValueError: the workers disagree on `epochs`, `initial_epoch` or the number of batches
-            (they would wait for each other forever).
+            (they would wait for each other forever), or `input_context` is not this
+            worker's.
     """
     strategy = model.distribute_strategy
+    train_batches = _distribute(strategy, train_data, input_context)
+    validation_batches = (_distribute(strategy, validation_data, input_context)
+                          if validation_data is not None else None)
     steps = int(train_data.cardinality())
+    if input_context is not None and steps >= 0:  # each replica takes one batch per step
+        steps //= input_context.num_replicas_in_sync // input_context.num_input_pipelines
     _check_workers_agree(strategy, epochs=epochs, initial_epoch=initial_epoch, batches=steps)
     with strategy.scope():
         # The metrics' and optimizer's variables must exist before the first step (a replica
@@ -73,8 +105,6 @@ def fit(model, train_data, validation_data=None, *, epochs=1, initial_epoch=0, c
     )
     train_step = _distributed(strategy, model.train_step, model.jit_compile)
     test_step = _distributed(strategy, model.test_step, model.jit_compile)
-    train_batches = _shard(strategy, train_data)
-    validation_batches = _shard(strategy, validation_data) if validation_data is not None else None
 
     model.stop_training = False
     callbacks.on_train_begin()
@@ -140,6 +170,27 @@ def _distributed(strategy, step, jit_compile):
         strategy.run(step, args=(batch,))
 
     return tf.function(run, reduce_retracing=True, jit_compile=jit_compile)
+
+
+def _distribute(strategy, dataset, made_for):
+    """The distributed form of `dataset`: global batches (`made_for` None) or this worker's."""
+    if made_for is None:
+        return _shard(strategy, dataset)
+    given = (made_for.num_input_pipelines, made_for.input_pipeline_id,
+             made_for.num_replicas_in_sync)
+
+    def worker_dataset(context):
+        actual = (context.num_input_pipelines, context.input_pipeline_id,
+                  context.num_replicas_in_sync)
+        if actual != given:
+            raise ValueError(
+                f"The datasets were made for input pipeline {given[1]} of {given[0]} with "
+                f"{given[2]} replicas, but this worker is pipeline {actual[1]} of {actual[0]} "
+                f"with {actual[2]}; make them with "
+                "input_context=multi_worker.worker_input_context(strategy).")
+        return dataset
+
+    return strategy.distribute_datasets_from_function(worker_dataset)
 
 
 def _shard(strategy, dataset):

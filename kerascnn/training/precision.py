@@ -26,6 +26,13 @@ CPU_BFLOAT16_ENV = "KERASCNN_CPU_BFLOAT16"
 # Layers that stay float32 under a mixed policy (registered names): the input normalisation,
 # and LRN, whose TensorFlow kernel takes float32 only (tf.nn.local_response_normalization).
 FLOAT32_LAYERS = ("kerascnn>Preprocessing", "kerascnn>LocalResponseNormalization")
+# Layers that oneDNN runs slower in bfloat16 than in float32 on a CPU (a stack of depthwise
+# convolutions: 0.58x; plain convolutions: 3.55x), so networks built on them can train
+# slower: `bench_precision.py steps` measured MobileNet 0.84x, EfficientNet-B0 0.61x,
+# ConvNeXt-Tiny 0.95x, and Xception, whose wide 1x1 convolutions dominate, 1.24x. "auto"
+# keeps a network that has any of them in float32, so that it never slows one down;
+# precision="bfloat16" still forces it (Xception).
+SLOW_BFLOAT16_LAYERS = (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +102,27 @@ def choose_precision(precision="auto", *, gpu=None):
     if fast:
         return Precision("bfloat16", POLICIES["bfloat16"], why)
     return Precision("float32", POLICIES["float32"], why)
+
+
+def for_model(requested, chosen, model):
+    """Returns the precision `model` trains in: `chosen`, unless "auto" chose bfloat16 for a
+    model that bfloat16 slows down on a CPU (SLOW_BFLOAT16_LAYERS); then float32, saying why.
+
+    Args:
+        requested: the precision asked for; only "auto" is revised.
+        chosen: what `choose_precision(requested)` returned.
+        model: the float32 keras.Model to be trained.
+    """
+    if requested != "auto" or chosen.name != "bfloat16":
+        return chosen
+    slow = sorted({type(layer).__name__ for layer in _layers(model)
+                   if isinstance(layer, SLOW_BFLOAT16_LAYERS)})
+    if not slow:
+        return chosen
+    return Precision("float32", POLICIES["float32"],
+                     f"{chosen.reason}, but the model has {' and '.join(slow)} layers, which "
+                     "run slower in bfloat16 on a CPU: most such networks train slower "
+                     "in it (precision='bfloat16' forces it)")
 
 
 @contextlib.contextmanager

@@ -227,10 +227,10 @@ class CrossValidationTuner(base_tuner.BaseTuner):
 
 def probabilities(net, x, batch_size=256):
     """The main output of `net` on `x`, in eager batches: no `predict` function to trace for
-    each fold's new model."""
+    each fold's new model. A streamed split's examples are read batch by batch."""
     chunks = []
     for start in range(0, len(x), batch_size):
-        outputs = net(x[start:start + batch_size], training=False)
+        outputs = net(np.asarray(x[start:start + batch_size]), training=False)
         chunks.append(keras.ops.convert_to_numpy(
             outputs[0] if isinstance(outputs, (list, tuple)) else outputs))
     return np.concatenate(chunks)

@@ -9,7 +9,10 @@ import sys
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 from multi_worker_job import build
+from PIL import Image
+from sklearn.datasets import load_digits
 
 import kerascnn
 from kerascnn.training import distribute, multi_worker
@@ -17,6 +20,9 @@ from kerascnn.training import distribute, multi_worker
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 JOB = os.path.join(os.path.dirname(os.path.abspath(__file__)), "multi_worker_job.py")
 BATCH_SIZE = 64  # 1,295 training digits: 20 batches of 64 (32 per worker), then 15 (8 + 7)
+# A folder of 332 digits (35 zeros, 33 of each other class): 301 to train, 4 batches of 64,
+# then 45 (23 + 22), and 31 to validate (16 + 15).
+PER_CLASS = {label: 35 if label == 0 else 33 for label in range(10)}
 
 
 def free_ports(count):
@@ -29,7 +35,7 @@ def free_ports(count):
     return ports
 
 
-def run_workers(mode, out, count=2):
+def run_workers(mode, out, *args, count=2):
     """Runs multi_worker_job.py on `count` local workers; returns each one's results."""
     cluster = {"worker": [f"127.0.0.1:{port}" for port in free_ports(count)]}
     processes = []
@@ -38,7 +44,7 @@ def run_workers(mode, out, count=2):
         env = {**os.environ, "PYTHONPATH": REPO, "TF_CPP_MIN_LOG_LEVEL": "3",
                "TF_CONFIG": json.dumps(config)}
         processes.append(subprocess.Popen(
-            [sys.executable, JOB, mode, str(out), str(BATCH_SIZE)], env=env,
+            [sys.executable, JOB, mode, str(out), str(BATCH_SIZE), *map(str, args)], env=env,
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         ))
     try:
@@ -93,6 +99,79 @@ def test_two_workers_step_like_one_process_on_the_global_batch(workers):
         np.testing.assert_allclose(trained, reference, atol=1e-3)  # weights moved by ~0.4
     assert distributed["val_loss"][0] == pytest.approx(history["val_loss"][0], rel=1e-2)
     assert distributed["val_loss"][0] < before["loss"] / 2
+
+
+@pytest.fixture(scope="module")
+def digit_files(tmp_path_factory):
+    """A folder of 8×8 grey PNGs of scikit-learn's digits, `PER_CLASS` of each."""
+    images, labels = load_digits(return_X_y=True)
+    root = tmp_path_factory.mktemp("digit_files")
+    for label in range(10):
+        (root / str(label)).mkdir()
+        for i, row in enumerate(np.flatnonzero(labels == label)[:PER_CLASS[label]]):
+            pixels = (images[row].reshape(8, 8) * 15).astype(np.uint8)
+            Image.fromarray(pixels).save(root / str(label) / f"{i:03d}.png")
+    return root
+
+
+def test_two_workers_read_only_their_share_of_a_streamed_folder(digit_files, tmp_path):
+    chief, other = run_workers("stream", tmp_path, digit_files)
+    data = kerascnn.data.load(digit_files, stream=True, validation_split=0.1, test_split=None,
+                              seed=0)
+    epoch = [*data._split("train").all_positions(), *data._split("validation").all_positions()]
+    # Together the workers read every file of the epoch once; neither read one twice.
+    assert sorted(chief["read"] + other["read"]) == sorted(int(p) for p in epoch)
+    assert not set(chief["read"]) & set(other["read"])
+    assert [len(chief["read"]), len(other["read"])] == [128 + 23 + 16, 128 + 22 + 15]
+    assert all(np.array_equal(a, b) for a, b in zip(chief["final"], other["final"]))
+    assert chief["history"] == other["history"]
+
+    # ... and stepped like one process on the global batches of the same files.
+    model = build(data)
+    model.set_weights(chief["initial"])
+    validation = data.pipeline("validation", BATCH_SIZE)
+    history = model.fit(data.pipeline("train", BATCH_SIZE, seed=0), validation_data=validation,
+                        epochs=1, shuffle=False, verbose=0).history
+    for name in ("loss", "accuracy"):  # every step's forward pass: equal steps, equal metrics
+        assert chief["history"][name][0] == pytest.approx(history[name][0], rel=1e-5), name
+    for reference, trained in zip(model.get_weights(), chief["final"]):
+        np.testing.assert_allclose(trained, reference, atol=1e-3)
+    assert chief["history"]["val_loss"][0] == pytest.approx(history["val_loss"][0], rel=1e-2)
+    moved = max(np.abs(a - b).max() for a, b in zip(chief["initial"], chief["final"]))
+    assert moved > 0.01
+
+
+@pytest.mark.parametrize("workers, replicas", [(2, 2), (2, 4), (3, 3)])
+def test_worker_pipelines_split_every_global_batch_as_data_sharding_does(digit_files, workers,
+                                                                         replicas):
+    # DATA sharding (`_shard`) cuts each global batch as np.array_split does, replica r
+    # keeping part r (two workers on 127.0.0.1 kept 32 + 32 of 64, 8 + 7 of 15, 3 + 3 of 6,
+    # 4 + 3 of 7); a batch smaller than `replicas` is dropped.
+    for data in (kerascnn.data.load("digits", validation_split=0.1, seed=0),
+                 kerascnn.data.load(digit_files, stream=True, test_split=None, seed=0)):
+        expected = [part for x, y in data.pipeline("train", 62, seed=4).as_numpy_iterator()
+                    if len(x) >= replicas
+                    for part in zip(np.array_split(x, replicas), np.array_split(y, replicas))]
+        shares = [list(data.pipeline("train", 62, seed=4, input_context=tf.distribute.InputContext(
+            workers, index, replicas)).as_numpy_iterator()) for index in range(workers)]
+        local = replicas // workers
+        given = [part for step in range(len(shares[0]) // local) for share in shares
+                 for part in share[step * local:(step + 1) * local]]
+        assert len(given) == len(expected) and len(expected) > 2 * replicas
+        for (x, y), (x_ref, y_ref) in zip(given, expected):
+            np.testing.assert_array_equal(x, x_ref)
+            np.testing.assert_array_equal(y, y_ref)
+
+
+def test_datasets_made_for_another_worker_are_refused_clearly():
+    data = kerascnn.data.load("digits", validation_split=0.1, seed=0)
+    other = tf.distribute.InputContext(2, 1, 2)
+    with pytest.raises(ValueError, match="made for input pipeline 1 of 2 with 2 replicas, but "
+                                         "this worker is pipeline 0 of 1 with 1"):
+        multi_worker.fit(build(data), data.pipeline("train", 64, input_context=other),
+                         input_context=other, verbose=0)
+    with pytest.raises(ValueError, match="pass epochs=None, not epochs=2"):
+        data.pipeline("train", 64, epochs=2, input_context=other)
 
 
 def test_fit_on_one_process_equals_model_fit():

@@ -43,6 +43,29 @@ def test_auto_picks_bfloat16_on_a_bfloat16_cpu_and_float16_on_a_gpu(monkeypatch)
     assert precision.choose_precision("auto", gpu=True).policy == "mixed_float16"
 
 
+def test_auto_keeps_depthwise_networks_in_float32_on_a_bfloat16_cpu(tmp_path, monkeypatch):
+    monkeypatch.setenv(precision.CPU_BFLOAT16_ENV, "1")
+    chosen = precision.choose_precision("auto")
+    mobilenet = build_model("mobilenet", input_shape=(32, 32, 3), num_classes=3)
+    kept = precision.for_model("auto", chosen, mobilenet)
+    assert kept.name == "float32" and "DepthwiseConv2D" in kept.reason
+    lenet = build_model("lenet5", input_shape=(28, 28, 1), num_classes=10)
+    assert precision.for_model("auto", chosen, lenet) == chosen
+    asked = precision.choose_precision("bfloat16")
+    assert precision.for_model("bfloat16", asked, mobilenet) == asked  # asked for: kept
+
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Conv2D(4, 3, activation="relu")(inputs)
+    x = keras.layers.DepthwiseConv2D(3)(x)
+    outputs = keras.layers.Dense(10, activation="softmax")(keras.layers.Flatten()(x))
+    digits = kerascnn.data.load("digits", test_split=None, seed=0)
+    result = kerascnn.train(keras.Model(inputs, outputs), digits, epochs=1, verbose=0,
+                            out=tmp_path / "run")
+    run = json.loads((tmp_path / "run" / "run.json").read_text())
+    assert run["precision"]["name"] == "float32" and "DepthwiseConv2D" in run["precision"]["reason"]
+    assert {layer.dtype_policy.name for layer in _layers(result.model)} == {"float32"}
+
+
 def test_bad_requests_name_the_value():
     with pytest.raises(ValueError, match="'bf16'"):
         precision.choose_precision("bf16", gpu=False)
