@@ -386,3 +386,11 @@ class Data:
             + (f"classes={self.num_classes})" if self.task == "classification"
                else f"regression targets={self.num_outputs})")
         )
+
+
+def predict(model, examples, batch_size=256):
+    """`model.predict` on an array, or batch by batch on a streamed split's examples
+    (`FileExamples`: read from their files, never all in memory)."""
+    if hasattr(examples, "as_dataset"):
+        return model.predict(examples.as_dataset(batch_size), verbose=0)
+    return model.predict(examples, batch_size=batch_size, verbose=0)

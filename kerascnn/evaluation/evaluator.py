@@ -9,6 +9,7 @@ import os
 import keras
 import numpy as np
 
+from kerascnn.data.dataset import predict
 from kerascnn.evaluation import diagnosis as diagnosis_lib
 from kerascnn.evaluation import metrics as metrics_lib
 from kerascnn.evaluation import plots
@@ -115,7 +116,7 @@ def evaluate(model, data=None, *, history=None, mc_dropout=0, ensemble=None, out
     if mc_dropout:
         mc_model, stochastic_layers = uncertainty_lib.monte_carlo_model(model, seed=seed)
 
-    outputs = _predict(model, x, batch_size)
+    outputs = predict(model, x, batch_size)
     if outputs_kind == "scores":
         scores = np.asarray(outputs, dtype=np.float64).reshape(len(x), -1)
         metrics = metrics_lib.classification_metrics(
@@ -137,7 +138,7 @@ def evaluate(model, data=None, *, history=None, mc_dropout=0, ensemble=None, out
     if mc_dropout:
         samples = np.stack([
             metrics_lib.as_probabilities(
-                _predict(mc_model, x, batch_size), num_classes)
+                predict(mc_model, x, batch_size), num_classes)
             for _ in range(mc_dropout)])
         summary, stats = _stochastic_summary(samples, y, names, metrics["top_k"])
         uncertainty[MC_DROPOUT] = {
@@ -146,7 +147,7 @@ def evaluate(model, data=None, *, history=None, mc_dropout=0, ensemble=None, out
         correct[MC_DROPOUT] = stats["mean"].argmax(axis=1) == y
     if members:
         samples = np.stack([metrics_lib.as_probabilities(
-            _predict(member, x, batch_size), num_classes)
+            predict(member, x, batch_size), num_classes)
             for member in members])
         summary, stats = _stochastic_summary(samples, y, names, metrics["top_k"])
         uncertainty[ENSEMBLE] = {
@@ -378,16 +379,9 @@ def _test_arrays(data, class_names, data_dir=None, split_seed=None, task="classi
                                  seed=0 if split_seed is None else split_seed)
         x, y = data.arrays("test")
         names = class_names if class_names is not None else data.class_names
-    if not hasattr(x, "as_dataset"):  # a streamed split stays on disk (see `_predict`)
+    if not hasattr(x, "as_dataset"):  # a streamed split stays on disk (dataset.predict)
         x = np.asarray(x)
     return x, np.asarray(y), None if names is None else [str(n) for n in names]
-
-
-def _predict(model, x, batch_size):
-    """`model.predict` on arrays, or batch by batch from the files of a streamed split."""
-    if hasattr(x, "as_dataset"):
-        return model.predict(x.as_dataset(batch_size), verbose=0)
-    return model.predict(x, batch_size=batch_size, verbose=0)
 
 
 def _output_width(model, x):

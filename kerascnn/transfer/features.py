@@ -3,6 +3,7 @@
 import keras
 
 from kerascnn.data import Data, load
+from kerascnn.data.dataset import predict
 from kerascnn.transfer import surgery
 from kerascnn.transfer.source import TransferError, load_source
 
@@ -66,8 +67,12 @@ def extract_features(source, data, layer=None, *, batch_size=256, data_dir=None,
     """
     model, _ = load_source(source, safe_mode=safe_mode)
     data = load_data(data, data_dir)
-    features = feature_model(model, layer, data.input_shape)
-    return {split: (features.predict(data.arrays(split)[0], batch_size=batch_size, verbose=0),
+    return split_features(feature_model(model, layer, data.input_shape), data, batch_size)
+
+
+def split_features(extractor, data, batch_size=256):
+    """{split: (features, labels)} of every split of `data` through a `feature_model`."""
+    return {split: (predict(extractor, data.arrays(split)[0], batch_size),
                     data.arrays(split)[1])
             for split in SPLITS if data.size(split)}
 

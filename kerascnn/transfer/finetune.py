@@ -237,9 +237,7 @@ def _train_phase(net, data, recipe, phase, scales, seed, out, verbose):
 def _feature_baseline(net, data, folder, manifest, recipe, seed):
     start = time.perf_counter()
     extractor = features.feature_model(net)
-    found = {split: (extractor.predict(data.arrays(split)[0], batch_size=256, verbose=0),
-                     data.arrays(split)[1])
-             for split in features.SPLITS if data.size(split)}
+    found = features.split_features(extractor, data)
     classifier, metrics = features.logistic_regression(found, seed=seed)
     seconds = time.perf_counter() - start
     manifest["feature_baseline"] = {

@@ -39,6 +39,10 @@ def test_a_streamed_run_is_evaluated_from_its_files_like_one_in_memory(digit_fol
     assert reference.metrics["accuracy"] == trained["accuracy"]
     np.testing.assert_array_equal(again.metrics["confusion_matrix"],
                                   reference.metrics["confusion_matrix"])
+    streamed = kerascnn.extract_features(str(run), kerascnn.data.load(digit_folder, stream=True))
+    for split, (features, labels) in kerascnn.extract_features(str(run), in_memory).items():
+        np.testing.assert_allclose(streamed[split][0], features, rtol=1e-5, atol=1e-6)
+        np.testing.assert_array_equal(streamed[split][1], labels)
     with pytest.raises(ValueError, match="stream=True tells how to read a data source"):
         kerascnn.train("lenet1", in_memory, stream=True, verbose=0)
 
