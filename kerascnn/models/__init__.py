@@ -19,5 +19,14 @@ from kerascnn.models.densenet import densenet121, densenet169, densenet201
 from kerascnn.models.convnext import convnext_tiny
 from kerascnn.models.resnet_v2 import resnet50v2, resnet101v2
 from kerascnn.models.squeezenet import squeezenet1_0, squeezenet1_1
-from kerascnn.models.efficientnet import efficientnet_b0
+from kerascnn.models.efficientnet import (
+    efficientnet_b0,
+    efficientnet_b1,
+    efficientnet_b2,
+    efficientnet_b3,
+    efficientnet_b4,
+    efficientnet_b5,
+    efficientnet_b6,
+    efficientnet_b7,
+)
 from kerascnn.models.inception_v3 import inception_v3

@@ -1,5 +1,5 @@
-"""EfficientNet-B0 (Tan & Le, 'EfficientNet: Rethinking model scaling for convolutional neural
-networks', ICML 2019).
+"""EfficientNet-B0 to B7 (Tan & Le, 'EfficientNet: Rethinking model scaling for convolutional
+neural networks', ICML 2019).
 
 The baseline network of Table 1: a 3×3/2 stem, seven stages of mobile inverted bottlenecks
 (MBConv: a 1×1 expansion, a depthwise k×k, squeeze-and-excitation, a linear 1×1 projection,
@@ -17,9 +17,14 @@ their inputs preprocessed):
 - stochastic depth on the residual branches ("drop_connect_rate" in the release) rises from 0
   to 0.2 × 15/16 over the 16 blocks; dropout 0.2 before the classifier.
 Widths scale with the release's rule: a multiple of 8, never more than 10% under the exact
-product. Every window pads "same", so with zero padding any input size works (keras'
+product. B1-B7 scale B0 by the release's compound coefficients (section 3.3): every width by
+`width_multiplier`, every stage's block count by the depth coefficient (rounded up), the input
+side to the paper's resolution, and the classifier's dropout; their counts equal
+keras.applications' EfficientNetB1-B7 less the same 7 statistics. Every window pads "same", so with zero padding any input size works (keras'
 32×32 minimum is a generic check); reflect padding needs maps wider than the padding.
 """
+
+import math
 
 from kerascnn.layers import factories
 from kerascnn.layers.blocks import KERAS_BATCH_NORM, conv_norm_act, residual_add
@@ -40,11 +45,32 @@ EFFICIENTNET_B0 = (
     (6, 3, 1, 320, 1),
 )
 STEM_FILTERS, TOP_FILTERS = 32, 1280
+# The release's compound scaling of B0: variant -> (width, depth, input side, dropout).
+COMPOUND_SCALING = {
+    "b1": (1.0, 1.1, 240, 0.2),
+    "b2": (1.1, 1.2, 260, 0.3),
+    "b3": (1.2, 1.4, 300, 0.3),
+    "b4": (1.4, 1.8, 380, 0.4),
+    "b5": (1.6, 2.2, 456, 0.4),
+    "b6": (1.8, 2.6, 528, 0.5),
+    "b7": (2.0, 3.1, 600, 0.5),
+}
 # The release's initialisation of every convolution (He et al. 2015 on the fan-out).
 CONV_INITIALIZER = {
     "class_name": "VarianceScaling",
     "config": {"scale": 2.0, "mode": "fan_out", "distribution": "truncated_normal"},
 }
+
+
+def deeper(table, depth):
+    """`table` with every stage's block count × `depth`, rounded up as the release does."""
+    return tuple((*stage[:4], math.ceil(depth * stage[4])) for stage in table)
+
+
+def _scaled(variant):
+    """(table, default input shape) of EfficientNet-`variant` ("b1" .. "b7")."""
+    _, depth, side, _ = COMPOUND_SCALING[variant]
+    return deeper(EFFICIENTNET_B0, depth), (side, side, 3)
 
 
 def round_filters(filters, width_multiplier, divisor=8):
@@ -239,3 +265,220 @@ def efficientnet_b0(
         A `keras.Model`.
     """
     return EfficientNet(EFFICIENTNET_B0, (224, 224, 3), **locals())
+
+
+@register_model(
+    default_input_shape=(240, 240, 3),
+    paper="Tan & Le, 'EfficientNet: Rethinking model scaling for convolutional neural "
+    "networks', ICML 2019, Table 2 (EfficientNet-B1)",
+)
+def efficientnet_b1(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="efficientnet_b1",
+    *,
+    activation="swish",
+    norm="batch",
+    padding_mode="zeros",
+    width_multiplier=1.0,
+    se_ratio=0.25,
+    dropout=0.2,
+    drop_connect=0.0,
+    drop_path_rate=0.2,
+):
+    """EfficientNet-B1: B0 1.1× deeper, 240×240 inputs; 7,856,232 parameters.
+
+    Args: as `efficientnet_b0` (`width_multiplier` defaults to B1's width coefficient).
+    """
+    return EfficientNet(*_scaled("b1"), **locals())
+
+
+@register_model(
+    default_input_shape=(260, 260, 3),
+    paper="Tan & Le, 'EfficientNet: Rethinking model scaling for convolutional neural "
+    "networks', ICML 2019, Table 2 (EfficientNet-B2)",
+)
+def efficientnet_b2(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="efficientnet_b2",
+    *,
+    activation="swish",
+    norm="batch",
+    padding_mode="zeros",
+    width_multiplier=1.1,
+    se_ratio=0.25,
+    dropout=0.3,
+    drop_connect=0.0,
+    drop_path_rate=0.2,
+):
+    """EfficientNet-B2: B0 1.1× wider and 1.2× deeper, 260×260 inputs; 9,177,562 parameters.
+
+    Args: as `efficientnet_b0` (`width_multiplier` defaults to B2's width coefficient).
+    """
+    return EfficientNet(*_scaled("b2"), **locals())
+
+
+@register_model(
+    default_input_shape=(300, 300, 3),
+    paper="Tan & Le, 'EfficientNet: Rethinking model scaling for convolutional neural "
+    "networks', ICML 2019, Table 2 (EfficientNet-B3)",
+)
+def efficientnet_b3(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="efficientnet_b3",
+    *,
+    activation="swish",
+    norm="batch",
+    padding_mode="zeros",
+    width_multiplier=1.2,
+    se_ratio=0.25,
+    dropout=0.3,
+    drop_connect=0.0,
+    drop_path_rate=0.2,
+):
+    """EfficientNet-B3: B0 1.2× wider and 1.4× deeper, 300×300 inputs; 12,320,528 parameters.
+
+    Args: as `efficientnet_b0` (`width_multiplier` defaults to B3's width coefficient).
+    """
+    return EfficientNet(*_scaled("b3"), **locals())
+
+
+@register_model(
+    default_input_shape=(380, 380, 3),
+    paper="Tan & Le, 'EfficientNet: Rethinking model scaling for convolutional neural "
+    "networks', ICML 2019, Table 2 (EfficientNet-B4)",
+)
+def efficientnet_b4(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="efficientnet_b4",
+    *,
+    activation="swish",
+    norm="batch",
+    padding_mode="zeros",
+    width_multiplier=1.4,
+    se_ratio=0.25,
+    dropout=0.4,
+    drop_connect=0.0,
+    drop_path_rate=0.2,
+):
+    """EfficientNet-B4: B0 1.4× wider and 1.8× deeper, 380×380 inputs; 19,466,816 parameters.
+
+    Args: as `efficientnet_b0` (`width_multiplier` defaults to B4's width coefficient).
+    """
+    return EfficientNet(*_scaled("b4"), **locals())
+
+
+@register_model(
+    default_input_shape=(456, 456, 3),
+    paper="Tan & Le, 'EfficientNet: Rethinking model scaling for convolutional neural "
+    "networks', ICML 2019, Table 2 (EfficientNet-B5)",
+)
+def efficientnet_b5(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="efficientnet_b5",
+    *,
+    activation="swish",
+    norm="batch",
+    padding_mode="zeros",
+    width_multiplier=1.6,
+    se_ratio=0.25,
+    dropout=0.4,
+    drop_connect=0.0,
+    drop_path_rate=0.2,
+):
+    """EfficientNet-B5: B0 1.6× wider and 2.2× deeper, 456×456 inputs; 30,562,520 parameters.
+
+    Args: as `efficientnet_b0` (`width_multiplier` defaults to B5's width coefficient).
+    """
+    return EfficientNet(*_scaled("b5"), **locals())
+
+
+@register_model(
+    default_input_shape=(528, 528, 3),
+    paper="Tan & Le, 'EfficientNet: Rethinking model scaling for convolutional neural "
+    "networks', ICML 2019, Table 2 (EfficientNet-B6)",
+)
+def efficientnet_b6(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="efficientnet_b6",
+    *,
+    activation="swish",
+    norm="batch",
+    padding_mode="zeros",
+    width_multiplier=1.8,
+    se_ratio=0.25,
+    dropout=0.5,
+    drop_connect=0.0,
+    drop_path_rate=0.2,
+):
+    """EfficientNet-B6: B0 1.8× wider and 2.6× deeper, 528×528 inputs; 43,265,136 parameters.
+
+    Args: as `efficientnet_b0` (`width_multiplier` defaults to B6's width coefficient).
+    """
+    return EfficientNet(*_scaled("b6"), **locals())
+
+
+@register_model(
+    default_input_shape=(600, 600, 3),
+    paper="Tan & Le, 'EfficientNet: Rethinking model scaling for convolutional neural "
+    "networks', ICML 2019, Table 2 (EfficientNet-B7)",
+)
+def efficientnet_b7(
+    include_top=True,
+    weights=None,
+    input_tensor=None,
+    input_shape=None,
+    pooling=None,
+    classes=1000,
+    classifier_activation="softmax",
+    name="efficientnet_b7",
+    *,
+    activation="swish",
+    norm="batch",
+    padding_mode="zeros",
+    width_multiplier=2.0,
+    se_ratio=0.25,
+    dropout=0.5,
+    drop_connect=0.0,
+    drop_path_rate=0.2,
+):
+    """EfficientNet-B7: B0 2.0× wider and 3.1× deeper, 600×600 inputs; 66,658,680 parameters.
+
+    Args: as `efficientnet_b0` (`width_multiplier` defaults to B7's width coefficient).
+    """
+    return EfficientNet(*_scaled("b7"), **locals())

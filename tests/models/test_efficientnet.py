@@ -1,4 +1,4 @@
-"""EfficientNet-B0: Keras' EfficientNetB0 counts, layer names and, with its weights, its outputs."""
+"""EfficientNet-B0 to B7: Keras' counts, layer names and, with its weights, its outputs."""
 
 import time
 
@@ -93,3 +93,24 @@ def test_inspector_counts_the_papers_multiply_adds(twins):
     report = kerascnn.inspect(ours)
     assert report.params == 5_330_564
     assert round(report.macs / 1e9, 2) == 0.39
+
+
+# Table 2's parameters (millions, as printed) of each compound-scaled variant.
+PAPER_MILLIONS = {1: 7.8, 2: 9.2, 3: 12, 4: 19, 5: 30, 6: 43, 7: 66}
+
+
+# B1 in the default run; the larger variants build the same blocks (the test budget).
+@pytest.mark.parametrize("variant", [1] + [pytest.param(v, marks=pytest.mark.slow)
+                                           for v in range(2, 8)])
+def test_compound_scaled_variants_equal_keras_applications(variant):
+    ours = kerascnn.build_model(f"efficientnet_b{variant}", input_shape=(64, 64, 3))
+    twin = getattr(keras.applications, f"EfficientNetB{variant}")(weights=None,
+                                                                   input_shape=(64, 64, 3))
+    assert ours.count_params() == twin.count_params() - 7  # Keras' input statistics aside
+    assert [l.name for l in ours.layers if l.weights] == \
+        [l.name for l in twin.layers if l.weights and not _is_input_statistics(l)]
+    assert ours.get_layer("predictions_dropout").rate == twin.get_layer("top_dropout").rate
+    # Table 2 prints 7.8M for B1, where the release's network has 7.86M (Keras' too).
+    assert abs(ours.count_params() / 1e6 - PAPER_MILLIONS[variant]) < 0.1 * PAPER_MILLIONS[variant]
+    side = kerascnn.models.get_model_entry(f"efficientnet_b{variant}").default_input_shape[0]
+    assert side == {1: 240, 2: 260, 3: 300, 4: 380, 5: 456, 6: 528, 7: 600}[variant]

@@ -10,7 +10,8 @@ from kerascnn.models import get_model_entry, minimum_input_size
 MODELS = kerascnn.list_models()
 # Deeper twins of a registered network build the same blocks: their round trip runs with -m slow.
 DEEPER_TWINS = {"vgg13", "vgg16", "vgg19", "resnet34", "resnet101", "resnet152", "resnet101v2",
-                "densenet169", "densenet201", "squeezenet1_0"}
+                "densenet169", "densenet201", "squeezenet1_0"} | {
+                    f"efficientnet_b{v}" for v in range(1, 8)}
 ROUND_TRIP = [pytest.param(n, marks=pytest.mark.slow) if n in DEEPER_TWINS else n for n in MODELS]
 CLASSES = 3
 NARROW = {"width_multiplier": 0.125}  # same graph, an eighth of the widths: keeps the run short
