@@ -12,8 +12,15 @@ outputs:
 - every convolution is followed by BatchNorm without a scale (epsilon 1e-3, momentum 0.99)
   and ReLU, and has no bias;
 - "valid" stem convolutions and reductions, so inputs need at least 75×75 (Keras' minimum);
-- no auxiliary classifier (keras.applications has none either); dropout 0.2 before the
-  classifier as TF-slim (keep probability 0.8).
+- dropout 0.2 before the classifier as TF-slim (keep probability 0.8);
+- the auxiliary classifier of section 8 only with `aux_logits=True` (keras.applications has
+  none): on the last 17×17 module (mixed7), 5×5/3 average pooling, a 1×1 convolution to 128,
+  a 5×5 "valid" convolution to 768 (smaller maps: one over the whole map, as TF-slim's
+  `_reduced_kernel_size_for_small_input`), global average pooling and a linear classifier,
+  torchvision's InceptionAux (3,327,592 parameters at 1,000 classes: torchvision's 3,326,696
+  with BatchNorm's moving statistics instead of its scales). The model then has two outputs,
+  "predictions" and "aux_predictions"; `train` weights the auxiliary loss by 0.4 (LOSS_WEIGHTS,
+  TF-slim's training script).
 In 1D and 3D a factorised n×n convolution becomes one n-tap convolution per spatial axis
 (one in 1D, three in 3D; the last one gives the branch its width), and the expanded filter
 bank one n-tap convolution per axis side by side, so a 3D 8×8 module is wider than a 2D one.
@@ -23,9 +30,13 @@ import keras
 
 from kerascnn.layers import factories
 from kerascnn.layers.blocks import KERAS_BATCH_NORM
-from kerascnn.layers.convolution import Window, conv, pool
+from kerascnn.layers.convolution import Window, conv, global_pool, pool
 from kerascnn.models import base
 from kerascnn.models.registry import register_model
+
+# TF-slim's train_image_classifier weights the auxiliary loss by 0.4.
+LOSS_WEIGHTS = {"predictions": 1.0, "aux_predictions": 0.4}
+AUX_AFTER = 7  # the auxiliary classifier reads mixed7, the last 17×17 module
 
 # Table 1 with the release's filters: (module, arguments) for mixed0 ... mixed10. "a" (Fig. 5)
 # takes its pool projection's width, "c" (Fig. 6) the width inside its factorised branches.
@@ -184,6 +195,21 @@ _MODULE_WINDOWS = {
 }
 
 
+def auxiliary_classifier(x, classes, *, classifier_activation, drop_connect, **options):
+    """Section 8's auxiliary classifier on mixed7 (torchvision's InceptionAux); see the module
+    docstring. Maps under 5 wide are pooled whole instead of 5×5/3."""
+    sides = x.shape[1:-1]
+    if None not in sides and min(sides) >= 5:
+        x = pool(x, "avg", 5, strides=3, name="aux_pool")
+    else:
+        x = global_pool(x, "avg", "aux_pool", keepdims=True)
+    x = conv_bn(x, 128, 1, name="aux_conv0", **options)
+    kernel = tuple(5 if side is None else min(5, side) for side in x.shape[1:-1])
+    x = conv_bn(x, 768, kernel, name="aux_conv1", padding="valid", **options)
+    x = global_pool(x, "avg", "aux_gap")
+    return base.dense(classes, classifier_activation, drop_connect, "aux_predictions")(x)
+
+
 def windows(table, *, padding_mode):
     """The windows of an Inception-v3 along one axis: the stem, then each module's."""
     out = [Window("conv1a", 3, 2), Window("conv2a", 3),
@@ -215,6 +241,7 @@ def InceptionV3(
     width_multiplier,
     dropout,
     drop_connect,
+    aux_logits,
 ):
     """Builds an Inception-v3: the stem, the modules of `table`, a classifier.
 
@@ -223,11 +250,11 @@ def InceptionV3(
         default_input_shape: the paper's input.
         include_top, weights, input_tensor, input_shape, pooling, classes,
             classifier_activation, name: as in keras.applications.
-        activation, norm, padding_mode, width_multiplier, dropout, drop_connect: as in
-            `inception_v3`.
+        activation, norm, padding_mode, width_multiplier, dropout, drop_connect, aux_logits:
+            as in `inception_v3`.
 
     Returns:
-        A `keras.Model`.
+        A `keras.Model`: one output, or [main, auxiliary] with aux_logits.
 
     Raises:
         ValueError: a bad option, or an input too small for the network.
@@ -239,6 +266,7 @@ def InceptionV3(
         windows=lambda shape: windows(table, padding_mode=padding_mode),
         activation=activation, norm=norm, padding_mode=padding_mode,
         width_multiplier=width_multiplier, dropout=dropout, drop_connect=drop_connect,
+        aux_logits=aux_logits,
     )
     options = dict(norm=norm, activation=activation, padding_mode=padding_mode,
                    width_multiplier=width_multiplier)
@@ -250,13 +278,18 @@ def InceptionV3(
     x = conv_bn(x, 80, 1, name="conv3b", padding="valid", **options)
     x = conv_bn(x, 192, 3, name="conv4a", padding="valid", **options)
     x = pool(x, "max", 3, strides=2, name="pool2")
+    auxiliary = None
     for index, (kind, *arguments) in enumerate(table):
         x = MODULES[kind](x, *arguments, name=f"mixed{index}", **options)
+        if index == AUX_AFTER and include_top and aux_logits:
+            auxiliary = auxiliary_classifier(
+                x, classes, classifier_activation=classifier_activation,
+                drop_connect=drop_connect, **options)
     x = base.classifier_head(
         x, include_top=include_top, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, dropout=dropout, drop_connect=drop_connect,
     )
-    return base.finish(inputs, x, name, weights)
+    return base.finish(inputs, x if auxiliary is None else [x, auxiliary], name, weights)
 
 
 @register_model(
@@ -280,6 +313,7 @@ def inception_v3(
     width_multiplier=1.0,
     dropout=0.2,
     drop_connect=0.0,
+    aux_logits=False,
 ):
     """Inception-v3 at 299×299: Table 1; 23,851,784 parameters as keras.applications' InceptionV3.
 
@@ -294,6 +328,9 @@ def inception_v3(
         width_multiplier: scales every width (rounded to the nearest int, at least 1).
         dropout: dropout before the classifier (0.2, TF-slim's keep probability 0.8).
         drop_connect: DropConnect rate on the classifier's weights.
+        aux_logits: add section 8's auxiliary classifier on mixed7 (with include_top): the
+            model then outputs [predictions, aux_predictions]. Off by default, as in
+            keras.applications.
 
     Returns:
         A `keras.Model`.

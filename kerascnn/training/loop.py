@@ -16,6 +16,8 @@ import tensorflow as tf
 import kerascnn
 from kerascnn.data.pipeline import steps_per_epoch
 from kerascnn.files import sha256_file
+from kerascnn.models.googlenet import LOSS_WEIGHTS as GOOGLENET_LOSS_WEIGHTS
+from kerascnn.models.inception_v3 import LOSS_WEIGHTS as INCEPTION_V3_LOSS_WEIGHTS
 from kerascnn.models.registry import build_model, get_model_entry
 from kerascnn.run_folder import RunFolder, RunFolderError
 from kerascnn.training import (
@@ -30,7 +32,10 @@ from kerascnn.training import (
 from kerascnn.training.recipes import get_recipe
 
 LENGTH_FREE_SCHEDULES = ("constant", "plateau", "inverse_time")
-AUX_LOSS_WEIGHT = 0.3  # GoogLeNet's auxiliary classifiers (Szegedy et al., 2015, section 5)
+# The loss weight of an auxiliary output, by its layer name: GoogLeNet's 0.3 (Szegedy et al.,
+# 2015, section 5), Inception-v3's 0.4 (TF-slim); AUX_LOSS_WEIGHT for any other extra output.
+AUX_LOSS_WEIGHTS = {**GOOGLENET_LOSS_WEIGHTS, **INCEPTION_V3_LOSS_WEIGHTS}
+AUX_LOSS_WEIGHT = 0.3
 PROBABILITY_TOLERANCE = 1e-3  # rows of a softmax output sum to 1 within this
 
 
@@ -604,6 +609,14 @@ def build_optimizer(recipe, learning_rate, steps_per_epoch):
     }[recipe.optimizer]()
 
 
+def _loss_weights(net):
+    """1 for the main output, then each auxiliary output's weight (AUX_LOSS_WEIGHTS)."""
+    from kerascnn.transfer.surgery import split_network
+
+    names = split_network(net)[1].output_names  # the backbone's: a wrapper renames them
+    return [1.0] + [AUX_LOSS_WEIGHTS.get(name, AUX_LOSS_WEIGHT) for name in names[1:]]
+
+
 def _compile(net, recipe, steps_per_epoch, make_optimizer=None):
     lr = schedules.learning_rate(recipe, steps_per_epoch, recipe.epochs)
     optimizer = (make_optimizer(recipe, lr, steps_per_epoch) if make_optimizer
@@ -614,7 +627,7 @@ def _compile(net, recipe, steps_per_epoch, make_optimizer=None):
     net.compile(
         optimizer=optimizer,
         loss=[loss] * n if n > 1 else loss,
-        loss_weights=[1.0] + [AUX_LOSS_WEIGHT] * (n - 1) if n > 1 else None,
+        loss_weights=_loss_weights(net) if n > 1 else None,
         metrics=[[metric]] + [[] for _ in range(n - 1)] if n > 1 else [metric],
         jit_compile=recipe.jit_compile,
     )

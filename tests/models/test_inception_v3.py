@@ -71,3 +71,35 @@ def test_one_and_three_dimensional_variants(shape, width):
         assert np.isfinite(model.train_on_batch(x, keras.utils.to_categorical([0, 2], 3)))
     else:
         np.testing.assert_allclose(np.asarray(model(x)).sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_auxiliary_classifier_is_torchvisions_on_mixed7(twins):
+    ours, _ = twins
+    aux = kerascnn.build_model("inception_v3", classifier_activation=None, aux_logits=True)
+    assert aux.output_names == ["predictions", "aux_predictions"]
+    # torchvision's InceptionAux(768, 1000): 3,326,696 parameters with BatchNorm scales (128 +
+    # 768); Keras-style BatchNorm has no scale and counts two moving statistics per channel.
+    head = aux.count_params() - ours.count_params()
+    assert head == 3_326_696 - (128 + 768) + 2 * (128 + 768) == 3_327_592
+    assert aux.get_layer("aux_conv0").kernel.shape == (1, 1, 768, 128)
+    assert aux.get_layer("aux_conv1").kernel.shape == (5, 5, 128, 768)  # 5×5 map: valid → 1×1
+    assert aux.get_layer("aux_pool").input.shape[1:] == (17, 17, 768)
+    # The main path is the network without the head: its weights give the same logits.
+    for layer in ours.layers:
+        if layer.weights:
+            aux.get_layer(layer.name).set_weights(layer.get_weights())
+    x = np.random.default_rng(1).uniform(-1, 1, size=(1, 299, 299, 3)).astype("float32")
+    np.testing.assert_allclose(np.asarray(aux(x)[0]), np.asarray(ours(x)), rtol=1e-5, atol=1e-6)
+
+
+def test_small_inputs_shrink_the_auxiliary_windows_and_train_weights_its_loss():
+    from kerascnn.training import loop, network
+
+    model = kerascnn.build_model("inception_v3", input_shape=(75, 75, 1), num_classes=10,
+                                 width_multiplier=0.25, aux_logits=True)
+    assert model.get_layer("aux_conv1").kernel_size == (1, 1)  # 3×3 mixed7 pooled whole
+    wrapped = network.wrap(model, kerascnn.data.load("digits"), "standardize")
+    assert loop._loss_weights(wrapped) == [1.0, 0.4]  # TF-slim's auxiliary weight
+    googlenet = kerascnn.build_model("googlenet", input_shape=(32, 32, 1), num_classes=10,
+                                     width_multiplier=0.25)
+    assert loop._loss_weights(googlenet) == [1.0, 0.3, 0.3]  # Szegedy et al. 2015, section 5
