@@ -250,7 +250,7 @@ def cmd_preview(args):
     from kerascnn import data
 
     _check_writable(os.path.dirname(os.path.abspath(args.out)), "the folder of --out")
-    loaded = data.load(args.data, data_dir=args.data_dir, kind=args.kind)
+    loaded = data.load(args.data, data_dir=args.data_dir, kind=args.kind, task=args.task)
     print(_describe(loaded))
     data.preview(loaded, args.augment, args.out, n=args.n, seed=args.seed)
     print(f"preview written to {args.out}")
@@ -266,9 +266,11 @@ def cmd_recipes(args):
 def cmd_tune(args):
     import kerascnn
     from kerascnn.tuning import load_study
+    from kerascnn.tuning.search import describe_test_metrics
 
     study = load_study(args.study) if args.study else {}
-    for key in ("model", "data", "folds", "tuner", "max_trials", "epochs", "out", "seed"):
+    for key in ("model", "data", "folds", "tuner", "max_trials", "epochs", "out", "seed",
+                "objective", "task"):
         if getattr(args, key) is not None:
             study[key] = getattr(args, key)
     model, data = study.pop("model", "lenet5"), study.pop("data", "digits")
@@ -281,7 +283,7 @@ def cmd_tune(args):
     else:
         print(f"best hyperparameters: {json.dumps(result.best_hyperparameters)}")
     if result.test_metrics:
-        print(f"refit test accuracy: {result.test_metrics['accuracy']:.4f}")
+        print(f"refit test {describe_test_metrics(result.test_metrics)}")
     print(f"search folder: {out}")
 
 
@@ -297,9 +299,10 @@ def cmd_finetune(args):
         epochs=args.epochs, learning_rate=args.learning_rate, lr_mult=args.lr_mult, bn=args.bn,
         recipe=args.recipe, adapt_input=not args.keep_input, renormalize=args.renormalize,
         out=out, seed=args.seed, data_dir=args.data_dir, safe_mode=not args.no_safe_mode,
-        precision=args.precision,
+        precision=args.precision, task=args.task,
     )
-    summary = {k: result.metrics[k] for k in ("accuracy", "macro_f1") if k in result.metrics}
+    summary = {k: result.metrics[k] for k in ("accuracy", "macro_f1", "r2", "mae", "rmse")
+               if k in result.metrics}
     print(f"run folder: {result.run_dir}")
     print(f"test metrics: {json.dumps(summary)}")
 
@@ -395,6 +398,8 @@ def parser():
     d.add_argument("--data", default="digits")
     d.add_argument("--data-dir")
     d.add_argument("--kind", choices=KINDS, help="how to read arrays (default: from the shape)")
+    d.add_argument("--task", choices=("classification", "regression"), default="classification",
+                   help="regression: float targets, each image titled with its value(s)")
     d.add_argument("--augment", default="flip,rotate=5,crop=0.9")
     d.add_argument("--out", default="preview.png")
     d.add_argument("-n", type=_positive_int, default=16)
@@ -412,9 +417,15 @@ def parser():
     s.add_argument("--data", help="digits, mnist, cifar10, tfds:NAME, a .npz or a folder "
                                   "(default digits)")
     s.add_argument("--data-dir", help="folder of offline data copies (default $KERASCNN_DATA_DIR)")
-    s.add_argument("--folds", type=_positive_int, help="k of a stratified k-fold; 1: one "
-                                                       "validation split (default 5)")
+    s.add_argument("--folds", type=_positive_int, help="k of a k-fold, stratified for classes; "
+                                                       "1: one validation split (default 5)")
     s.add_argument("--tuner", help="random, grid, bayesian or hyperband (default random)")
+    s.add_argument("--task", choices=("classification", "regression"),
+                   help="regression: float targets, shuffled (not stratified) folds (default: "
+                        "the study's, else classification)")
+    s.add_argument("--objective", help="val_accuracy or val_loss; for regression val_mse, "
+                                       "val_mae or val_r2 (default: accuracy, or the "
+                                       "recipe's loss)")
     s.add_argument("--max-trials", type=_positive_int)
     s.add_argument("--epochs", type=_positive_int, help="epochs per fold (Hyperband: the most)")
     s.add_argument("--out", help="search folder (default runs/tune-STUDY); rerun to resume")
@@ -427,6 +438,9 @@ def parser():
     s.add_argument("--data", required=True, help="digits, mnist, cifar10, tfds:NAME, a .npz or "
                                                  "a folder")
     s.add_argument("--data-dir", help="folder of offline data copies (default $KERASCNN_DATA_DIR)")
+    s.add_argument("--task", choices=("classification", "regression"),
+                   help="regression: float targets, a linear head per target, MSE (default "
+                        "classification)")
     s.add_argument("--freeze", default="base", help="base (head only), none, N (the top N "
                    "stages too), a stage name, gradual, or all (features + logistic regression)")
     s.add_argument("--bn", choices=("frozen", "train_affine", "train"), default="frozen",

@@ -10,7 +10,7 @@ import keras
 import numpy as np
 
 import kerascnn
-from kerascnn.data import KERAS_DATASETS
+from kerascnn.data import KERAS_DATASETS, Data
 from kerascnn.files import atomic_write_bytes
 from kerascnn.run_folder import RunFolder
 from kerascnn.training import TrainResult, train
@@ -25,6 +25,8 @@ REPORT_FILES = ("metrics.json", "report.md", "report.html")  # and the report's 
 # a high rate would wreck them before the new head settles (Yosinski et al. 2014; fastai).
 UNFREEZE_FACTOR = 0.1
 MANIFEST = "finetune.json"
+# The headline test metrics: a classifier's, then a regressor's (kerascnn.evaluate's keys).
+SUMMARY_METRICS = ("accuracy", "macro_f1", "log_loss", "r2", "mae", "rmse")
 
 
 def finetune(
@@ -52,7 +54,11 @@ def finetune(
     Phase 1 trains the new head with the base frozen for `head_epochs`; then each phase that
     `freeze` asks for unfreezes more of the base and trains at the rate × 0.1, recompiled,
     as its own `kerascnn.train` run in `out`/phase-N (so an interrupted fine-tune resumes
-    phase by phase).
+    phase by phase). Regression data (a `Data` loaded with task="regression", or
+    `task="regression"` among the recipe overrides) turn a classifier into a regressor: the
+    new head is a linear Dense with one unit per target (no softmax), trained with the
+    recipe's loss ("mse" unless loss="mae"), and the freeze="all" baseline is a ridge
+    regression scored by R².
 
     Args:
         source: a `.keras` file, the name of a model in `saved_models/` (e.g.
@@ -63,7 +69,7 @@ def finetune(
             (head, then the top N stages too), a stage name (head, then that stage and all
             above it), "gradual" (one stage more per phase, fastai style) or "all" (no
             training: a scikit-learn logistic regression on the extracted features, the
-            baseline). Stages are the architecture's own for kerascnn models, else where the
+            baseline; for regression a ridge regression, RidgeCV). Stages are the architecture's own for kerascnn models, else where the
             map size changes.
         head_epochs: epochs of the head phase (default: `epochs`; 0 skips it unless
             freeze="base").
@@ -74,7 +80,8 @@ def finetune(
         bn: BatchNorm policy: "frozen", "train_affine" or "train" (see
             kerascnn.transfer.batchnorm).
         recipe: the training recipe (name, Recipe or dict); `**recipe_overrides` override
-            its fields.
+            its fields (task="regression" loads `data` as float targets; a `Data` brings its
+            own task).
         adapt_input: convert the first convolution to the data's channel count (grey <->
             RGB, N channels); False lets the Preprocessing layer convert the images instead.
         renormalize: recompute the input normalisation on the new training split instead of
@@ -92,7 +99,7 @@ def finetune(
         own BatchNormalization), the history of every phase (with a "phase" column), the
         test metrics, the run folder, the recipe and the training seconds. For
         freeze="all", the model is the feature extractor and the metrics are the
-        logistic regression's.
+        logistic (ridge) regression's.
 
     Raises:
         ValueError (TransferError, RunFolderError): a bad option, source, stage or folder,
@@ -107,8 +114,13 @@ def finetune(
             or (head_epochs == 0 and freeze == "base"):
         raise TransferError(f"head_epochs must be a positive int (0 skips the head phase when "
                             f"freeze is not 'base'); got {head_epochs!r}.")
+    if isinstance(data, Data) and recipe_overrides.get("task") not in (None, data.task):
+        raise TransferError(f"task={recipe_overrides['task']!r}, but {data.name} was loaded for "
+                            f"{data.task}; pass task={data.task!r}, or load the data with "
+                            f"task={recipe_overrides['task']!r}.")
     model, provenance = load_source(source, safe_mode=safe_mode)
-    data = features.load_data(data, data_dir, recipe.validation_split, seed)
+    data = features.load_data(data, data_dir, recipe.validation_split, seed, task=recipe.task)
+    recipe = get_recipe(recipe, task=data.task)
     groups = freezing.layer_groups(model)
     multipliers = lr_groups.group_multipliers(lr_mult, groups)
     phases = [] if freeze == "all" else freezing.plan_phases(
@@ -126,7 +138,8 @@ def finetune(
         "source": provenance,
         "data": data.describe(),
         "classes": {"source": _source_classes(model, provenance),
-                    "target": dict(enumerate(data.class_names))},
+                    "target": dict(enumerate(data.class_names)) if data.task == "classification"
+                    else f"{data.num_outputs} regression target(s)"},
         "input_adaptation": adaptation,
         "freeze": freeze,
         "bn": bn,
@@ -169,6 +182,7 @@ def finetune(
         final = inference_copy(net)
         metrics = _plain(result.metrics)
         manifest["test_accuracy"] = metrics.get("accuracy")
+        manifest["test_metrics"] = _summary(metrics)
         if out:
             _write_outputs(folder, final, history, metrics, manifest, f"phase-{phase.number}")
     return TrainResult(final, history, metrics, folder.path if out else None, recipe, seconds)
@@ -177,8 +191,9 @@ def finetune(
 def adapt(model, data, *, bn, adapt_input=True, renormalize=False):
     """Returns (the model rebuilt for `data`, the weight report rows, the input adaptation).
 
-    A new head for the data's classes, the first convolution for its channels (when
-    `adapt_input`), the BatchNorm class the policy needs; every other weight copied.
+    A new head for the data's classes (a linear one per target for regression data), the
+    first convolution for its channels (when `adapt_input`), the BatchNorm class the policy
+    needs; every other weight copied.
     """
     preprocessing, backbone = surgery.split_network(model)
     source_channels = backbone.inputs[0].shape[-1]
@@ -196,11 +211,13 @@ def adapt(model, data, *, bn, adapt_input=True, renormalize=False):
         raise TransferError(f"{model.name!r} has no convolution to adapt to {data_channels} "
                             "input channels.")
     new = surgery.rebuild(
-        model, classes=data.num_classes,
+        model, classes=data.num_outputs, linear_head=data.task == "regression",
         input_shape=data.input_shape if preprocessing is not None else None,
         input_channels=data_channels if change else None,
         layer_classes=batchnorm.layer_classes(bn))
     rows = surgery.transfer_weights(model, new, replaced=classifiers, first_conv=first)
+    if data.task == "regression":
+        _start_at_the_mean(new, data)
     new_preprocessing, _ = surgery.split_network(new)
     if renormalize and new_preprocessing is not None:
         new_preprocessing.adapt(data.x_train)
@@ -215,6 +232,18 @@ def adapt(model, data, *, bn, adapt_input=True, renormalize=False):
         else "adapted on the new training split by kerascnn.train",
     }
     return new, rows, adaptation
+
+
+def _start_at_the_mean(model, data):
+    """Sets the new linear heads' biases to the training targets' mean: the head starts as the
+    mean predictor (R² 0) instead of predicting about 0, which targets far from 0 (digit
+    values 5-9, prices) would take most of a short head phase to unlearn."""
+    _, backbone = surgery.split_network(model)
+    mean = np.mean(data.arrays("train")[1], axis=0)
+    for name in surgery.find_classifiers(model):
+        bias = getattr(backbone.get_layer(name), "bias", None)
+        if bias is not None and tuple(bias.shape) == mean.shape:
+            bias.assign(mean.astype(bias.dtype))
 
 
 def inference_copy(model):
@@ -238,14 +267,18 @@ def _feature_baseline(net, data, folder, manifest, recipe, seed):
     start = time.perf_counter()
     extractor = features.feature_model(net)
     found = features.split_features(extractor, data)
-    classifier, metrics = features.logistic_regression(found, seed=seed)
+    if data.task == "regression":
+        regressor, metrics = features.ridge_regression(found)
+        baseline = {"regressor": "StandardScaler + RidgeCV (scikit-learn)",
+                    "alpha": float(regressor[-1].alpha_)}
+    else:
+        classifier, metrics = features.logistic_regression(found, seed=seed)
+        baseline = {"classifier": "StandardScaler + LogisticRegression (scikit-learn)",
+                    "max_iter": classifier[-1].max_iter}
     seconds = time.perf_counter() - start
-    manifest["feature_baseline"] = {
-        "features": int(extractor.outputs[0].shape[-1]),
-        "classifier": "StandardScaler + LogisticRegression (scikit-learn)",
-        "max_iter": classifier[-1].max_iter,
-    }
+    manifest["feature_baseline"] = {"features": int(extractor.outputs[0].shape[-1]), **baseline}
     manifest["test_accuracy"] = metrics.get("accuracy")
+    manifest["test_metrics"] = _summary(metrics)
     if folder is not None:
         folder.write_json("metrics.json", metrics)
         folder.write_json(MANIFEST, manifest)
@@ -287,7 +320,7 @@ def _append(history, phase_history, number):
 
 def _summary(metrics):
     """The headline test metrics of a phase."""
-    return {k: float(metrics[k]) for k in ("accuracy", "macro_f1", "log_loss") if k in metrics}
+    return {k: float(metrics[k]) for k in SUMMARY_METRICS if k in metrics}
 
 
 def _plain(metrics):

@@ -142,12 +142,17 @@ def _strip_build_configs(config):
         layer.pop("build_config", None)
 
 
-def rebuild(model, *, classes=None, input_shape=None, input_channels=None, layer_classes=None):
+def rebuild(model, *, classes=None, input_shape=None, input_channels=None, layer_classes=None,
+            linear_head=False):
     """Returns a fresh copy of `model` with a new head, input or layer classes (no weights).
 
     Args:
         model: a functional or Sequential keras.Model.
-        classes: new number of classes for every classifier (None keeps them).
+        classes: new number of classes for every classifier (None keeps them), or of
+            regression targets with `linear_head`.
+        linear_head: end every output in its classifier's linear map, a regressor's head:
+            the classifiers' own activation and the activation layers (Softmax, Activation)
+            between them and the outputs become linear.
         input_shape: per-example shape of the raw inputs of a model with Preprocessing.
         input_channels: channels the backbone takes (None keeps them).
         layer_classes: {(module, class_name): layer class} to swap layer types, e.g.
@@ -163,13 +168,26 @@ def rebuild(model, *, classes=None, input_shape=None, input_channels=None, layer
     preprocessing, _ = split_network(model)
     config = copy.deepcopy(model.get_config())
     _strip_build_configs(config)
-    classifiers = set(find_classifiers(model)) if classes else set()
+    classifiers = set(find_classifiers(model)) if classes or linear_head else set()
     reshapes = _head_reshapes(model) if classes else set()
+    activations = _output_activations(model) if linear_head else set()
     first_input = True
     for layer in _layer_configs(config):
         inner, kind = layer["config"], layer["class_name"]
         name = inner.get("name")
-        if name in classifiers:
+        if name in activations:
+            linear = keras.layers.Activation("linear", name=name)
+            serialized = keras.saving.serialize_keras_object(linear)
+            layer.update({k: serialized.get(k) for k in ("module", "class_name",
+                                                         "registered_name", "config")})
+            # A Softmax's call takes a mask argument, an Activation's does not.
+            for node in layer.get("inbound_nodes", []):
+                if isinstance(node, dict):
+                    node.get("kwargs", {}).pop("mask", None)
+            continue
+        if name in classifiers and linear_head:
+            inner["activation"] = "linear"
+        if name in classifiers and classes:
             inner["units" if "units" in inner else "filters"] = classes
         elif name in reshapes:
             inner["target_shape"] = list(inner["target_shape"][:-1]) + [classes]
@@ -189,6 +207,22 @@ def rebuild(model, *, classes=None, input_shape=None, input_channels=None, layer
                                                          "registered_name", "config")})
                 break
     return model.__class__.from_config(config)
+
+
+def _output_activations(model):
+    """Names of the activation layers between the classifiers and the outputs."""
+    _, backbone = split_network(model)
+    producers = _producers(backbone)
+    classifiers = set(find_classifiers(model))
+    names = set()
+    for output in backbone.outputs:
+        layer = producers.get(id(output))
+        while layer is not None and layer.name not in classifiers:
+            if type(layer).__name__ in ("Activation", "Softmax", "ReLU"):
+                names.add(layer.name)
+            inputs = _inputs_of(layer)
+            layer = producers.get(id(inputs[0])) if len(inputs) == 1 else None
+    return names
 
 
 def _head_reshapes(model):

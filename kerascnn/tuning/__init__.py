@@ -3,6 +3,8 @@
 `tune(model, data, space=..., tuner="random", folds=5)` searches, writes results.json,
 cv_results.csv (scikit-learn's `cv_results_` layout), best_hyperparameters.json, folds.json
 and scores.png, then refits the best configuration on all training data and tests it once.
+Regression data (`task="regression"`) get shuffled `KFold` folds and the objectives
+"val_mse", "val_mae" or "val_r2".
 `load_study(path)` reads a TOML study file (see the `tuning/` folder).
 """
 

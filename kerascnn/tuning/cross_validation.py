@@ -10,6 +10,8 @@ import math
 import os
 import shutil
 import time
+from collections.abc import Callable
+from typing import NamedTuple
 
 import keras
 import keras_tuner
@@ -17,9 +19,15 @@ import numpy as np
 from keras_tuner.engine import base_tuner
 from sklearn import metrics as sk_metrics
 
-from kerascnn.data.splits import stratified_folds, stratified_split
+from kerascnn.data.splits import (
+    shuffled_folds,
+    shuffled_split,
+    stratified_folds,
+    stratified_split,
+)
 from kerascnn.run_folder import LOCK as RUN_LOCK
 from kerascnn.training import checkpoints
+from kerascnn.training.losses import loss_name
 from kerascnn.tuning.space import split_values
 
 TUNERS = {
@@ -28,10 +36,29 @@ TUNERS = {
     "bayesian": keras_tuner.oracles.BayesianOptimizationOracle,
     "hyperband": keras_tuner.oracles.HyperbandOracle,
 }
-# objective -> (direction, scorer(labels, probabilities, num_classes))
+
+
+class Objective(NamedTuple):
+    """A search objective: the task it scores, KerasTuner's direction, its scikit-learn scorer
+    name (greater is better there, so errors are negated, as in "neg_mean_squared_error") and
+    `score(y_true, outputs, num_classes)` on a held-out fold's targets and the model's output."""
+
+    task: str
+    direction: str
+    sklearn_scorer: str
+    score: Callable
+
+
 OBJECTIVES = {
-    "val_accuracy": ("max", lambda y, p, n: sk_metrics.accuracy_score(y, p.argmax(axis=1))),
-    "val_loss": ("min", lambda y, p, n: sk_metrics.log_loss(y, p, labels=list(range(n)))),
+    "val_accuracy": Objective("classification", "max", "accuracy",
+                              lambda y, p, n: sk_metrics.accuracy_score(y, p.argmax(axis=1))),
+    "val_loss": Objective("classification", "min", "neg_log_loss",
+                          lambda y, p, n: sk_metrics.log_loss(y, p, labels=list(range(n)))),
+    "val_mse": Objective("regression", "min", "neg_mean_squared_error",
+                         lambda y, p, n: sk_metrics.mean_squared_error(y, p)),
+    "val_mae": Objective("regression", "min", "neg_mean_absolute_error",
+                         lambda y, p, n: sk_metrics.mean_absolute_error(y, p)),
+    "val_r2": Objective("regression", "max", "r2", lambda y, p, n: sk_metrics.r2_score(y, p)),
 }
 TRIAL_RECORD = "trial.json"
 
@@ -42,11 +69,26 @@ def check_tuner(tuner):
         raise ValueError(f"Unknown tuner {tuner!r}; choose one of {sorted(TUNERS)}.")
 
 
-def check_objective(objective):
-    """Returns (name, direction) of a supported objective, else raises ValueError."""
+def default_objective(task, loss):
+    """The objective a search of `task` scores by default: accuracy for classes, the recipe's
+    loss ("mse" or "mae") for regression."""
+    return "val_accuracy" if task == "classification" else f"val_{loss_name(task, loss)}"
+
+
+def check_objective(objective, task=None):
+    """Returns (name, direction) of a supported objective, else raises ValueError.
+
+    Args:
+        objective: a key of OBJECTIVES.
+        task: the data's task ("classification" or "regression"); None skips that check.
+    """
     if objective not in OBJECTIVES:
         raise ValueError(f"Unknown objective {objective!r}; choose one of {sorted(OBJECTIVES)}.")
-    return objective, OBJECTIVES[objective][0]
+    if task is not None and OBJECTIVES[objective].task != task:
+        fitting = sorted(k for k, v in OBJECTIVES.items() if v.task == task)
+        raise ValueError(f"objective={objective!r} scores {OBJECTIVES[objective].task}, but the "
+                         f"data holds {task} targets; choose one of {fitting}.")
+    return objective, OBJECTIVES[objective].direction
 
 
 def make_oracle(tuner, objective, *, max_trials, max_epochs, seed):
@@ -69,16 +111,20 @@ def fold_indices(data, folds, *, seed, groups=None, validation_split=0.1):
     Args:
         data: a `kerascnn.data.Data`; positions index `data.training_labels()`.
         folds: an int k >= 2 (shuffled stratified k-fold, scikit-learn's
-            `StratifiedKFold(k, shuffle=True, random_state=seed)`), 1 (one stratified hold-out
-            of `validation_split`), or a scikit-learn splitter (its `split(X, y, groups)`).
+            `StratifiedKFold(k, shuffle=True, random_state=seed)`; for regression data,
+            whose targets have no classes, `KFold(k, shuffle=True, random_state=seed)`), 1
+            (one hold-out of `validation_split`, stratified for classes), or a scikit-learn
+            splitter (its `split(X, y, groups)`).
         seed: seed of the shuffle.
         groups: group labels aligned with `data.training_labels()`, for group splitters.
         validation_split: the held-out fraction when `folds` is 1.
 
     Raises:
-        ValueError: k larger than the smallest class, k < 1, or groups of the wrong length.
+        ValueError: k larger than the smallest class (or the examples), k < 1, or groups of
+            the wrong length.
     """
     labels = data.training_labels()
+    regression = data.task == "regression"
     if groups is not None and len(groups) != len(labels):
         raise ValueError(
             f"groups has {len(groups)} entries but {data.name} has {len(labels)} training "
@@ -87,9 +133,11 @@ def fold_indices(data, folds, *, seed, groups=None, validation_split=0.1):
     if hasattr(folds, "split"):
         pairs = folds.split(np.zeros((len(labels), 1)), labels, groups)
     elif isinstance(folds, (int, np.integer)) and not isinstance(folds, bool) and folds == 1:
-        pairs = [stratified_split(labels, validation_split, seed)]
+        pairs = [shuffled_split(len(labels), validation_split, seed) if regression
+                 else stratified_split(labels, validation_split, seed)]
     elif isinstance(folds, (int, np.integer)) and not isinstance(folds, bool) and folds >= 2:
-        pairs = stratified_folds(labels, int(folds), seed, data.class_names)
+        pairs = (shuffled_folds(len(labels), int(folds), seed) if regression
+                 else stratified_folds(labels, int(folds), seed, data.class_names))
     else:
         raise ValueError(
             f"folds must be an int (1 for one validation split, k >= 2 for k-fold) or a "
@@ -209,8 +257,8 @@ class CrossValidationTuner(base_tuner.BaseTuner):
                                        options, [StopAtEpoch(target)] if budget else [])
             net, history = result.model, result.history
         x, y = held.arrays("validation")
-        score = float(OBJECTIVES[search.objective][1](y, probabilities(net, x),
-                                                      search.data.num_classes))
+        score = float(OBJECTIVES[search.objective].score(y, main_outputs(net, x),
+                                                         search.data.num_classes))
         record = {
             "fold": j,
             "score": score,
@@ -225,9 +273,10 @@ class CrossValidationTuner(base_tuner.BaseTuner):
         return record
 
 
-def probabilities(net, x, batch_size=256):
-    """The main output of `net` on `x`, in eager batches: no `predict` function to trace for
-    each fold's new model. A streamed split's examples are read batch by batch."""
+def main_outputs(net, x, batch_size=256):
+    """The main output of `net` on `x` (class probabilities, or regression values), in eager
+    batches: no `predict` function to trace for each fold's new model. A streamed split's
+    examples are read batch by batch."""
     chunks = []
     for start in range(0, len(x), batch_size):
         outputs = net(np.asarray(x[start:start + batch_size]), training=False)

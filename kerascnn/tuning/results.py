@@ -26,13 +26,16 @@ def cv_results(trials, direction):
 
     Keys: `mean_fit_time`, `std_fit_time`, `param_<name>`, `params`, `split<k>_test_score`,
     `mean_test_score`, `std_test_score` (population standard deviation, as scikit-learn),
-    `rank_test_score`, and `trial_id`. A loss objective keeps its sign; ranks follow the
-    objective's direction.
+    `rank_test_score`, and `trial_id`. Test scores follow scikit-learn's convention that
+    greater is better: a minimised objective (a loss or an error) is negated, as its
+    "neg_log_loss", "neg_mean_squared_error" and "neg_mean_absolute_error" scorers report
+    them; results.json keeps each objective's own sign.
 
     Args:
         trials: trial records (dicts with hyperparameters, fold_scores, folds).
-        direction: "max" or "min".
+        direction: the objective's direction, "max" or "min".
     """
+    sign = 1.0 if direction == "max" else -1.0
     done = [t for t in trials if t["status"] == "completed"]
     params = [public_values(t["hyperparameters"]) for t in done]
     names = sorted({name for p in params for name in p})
@@ -43,13 +46,14 @@ def cv_results(trials, direction):
         **{f"param_{name}": [p.get(name) for p in params] for name in names},
         "params": params,
     }
-    splits = max((len(t["fold_scores"]) for t in done), default=0)
+    scores = [sign * np.asarray(t["fold_scores"], dtype=float) for t in done]
+    splits = max((len(s) for s in scores), default=0)
     for k in range(splits):
-        results[f"split{k}_test_score"] = [t["fold_scores"][k] for t in done]
-    means = [float(np.mean(t["fold_scores"])) for t in done]
+        results[f"split{k}_test_score"] = [float(s[k]) for s in scores]
+    means = [float(np.mean(s)) for s in scores]
     results["mean_test_score"] = means
-    results["std_test_score"] = [float(np.std(t["fold_scores"])) for t in done]
-    results["rank_test_score"] = ranks(means, direction)
+    results["std_test_score"] = [float(np.std(s)) for s in scores]
+    results["rank_test_score"] = ranks(means, "max")
     results["trial_id"] = [t["trial_id"] for t in done]
     return results
 

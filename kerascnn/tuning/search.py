@@ -22,9 +22,10 @@ from kerascnn.tuning.cross_validation import (
     CrossValidationTuner,
     check_objective,
     check_tuner,
+    default_objective,
     fold_indices,
+    main_outputs,
     make_oracle,
-    probabilities,
 )
 from kerascnn.tuning.space import RECIPE_FIELDS, hyperparameters, split_values
 
@@ -95,7 +96,7 @@ class _Search:
         done = [t for t in _trial_records(self.folder) if t["status"] == "completed"]
         if not done:
             return False
-        sign = 1 if OBJECTIVES[self.objective][0] == "max" else -1
+        sign = 1 if OBJECTIVES[self.objective].direction == "max" else -1
         best = max(sign * np.mean(t["fold_scores"][:len(scores)]) for t in done)
         return sign * np.mean(scores) < best - self.prune
 
@@ -114,7 +115,8 @@ def tune(
     max_trials=10,
     epochs=None,
     recipe="quick",
-    objective="val_accuracy",
+    objective=None,
+    task=None,
     out=None,
     seed=0,
     refit=True,
@@ -145,20 +147,30 @@ def tune(
             `keras_tuner.HyperParameters`, or None for the model family's default space.
         tuner: "random", "grid", "bayesian" or "hyperband" (KerasTuner's Oracles).
         folds: k >= 2 (stratified k-fold, `StratifiedKFold(k, shuffle=True,
-            random_state=seed)`), 1 (one stratified hold-out of the recipe's
-            validation_split, the cheap mode), or a scikit-learn splitter.
+            random_state=seed)`; for regression `KFold(k, shuffle=True, random_state=seed)`),
+            1 (one hold-out of the recipe's validation_split, stratified for classes: the
+            cheap mode), or a scikit-learn splitter.
         max_trials: the number of trials (Hyperband: its brackets decide).
         epochs: epochs per fold (Hyperband: the most epochs of a trial); default the recipe's.
-        recipe: the base recipe; the space overrides its fields.
-        objective: "val_accuracy" (maximised) or "val_loss" (minimised), on held-out folds.
+        recipe: the base recipe; the space overrides its fields. Its task is set to `task`.
+        objective: what the held-out folds score, by scikit-learn. Classification:
+            "val_accuracy" (maximised, the default) or "val_loss" (log-loss, minimised).
+            Regression: "val_mse", "val_mae" (minimised) or "val_r2" (maximised); the
+            default is the recipe's loss ("mse" unless it says "mae"). KerasTuner's Oracle
+            gets the objective's own value and direction; `cv_results` negates minimised
+            ones, as scikit-learn's "neg_mean_squared_error" scorer does.
+        task: "classification" or "regression" (float targets: folds are shuffled, not
+            stratified, and the models end in a linear Dense per target); None takes the
+            task of `data` when it is a `kerascnn.data.Data`, else the recipe's.
         out: the search folder (results.json, cv_results.csv, best_hyperparameters.json,
             folds.json, scores.png, trials/, refit/); None: a temporary folder, removed.
         seed: seeds the folds, the Oracle, every training run and the refit.
         refit: retrain the best hyperparameters on all training data and test them.
         groups: group labels for a group splitter, aligned with `data.training_labels()`.
         nested: None, or K >= 2: estimate the whole procedure by nested cross-validation
-            instead (K outer stratified folds, each searched and refit in
-            `out/nested/outer-<i>`, tested on its outer fold); the result's `nested` holds it.
+            instead (K outer folds, stratified for classes, each searched and refit in
+            `out/nested/outer-<i>`, tested on its outer fold by accuracy, or for regression
+            by the objective); the result's `nested` holds it.
         prune: None, or a margin in objective units: a trial stops after fold j (before its
             last) when its running mean over folds 1..j is worse than the best completed
             trial's mean over the same folds by more than the margin; it is kept as
@@ -170,21 +182,30 @@ def tune(
         A TuneResult.
 
     Raises:
-        ValueError: an unknown tuner, objective, model or hyperparameter; an empty or inverted
-            range; k larger than the smallest class; a folder holding another search.
+        ValueError: an unknown tuner, objective, model or hyperparameter; an objective of the
+            other task; an empty or inverted range; k larger than the smallest class; a
+            folder holding another search.
     """
+    from kerascnn.data import Data, load
+
     check_tuner(tuner)
-    check_objective(objective)
+    if objective is not None:
+        check_objective(objective)
     if isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1:
         raise ValueError(f"max_trials must be a positive integer; got {max_trials!r}.")
     model_name, build = _check_model(model)
     base = get_recipe(recipe, epochs=epochs)
-    hp_space = hyperparameters(space, model_name)
+    if isinstance(data, Data) and task not in (None, data.task):
+        raise ValueError(f"task={task!r}, but {data.name} was loaded for {data.task}; pass "
+                         f"task={data.task!r}, or load the data with task={task!r}.")
+    task = task or (data.task if isinstance(data, Data) else base.task)
+    base = get_recipe(base, task=task)
+    objective = objective or default_objective(task, base.loss)
+    check_objective(objective, task)
+    hp_space = hyperparameters(space, model_name, task)
     _check_recipe_values(hp_space, base)
-    from kerascnn.data import Data, load
-
     if not isinstance(data, Data):
-        data = load(data, data_dir=data_dir, seed=seed)
+        data = load(data, data_dir=data_dir, seed=seed, task=task)
     splits = fold_indices(data, folds, seed=seed, groups=groups,
                           validation_split=base.validation_split)
     inner_split = base.validation_split if (base.early_stopping or base.schedule == "plateau") else None
@@ -219,7 +240,8 @@ def tune(
                 return TuneResult({}, trials, None, {}, {}, 0, None if temporary else folder.path)
             trials, cv, best = write_results(folder, objective)
             if verbose:
-                print(results_module.ranked_table(trials, OBJECTIVES[objective][0], objective))
+                print(results_module.ranked_table(trials, OBJECTIVES[objective].direction,
+                                                  objective))
             best_model, test_metrics, refit_epochs = None, {}, 0
             if refit and best is not None:
                 best_model, test_metrics, refit_epochs = _refit(
@@ -245,14 +267,16 @@ def write_results(folder, objective, plot=True):
     Returns:
         (trials, cv_results, best trial record or None).
     """
-    direction = OBJECTIVES[objective][0]
+    direction = OBJECTIVES[objective].direction
     trials = _trial_records(folder)
     cv = results_module.cv_results(trials, direction)
     pick = max if direction == "max" else min
     completed = [t for t in trials if t["status"] == "completed"]
     best = pick(completed, key=lambda t: t["score"]) if completed else None
-    folder.write_json("results.json", {"objective": objective, "direction": direction,
-                                       "trials": trials})
+    folder.write_json("results.json", {
+        "objective": objective, "direction": direction,
+        # what cv_results.csv's test scores are: scikit-learn's scorer (errors negated)
+        "cv_results_scorer": OBJECTIVES[objective].sklearn_scorer, "trials": trials})
     folder.write_text("cv_results.csv", results_module.cv_results_csv(cv))
     if best is not None:
         folder.write_json("best_hyperparameters.json", {
@@ -307,15 +331,26 @@ def _refit(search, space, best, data, folder):
         metrics = report.metrics
         if search.verbose:
             print(f"refit on {refit_data.size('train')} examples for {epochs} epochs: test "
-                  f"accuracy {metrics['accuracy']:.4f}")
+                  f"{describe_test_metrics(metrics)}")
     return result.model, metrics, epochs
+
+
+def describe_test_metrics(metrics):
+    """A refit's test metrics in a few words: accuracy for a classifier, R², MAE and RMSE for
+    a regressor (`kerascnn.evaluate`'s keys)."""
+    if "r2" in metrics:
+        return f"R² {metrics['r2']:.4f}, MAE {metrics['mae']:.4f}, RMSE {metrics['rmse']:.4f}"
+    return f"accuracy {metrics['accuracy']:.4f}"
 
 
 def _nested(model, data, k, *, out, seed, verbose, **search):
     """Nested cross-validation: per outer fold, a search and refit on the rest, tested on it.
 
-    Each outer search is a search folder of its own, `out/nested/outer-<i>`.
+    Each outer search is a search folder of its own, `out/nested/outer-<i>`. A classifier is
+    scored by accuracy on each outer fold, a regressor by the search's objective.
     """
+    regression = data.task == "regression"
+    metric = search["objective"].removeprefix("val_") if regression else "accuracy"
     scores = []
     with contextlib.ExitStack() as stack:
         parent = stack.enter_context(RunFolder(out, "search")) if out else None
@@ -325,9 +360,10 @@ def _nested(model, data, k, *, out, seed, verbose, **search):
             result = tune(model, fit, out=inner_out, seed=seed, verbose=verbose, refit=True,
                           **search)
             x, y = held.arrays("validation")
-            predictions = probabilities(result.best_model, x).argmax(axis=1)
-            scores.append(float(np.mean(predictions == y)))
-        summary = {"outer_test_accuracy": scores, "mean": float(np.mean(scores)),
+            outputs = main_outputs(result.best_model, x)
+            scores.append(float(OBJECTIVES[search["objective"]].score(y, outputs, 0)) if regression
+                          else float(np.mean(outputs.argmax(axis=1) == y)))
+        summary = {f"outer_test_{metric}": scores, "mean": float(np.mean(scores)),
                    "std": float(np.std(scores))}
         if parent:
             parent.write_json("nested.json", summary)

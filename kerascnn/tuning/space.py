@@ -33,6 +33,9 @@ COMMON_SPACE = {
     "label_smoothing": [0.0, 0.1],
     "augment": AUGMENT_CHOICES,
 }
+# Recipe fields that only classification has (they act on class targets): left out of a
+# regression task's default space.
+CLASSIFICATION_FIELDS = ("label_smoothing",)
 # Per-family model options, kept where the family's builder accepts them.
 FAMILY_SPACES = {
     "lenet": {"dropout": {"min": 0.0, "max": 0.5, "step": 0.1}, "width_multiplier": [1, 2, 3],
@@ -49,17 +52,20 @@ class SpaceError(ValueError):
     """A search space that names an unknown hyperparameter or holds an empty range."""
 
 
-def default_space(model):
+def default_space(model, task="classification"):
     """Returns the default search space (a dict) of a registry model's family.
 
     Args:
         model: a registry name, or None for a `build(hp)` callable (recipe fields only).
+        task: "classification", or "regression" (without CLASSIFICATION_FIELDS).
     """
+    common = {k: v for k, v in COMMON_SPACE.items()
+              if task == "classification" or k not in CLASSIFICATION_FIELDS}
     if model is None:
-        return dict(COMMON_SPACE)
+        return common
     entry = get_model_entry(model)
     family = FAMILY_SPACES.get(entry.family, GENERIC_FAMILY_SPACE)
-    return {**COMMON_SPACE, **{k: v for k, v in family.items() if k in entry.options}}
+    return {**common, **{k: v for k, v in family.items() if k in entry.options}}
 
 
 def tunable_names(model):
@@ -70,13 +76,14 @@ def tunable_names(model):
     return RECIPE_FIELDS + tuple(options)
 
 
-def hyperparameters(space, model=None):
+def hyperparameters(space, model=None, task="classification"):
     """Converts a space (dict, HyperParameters or None) to `keras_tuner.HyperParameters`.
 
     Args:
         space: a dict as described in this module, a `keras_tuner.HyperParameters`, or None
-            for `default_space(model)`.
+            for `default_space(model, task)`.
         model: the registry name the space is for (its names are checked), or None.
+        task: the task of the default space.
 
     Returns:
         A `keras_tuner.HyperParameters`.
@@ -85,7 +92,7 @@ def hyperparameters(space, model=None):
         SpaceError: an unknown name, an empty or inverted range, an empty list of choices.
     """
     if space is None:
-        space = default_space(model)
+        space = default_space(model, task)
     if isinstance(space, keras_tuner.HyperParameters):
         _check_names([p.name for p in space.space], model)
         return space

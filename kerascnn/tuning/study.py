@@ -32,6 +32,7 @@ STUDY_KEYS = {
     "epochs": (int,),
     "recipe": (str,),
     "objective": (str,),
+    "task": (str,),
     "seed": (int,),
     "out": (str,),
     "refit": (bool,),
