@@ -12,7 +12,13 @@ MODELS = kerascnn.list_models()
 DEEPER_TWINS = {"vgg13", "vgg16", "vgg19", "resnet34", "resnet101", "resnet152", "resnet101v2",
                 "densenet169", "densenet201", "squeezenet1_0"} | {
                     f"efficientnet_b{v}" for v in range(1, 8)}
-ROUND_TRIP = [pytest.param(n, marks=pytest.mark.slow) if n in DEEPER_TWINS else n for n in MODELS]
+# Round-tripped in their family's tests already (ConvNeXt, Xception, ResNet-RS), or built of
+# resnet50's blocks (ResNeXt, SE-ResNet) or of Keras' stock layers only (DenseNet-121,
+# Inception-v3), and among the costliest graphs: with -m slow too (the test budget).
+COSTLY_REPEATS = {"convnext_tiny", "xception", "resnet_rs50", "resnext50_32x4d", "se_resnet50",
+                  "densenet121", "inception_v3"}
+ROUND_TRIP = [pytest.param(n, marks=pytest.mark.slow) if n in DEEPER_TWINS | COSTLY_REPEATS
+              else n for n in MODELS]
 CLASSES = 3
 NARROW = {"width_multiplier": 0.125}  # same graph, an eighth of the widths: keeps the run short
 

@@ -122,15 +122,16 @@ def test_auto_follows_the_cpu_and_a_resumed_run_keeps_its_precision(tmp_path, mo
     monkeypatch.setenv(precision.CPU_BFLOAT16_ENV, "1")
     digits = kerascnn.data.load("digits", test_split=None, seed=0)  # no test report: quicker
     common = {"schedule": "constant", "verbose": 0}  # length-free: the epochs may grow
-    kerascnn.train("lenet1", digits, epochs=1, out=tmp_path / "fast", **common)
+    first = kerascnn.train("lenet1", digits, epochs=1, out=tmp_path / "fast", **common)
     run = json.loads((tmp_path / "fast" / "run.json").read_text())
     assert run["precision"] == {"name": "bfloat16", "policy": "mixed_bfloat16",
                                 "reason": f"{precision.CPU_BFLOAT16_ENV}=1"}
 
     monkeypatch.setenv(precision.CPU_BFLOAT16_ENV, "0")
-    kerascnn.train("lenet1", digits, epochs=2, out=tmp_path / "fast", **common)
+    longer = kerascnn.train("lenet1", digits, epochs=2, out=tmp_path / "fast", **common)
     run = json.loads((tmp_path / "fast" / "run.json").read_text())
     assert run["epochs_completed"] == 2
+    assert longer.history["loss"][:1] == first.history["loss"]  # a longer run resumed
     assert run["precision"]["name"] == "bfloat16" and "resumed" in run["precision"]["reason"]
     with pytest.raises(ValueError, match="differs in precision bfloat16 -> float32"):
         kerascnn.train("lenet1", digits, epochs=3, out=tmp_path / "fast", precision="float32",

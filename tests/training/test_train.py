@@ -117,12 +117,7 @@ def test_another_run_in_the_same_folder_is_refused(tmp_path):
     # The cosine schedule of the "quick" recipe depends on the run's length: not a resume.
     with pytest.raises(ValueError, match="holds another run .*differs in recipe.epochs 1 -> 3\\)"):
         kerascnn.train("lenet1", "digits", epochs=3, out=tmp_path, verbose=0)
-    longer = kerascnn.train("lenet1", "digits", epochs=3, out=tmp_path / "constant",
-                            schedule="constant", verbose=0)
-    resumed = kerascnn.train("lenet1", "digits", epochs=4, out=tmp_path / "constant",
-                             schedule="constant", verbose=0)
-    assert len(resumed.history["loss"]) == 4
-    assert resumed.history["loss"][:3] == longer.history["loss"]
+    # A longer run with a length-free schedule resumes (test_precision.py, the auto test).
 
 
 def test_mirrored_strategy_trains_and_multi_worker_needs_a_cluster(monkeypatch):
