@@ -9,6 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ["KERASCNN_CPU_BFLOAT16"] = "0"
 
 import keras  # noqa: E402
+import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -27,6 +28,18 @@ def data_dir():
     if not (DATA_DIR / "mnist.npz").exists():
         pytest.skip(f"{_NO_OFFLINE_COPY} in {DATA_DIR}; set KERASCNN_DATA_DIR")
     return DATA_DIR
+
+
+@pytest.fixture(scope="session")
+def digit_values(tmp_path_factory):
+    """scikit-learn's digits as a regression set (.npz): the target is the digit's value."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    path = tmp_path_factory.mktemp("data") / "digit_values.npz"
+    np.savez(path, x_train=digits.images.astype("float32"),
+             y_train=digits.target.astype("float32"))
+    return path
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -12,16 +12,6 @@ import kerascnn
 from kerascnn.cli import main
 
 
-@pytest.fixture(scope="module")
-def digit_values(tmp_path_factory):
-    """scikit-learn's digits as a regression set: the target is the digit's value, a float."""
-    digits = datasets.load_digits()
-    path = tmp_path_factory.mktemp("data") / "digit_values.npz"
-    np.savez(path, x_train=digits.images.astype("float32"),
-             y_train=digits.target.astype("float32"))
-    return path
-
-
 def test_cli_train_and_evaluate_a_regressor_that_beats_the_mean(digit_values, tmp_path, capsys):
     out = tmp_path / "run"
     main(["train", "--task", "regression", "--data", str(digit_values), "--epochs", "6",

@@ -6,7 +6,6 @@ import json
 import keras
 import numpy as np
 import pytest
-from sklearn import datasets
 from sklearn import metrics as sk_metrics
 from sklearn.model_selection import KFold
 
@@ -24,16 +23,6 @@ def tiny_regressor(hp):
     x = keras.layers.Dense(hp.Int("units", 16, 32, step=16), activation="relu")(x)
     outputs = keras.layers.Dense(1)(x)
     return keras.Model(inputs, outputs, name="tiny_regressor")
-
-
-@pytest.fixture(scope="module")
-def digit_values(tmp_path_factory):
-    """scikit-learn's digits as a regression set: the target is the digit's value, a float."""
-    digits = datasets.load_digits()
-    path = tmp_path_factory.mktemp("data") / "digit_values.npz"
-    np.savez(path, x_train=digits.images.astype("float32"),
-             y_train=digits.target.astype("float32"))
-    return path
 
 
 @pytest.fixture(scope="module")
