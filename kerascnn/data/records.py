@@ -150,6 +150,11 @@ class RecordIndex:
     def __len__(self):
         return len(self.offsets)
 
+    def counts(self):
+        """Returns the number of indexed records in each file."""
+        numbers = np.searchsorted(self.starts, self.offsets, side="right") - 1
+        return np.bincount(numbers, minlength=len(self.files))
+
     def __del__(self):
         for descriptor in getattr(self, "_descriptors", {}).values():
             os.close(descriptor)
@@ -519,8 +524,10 @@ def _counts(files):
     return counts
 
 
-def _scan(files, record_format, label):
+def _scan(files, counts, record_format, label):
     """Reads every record once, in parallel: labels, image sizes and undecodable images.
+
+    `counts`: the number of records of each file (`_counts`, or an index's).
 
     Encoded images are decoded whole, as the folder loader decodes every file, so a damaged
     one is found here and left out, never met mid-epoch.
@@ -542,7 +549,7 @@ def _scan(files, record_format, label):
             size = tf.shape(tf.io.decode_image(contents, expand_animations=False))
         return number, position, parsed[label], size, tf.io.is_jpeg(contents)
 
-    starts = np.concatenate([[0], np.cumsum(_counts(files))]).astype(np.int64)
+    starts = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
     dataset = (_records(files).map(probe, num_parallel_calls=tf.data.AUTOTUNE)
                .ignore_errors(log_warning=False)  # undecodable records: absent from the result
                .batch(_SCAN_BATCH))
@@ -580,8 +587,10 @@ def _warn_skipped(split, files, positions, starts):
                   stacklevel=5)
 
 
-def _record_formats(source, listed, target_size):
+def _record_formats(source, listed, counts, target_size):
     """Scans each split of a TFRecords source once (`_scan`), warning of the records left out.
+
+    `counts`: {split: the number of records of each of its files}.
 
     Returns:
         {split: (RecordFormat, int64 positions of the readable records, their labels)}.
@@ -591,7 +600,8 @@ def _record_formats(source, listed, target_size):
     scans, shapes, depths = {}, {}, []
     for split, paths in listed.items():
         probe = RecordFormat(source.image_format, source.image, (1, 1, 1))
-        positions, labels, sizes, channels, jpeg, starts = _scan(paths, probe, source.label)
+        positions, labels, sizes, channels, jpeg, starts = _scan(paths, counts[split], probe,
+                                                                 source.label)
         _warn_skipped(split, paths, positions, starts)
         if source.image_format == "raw":
             expected = int(np.prod(source.shape))
@@ -614,9 +624,10 @@ def _record_formats(source, listed, target_size):
         positions, labels) for split, (jpeg, positions, labels) in scans.items()}
 
 
-def _records_at(files, positions):
-    """Returns a dataset of the records at `positions` (increasing) of `files`, read in order."""
-    starts = tf.constant(np.concatenate([[0], np.cumsum(_counts(files))]), tf.int64)
+def _records_at(files, counts, positions):
+    """Returns a dataset of the records at `positions` (increasing) of `files` (holding
+    `counts` records each), read in order."""
+    starts = tf.constant(np.concatenate([[0], np.cumsum(counts)]), tf.int64)
     readable = np.zeros(int(starts[-1]), bool)
     readable[positions] = True
     readable = tf.constant(readable)
@@ -632,10 +643,11 @@ def read_records(source, target_size):
         A dict of `RawData` fields.
     """
     listed = source.files()
+    counts = {split: _counts(paths) for split, paths in listed.items()}
     fields = {}
     for split, (record_format, positions, labels) in _record_formats(
-            source, listed, target_size).items():
-        dataset = (_records_at(listed[split], positions).batch(_SCAN_BATCH)
+            source, listed, counts, target_size).items():
+        dataset = (_records_at(listed[split], counts[split], positions).batch(_SCAN_BATCH)
                    .map(record_format.decode, num_parallel_calls=tf.data.AUTOTUNE))
         suffix = {"train": "train", "test": "test", "validation": "val"}[split]
         fields[f"x_{suffix}"] = np.concatenate(list(dataset.as_numpy_iterator()))
@@ -663,9 +675,11 @@ def load_records(source, *, validation_split, test_split, seed, target_size, cla
     """
     if isinstance(source, TFRecords):
         listed, indexes, formats, labels = source.files(), {}, {}, {}
+        whole = {split: RecordIndex.build(paths) for split, paths in listed.items()}
+        counts = {split: index.counts() for split, index in whole.items()}
         for split, (record_format, positions, split_labels) in _record_formats(
-                source, listed, target_size).items():
-            indexes[split] = RecordIndex.build(listed[split]).take(positions)
+                source, listed, counts, target_size).items():
+            indexes[split] = whole[split].take(positions)
             formats[split], labels[split] = record_format, split_labels
         names, title = class_names or (list(source.class_names) if source.class_names
                                        else None), source.title

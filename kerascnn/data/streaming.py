@@ -86,13 +86,14 @@ def chooses_streaming(source, stream, target_size, memory_share=None, data_dir=N
     if not (isinstance(stream, bool) or (isinstance(stream, str) and stream == "auto")):
         raise ValueError(f"stream must be 'auto', True or False; got stream={stream!r}.")
     is_folder = isinstance(source, (str, os.PathLike)) and os.path.isdir(os.fspath(source))
-    if stream is True and not (is_folder or records.streamable(source)):
+    streamable = is_folder or records.streamable(source)
+    if stream is True and not streamable:
         raise ValueError(
             f"stream=True streams image folders only, or TFDS sets and TFRecords; got "
             f"{source!r}. Load it in memory (stream=False), or convert it to a folder of "
             "class sub-folders."
         )
-    if stream is False or stream is True or not (is_folder or records.streamable(source)):
+    if stream is False or stream is True or not streamable:
         return stream is True
     share = MEMORY_SHARE if memory_share is None else memory_share
     if is_folder:

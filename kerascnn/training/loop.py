@@ -208,7 +208,8 @@ def _train(run, state_run, model, name, data, recipe, *, seed, strategy, out, op
 
     state = _read_state(state_run, resume and out is not None)
     run_precision = _resumed_precision(run_precision, recipe, state)
-    fingerprint = _fingerprint(model, options, data, recipe, seed, run_precision)
+    # A new run's precision depends on its network: its fingerprint follows the build.
+    fingerprint = _fingerprint(model, options, data, recipe, seed, run_precision) if state else None
     if state and state["fingerprint"]["digest"] != fingerprint["digest"]:
         raise RunFolderError(
             f"{run.path} holds another run ({state['fingerprint']['summary']}; it differs in "

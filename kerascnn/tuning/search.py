@@ -189,8 +189,6 @@ def tune(
     from kerascnn.data import Data, load
 
     check_tuner(tuner)
-    if objective is not None:
-        check_objective(objective)
     if isinstance(max_trials, bool) or not isinstance(max_trials, int) or max_trials < 1:
         raise ValueError(f"max_trials must be a positive integer; got {max_trials!r}.")
     model_name, build = _check_model(model)
