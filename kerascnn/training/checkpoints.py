@@ -250,12 +250,15 @@ class RunCheckpoint(keras.callbacks.Callback):
         train_seconds: training time before a resume.
         best_epoch: the epoch of `best`.
         stateful: callbacks whose counters the state keeps (see `RestoreCallbackStates`).
+        persist: False keeps the history and the best epoch without writing any file (a run
+            with no folder to resume from: `train(out=None)`).
     """
 
     def __init__(self, run, fingerprint, history=None, monitor="val_loss", best=None, ema=None,
-                 train_seconds=0.0, best_epoch=None, stateful=()):
+                 train_seconds=0.0, best_epoch=None, stateful=(), persist=True):
         super().__init__()
         self.run = run
+        self.persist = persist
         self.fingerprint = fingerprint
         self.history = {k: list(v) for k, v in (history or {}).items()}
         self.monitor = monitor
@@ -288,8 +291,12 @@ class RunCheckpoint(keras.callbacks.Callback):
         for key, value in logs.items():
             self.history.setdefault(key, []).append(float(value))
         value = logs.get(self.monitor, logs.get(self.monitor.removeprefix("val_")))
-        if self._improved(value):
+        improved = self._improved(value)
+        if improved:
             self.best, self.best_epoch = float(value), epoch + 1
+        if not self.persist:
+            return
+        if improved:
             self.run.save_model(self.model, "best.keras")
         name = f"epoch-{epoch + 1}.keras"
         if self.ema is not None:

@@ -269,7 +269,7 @@ def _train(run, state_run, model, name, data, recipe, *, seed, strategy, out, op
         best=state["best"] if state else None,
         best_epoch=state.get("best_epoch") if state else None,
         monitor="val_loss" if val_ds is not None else "loss", ema=ema,
-        train_seconds=state.get("train_seconds", 0.0) if state else 0.0)
+        train_seconds=state.get("train_seconds", 0.0) if state else 0.0, persist=bool(out))
     recipe_callbacks = _recipe_callbacks(recipe, run, bool(out), checkpoint.monitor)
     checkpoint.stateful = [c for c in recipe_callbacks
                            if isinstance(c, (keras.callbacks.ReduceLROnPlateau,

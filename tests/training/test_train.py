@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 
 import keras
@@ -139,6 +140,28 @@ def test_extra_callbacks_see_every_epoch():
     kerascnn.train("lenet1", "digits", epochs=2, callbacks=[recorder], verbose=0)
     assert [e for e, _ in recorder.epochs] == [0, 1]
     assert {"loss", "accuracy", "val_loss", "val_accuracy"} <= set(recorder.epochs[0][1])
+
+
+def test_a_run_without_a_folder_writes_no_checkpoints(tmp_path, monkeypatch):
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where train's scratch folder goes
+
+    def written():
+        return [os.path.relpath(os.path.join(folder, name), tmp_path)
+                for folder, _, names in os.walk(tmp_path) for name in names
+                if folder != str(tmp_path)]  # autograph's generated files lie at the top
+
+    class Files(keras.callbacks.Callback):
+        seen = []
+
+        def on_epoch_end(self, epoch, logs=None):
+            self.seen += written()
+
+    result = kerascnn.train("lenet1", "digits", epochs=2, callbacks=[Files()], verbose=0)
+    # Only the scratch run folder's manifest and lock: no model, state or history file.
+    assert Files.seen and {os.path.basename(f) for f in Files.seen} <= {
+        ".kerascnn-run.json", ".kerascnn-run.lock"}
+    assert len(result.history["val_loss"]) == 2 and result.metrics["accuracy"] > 0.5
+    assert written() == []  # the scratch folder is gone
 
 
 def test_training_continues_from_a_saved_model(data_dir):
