@@ -13,6 +13,7 @@ CPU-time figures (process CPU seconds, all threads) are printed beside them beca
 stable when other processes load the machine, which wall-clock figures do not.
 
 Usage: python benchmarks/bench_pipeline.py [--data-dir DIR] [--images 6016] [--rounds 3]
+       [--precision float32|bfloat16]
 """
 
 import argparse
@@ -41,6 +42,9 @@ def parse_args():
     parser.add_argument("--data-dir", default=default_dir, help="folder holding mnist.npz")
     parser.add_argument("--images", type=int, default=47 * BATCH_SIZE, help="training images")
     parser.add_argument("--rounds", type=int, default=3, help="alternating timing rounds")
+    parser.add_argument("--precision", choices=("float32", "bfloat16"), default="float32",
+                        help="the models' compute type (bfloat16: mixed, as train's 'auto' "
+                        "picks on CPUs with bfloat16 units)")
     return parser.parse_args()
 
 
@@ -73,8 +77,9 @@ def pipeline_throughput(data, rounds, augment=AUGMENT):
     return data.size("train") / min(walls[1:]), data.size("train") / min(cpus[1:])
 
 
-def build(name, data):
-    """The model with its Preprocessing layer, as kerascnn trains it; says what it built."""
+def build(name, data, policy):
+    """The model with its Preprocessing layer, as kerascnn trains it, computing in the Keras
+    dtype `policy`; says what it built."""
     try:
         from kerascnn import build_model
 
@@ -86,6 +91,10 @@ def build(name, data):
     inputs = keras.Input(data.input_shape)
     outputs = backbone(normaliser(data, backbone.input_shape[1:])(inputs))
     model = keras.Model(inputs, outputs)
+    if policy != "float32":
+        from kerascnn.training.precision import with_policy
+
+        model = with_policy(model, policy)
     model.compile(
         optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="categorical_crossentropy"
     )
@@ -154,9 +163,9 @@ def epoch_times(model, dataset, epochs=2):
     return min(timer.wall[1:]), min(timer.cpu[1:])
 
 
-def compare(name, data, rounds):
+def compare(name, data, rounds, policy):
     """Training on pre-materialised tensors against training fed by the full pipeline."""
-    model, source = build(name, data)
+    model, source = build(name, data, policy)
     pipeline = data.pipeline("train", BATCH_SIZE, augment=AUGMENT)
     in_memory = materialise(data.pipeline("train", BATCH_SIZE, augment=AUGMENT))
     # Alternate the two feeds so that load from other processes hits both alike.
@@ -191,11 +200,12 @@ def main():
     missed = []
     for name, share in MODELS.items():
         images = int(args.images * share) // BATCH_SIZE * BATCH_SIZE
-        source, tensors, fed = compare(name, subset(args.data_dir, images), args.rounds)
+        policy = {"float32": "float32", "bfloat16": "mixed_bfloat16"}[args.precision]
+        source, tensors, fed = compare(name, subset(args.data_dir, images), args.rounds, policy)
         train_wall, train_cpu = images / tensors[0], images / tensors[1]
         headroom = pipeline_wall / train_wall
         slowdown = fed[0] / tensors[0]
-        print(f"\n{name}: {source}, {images} images")
+        print(f"\n{name}: {source}, {images} images, {args.precision}")
         print(
             f"  training on pre-materialised tensors: {train_wall:,.0f} images/s, "
             f"{train_cpu:,.0f} images per CPU-second"
