@@ -9,7 +9,7 @@ in one line `kerascnn COMMAND: error: ...` and exit status 2; `--debug` shows th
 import argparse
 import contextlib
 import errno
-import importlib
+import fnmatch
 import json
 import os
 import re
@@ -147,13 +147,16 @@ def _model_for(args):
 
 
 def cmd_list(args):
-    models = importlib.import_module("kerascnn.models")  # the registry alone; builds nothing
-
-    for name in models.list_models(args.pattern):
-        entry = models.get_model_entry(name)
-        shape = "×".join(map(str, entry.default_input_shape))
-        outputs = "" if entry.outputs == "predictions" else f" [outputs: {entry.outputs}]"
-        print(f"{name:18s} {shape:12s} {entry.paper}{outputs}")
+    # The registry's catalog (kerascnn.models.registry.CATALOG_PATH): no Keras to import.
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "models",
+                           "catalog.json"), encoding="utf-8") as f:
+        models = json.load(f)
+    for name, entry in models.items():
+        if args.pattern and not fnmatch.fnmatch(name, args.pattern):
+            continue
+        shape = "×".join(map(str, entry["default_input_shape"]))
+        outputs = "" if entry["outputs"] == "predictions" else f" [outputs: {entry['outputs']}]"
+        print(f"{name:18s} {shape:12s} {entry['paper']}{outputs}")
 
 
 def cmd_inspect(args):
@@ -494,9 +497,10 @@ def _without_native_logs():
     read, write = os.pipe()
     os.dup2(write, 2)
     os.close(write)
+    passed = os.dup(saved)  # the pump's own copy: `saved` may be closed before it starts
 
     def pump():
-        with os.fdopen(read, "rb") as pipe, os.fdopen(os.dup(saved), "wb", buffering=0) as out:
+        with os.fdopen(read, "rb") as pipe, os.fdopen(passed, "wb", buffering=0) as out:
             for line in pipe:
                 if not _NATIVE_LOG.match(line):
                     out.write(line)

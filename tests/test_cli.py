@@ -59,6 +59,15 @@ def test_list_prints_every_model_with_its_paper(capsys):
     assert [line.split()[0] for line in capsys.readouterr().out.splitlines()] == ["vgg11", "vgg13", "vgg16", "vgg19"]
 
 
+def test_the_catalog_list_reads_is_the_registry():
+    from kerascnn.models import registry
+
+    with open(registry.CATALOG_PATH, encoding="utf-8") as f:
+        assert json.load(f) == registry.catalog(), (
+            "kerascnn/models/catalog.json is out of date: python -c \"import kerascnn.models as m; "
+            "m.registry.write_catalog()\"")
+
+
 def test_inspect_json_matches_the_model(capsys, tmp_path):
     plot = tmp_path / "lenet5.png"
     main(["inspect", "lenet5", "--input-shape", "28,28,1", "--num-classes", "10", "--format", "json",
@@ -96,18 +105,24 @@ def test_lazy_package_keeps_every_public_name():
         kerascnn.trian
 
 
-def test_help_and_argument_mistakes_answer_without_tensorflow():
-    """`--help` and argparse errors import neither TensorFlow nor Keras (-X importtime lists imports)."""
+def test_help_list_and_argument_mistakes_answer_without_tensorflow():
+    """`--help`, `list` and argparse errors import neither TensorFlow nor Keras (-X importtime
+    lists imports)."""
     shown = _run("-X", "importtime", "-m", "kerascnn", "--help")
     assert shown.returncode == 0 and "train" in shown.stdout
     wrong = _run("-X", "importtime", "-m", "kerascnn", "inspect", "lenet5", "--input-shape", "-28,28,1")
     assert wrong.returncode == 2
     assert "argument --input-shape: expected 2 to 4 positive sizes" in wrong.stderr
     assert "expected one argument" not in wrong.stderr
-    for result in (shown, wrong):
+    listed = _run("-X", "importtime", "-m", "kerascnn", "list", "resnet1?")
+    assert [line.split()[0] for line in listed.stdout.splitlines()] == ["resnet18"]
+    for result in (shown, wrong, listed):
         imported = {line.rsplit("|", 1)[-1].strip() for line in result.stderr.splitlines()
                     if line.startswith("import time:")}
         assert "kerascnn.cli" in imported and not {"tensorflow", "keras"} & imported
+    # A command this quick ends before the thread that filters its stderr starts: it says nothing.
+    quick = _run("-m", "kerascnn", "list", "vgg*")
+    assert quick.returncode == 0 and quick.stderr == ""
 
 
 def test_a_tensorflow_command_fails_in_one_line_without_native_logs(tmp_path):

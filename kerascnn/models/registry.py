@@ -4,10 +4,15 @@ import dataclasses
 import difflib
 import fnmatch
 import inspect
+import json
+import os
 
 from kerascnn.models.base import KERAS_ARGUMENTS, smallest_input_side
 
 _REGISTRY = {}
+# What `kerascnn list` prints, written from the registry (`write_catalog`) so that listing
+# imports no Keras; tests/test_cli.py keeps it equal to `catalog()`.
+CATALOG_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "catalog.json")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -95,6 +100,22 @@ def list_models(pattern=None):
     """Returns the sorted registry names, optionally filtered by a glob such as "resnet*"."""
     names = sorted(_REGISTRY)
     return [n for n in names if fnmatch.fnmatch(n, pattern)] if pattern else names
+
+
+def catalog():
+    """{name: its family, default input shape, paper and outputs} for every model, sorted."""
+    return {name: {"family": entry.family, "default_input_shape": list(entry.default_input_shape),
+                   "paper": entry.paper, "outputs": entry.outputs}
+            for name, entry in sorted(_REGISTRY.items())}
+
+
+def write_catalog(path=CATALOG_PATH):
+    """Writes `catalog()` as JSON to `path` (after registering a model: `python -c "import
+    kerascnn.models as m; m.registry.write_catalog()"`)."""
+    lines = [f"  {json.dumps(name)}: {json.dumps(entry, ensure_ascii=False)}"
+             for name, entry in catalog().items()]  # one model a line
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("{\n" + ",\n".join(lines) + "\n}\n")
 
 
 def get_model_entry(name):
