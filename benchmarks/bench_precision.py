@@ -121,7 +121,7 @@ def parse_args(argv=None):
                         help="steps: timed steps per network, precision and round (default 4)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="accuracy: epochs of each run (default the recipe's)")
-    parser.add_argument("--recipe", default=None,
+    parser.add_argument("--recipe", default=None, choices=sorted(kerascnn.training.RECIPES),
                         help="accuracy: a named recipe instead of RECIPE (e.g. mnist_fast)")
     parser.add_argument("--quick", action="store_true",
                         help="a smoke run: 1 round of 2 steps, 1 epoch")

@@ -5,7 +5,8 @@
 
 Runs in one process, on the same threads, seeded, with TensorFlow op determinism for all:
 (a) kerascnn "fast", for 99.0%: `kerascnn.train("lenet5", "mnist", recipe="mnist_fast")`, the
-    public API (the recipe carries its model options: ReLU, max-pooling, BatchNorm);
+    public API (the recipe carries its model options: ReLU, max-pooling, no BatchNorm, twice
+    as wide);
 (b) kerascnn "best", for 99.5%: `kerascnn.train("lenet5", "mnist", recipe="mnist_best")` (a
     wider LeNet-5 with dropout, light rotations and shifts);
 (c) Keras's "Simple MNIST convnet" (keras.io/examples/vision/mnist_convnet, fchollet): two

@@ -494,10 +494,10 @@ def _without_native_logs():
         return
     sys.stderr.flush()
     saved = os.dup(2)
+    passed = os.dup(2)  # the pump's own copy: `saved` may be closed before the pump starts
     read, write = os.pipe()
     os.dup2(write, 2)
     os.close(write)
-    passed = os.dup(saved)  # the pump's own copy: `saved` may be closed before it starts
 
     def pump():
         with os.fdopen(read, "rb") as pipe, os.fdopen(passed, "wb", buffering=0) as out:

@@ -125,8 +125,8 @@ def test_a_recipe_carries_the_model_options_it_was_made_for():
 
 def test_recipe_model_options_merge_under_the_callers_and_are_checked_against_the_builder():
     best = RECIPES["mnist_best"]
-    merged = network.model_options("lenet5", best, {"norm": "none"})
-    assert merged == {"dropout": 0.25, "activation": "relu", "pool_kind": "max", "norm": "none",
+    merged = network.model_options("lenet5", best, {"norm": "batch"})
+    assert merged == {"dropout": 0.25, "activation": "relu", "pool_kind": "max", "norm": "batch",
                       "width_multiplier": 3}
     # resnet18 has no pool_kind: one line naming the option, the builder and the way out.
     with pytest.raises(ValueError) as error:
