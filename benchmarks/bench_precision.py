@@ -6,10 +6,15 @@ Run from the repository root (each part alone takes the times shown on 2 shared 
     PYTHONPATH=. python benchmarks/bench_precision.py inference   # ~1 min
     PYTHONPATH=. python benchmarks/bench_precision.py accuracy [--epochs 2] [--recipe mnist_fast]
     PYTHONPATH=. python benchmarks/bench_precision.py all [--quick]
+    # on a GPU: ResNet-50 in float32, mixed float16, and mixed float16 compiled by XLA
+    PYTHONPATH=. python benchmarks/bench_precision.py steps --networks resnet50 --half float16 \
+        --jit --batch 128
 
 Three parts, each printing ratios measured in the same process:
 
-`steps`: training images/s of one network in float32 and in mixed bfloat16, as
+`steps`: training images/s of one network in float32 and in mixed bfloat16 (`--half float16`:
+mixed float16, Keras' loss scaling included, for GPUs; `--jit`: also the mixed copy compiled by
+XLA), as
 `kerascnn.training.precision.with_policy` makes it (float32 weights, bfloat16 layers, the
 softmax in float32), both compiled alike (Adam, categorical cross-entropy), trained with
 `train_on_batch` on one fixed batch of synthetic images, the two taking turns step by step
@@ -94,6 +99,9 @@ NETWORKS = {
     "keras_example": ((28, 28, 1), 256, lambda shape: keras_example_model(shape, 10)),
     "resnet18": ((64, 64, 3), 32, lambda shape: kerascnn.build_model(
         "resnet18", input_shape=shape, num_classes=10)),
+    # For GPUs (issue 17): at 224×224 a CPU takes seconds a step.
+    "resnet50": ((224, 224, 3), 64, lambda shape: kerascnn.build_model(
+        "resnet50", input_shape=shape, num_classes=10)),
     "mobilenet": ((96, 96, 3), 32, lambda shape: kerascnn.build_model(
         "mobilenet", input_shape=shape, num_classes=10)),
     # Depthwise convolutions (why "auto" keeps these three in float32):
@@ -119,6 +127,12 @@ def parse_args(argv=None):
                         "rounds (default 5)")
     parser.add_argument("--steps", type=int, default=4,
                         help="steps: timed steps per network, precision and round (default 4)")
+    parser.add_argument("--half", choices=("bfloat16", "float16"), default="bfloat16",
+                        help="steps: the 16-bit type of the mixed copy (float16: GPUs)")
+    parser.add_argument("--jit", action="store_true",
+                        help="steps: also time the mixed copy compiled by XLA")
+    parser.add_argument("--batch", type=int, default=None,
+                        help="steps: batch size for every network (default each one's)")
     parser.add_argument("--epochs", type=int, default=None,
                         help="accuracy: epochs of each run (default the recipe's)")
     parser.add_argument("--recipe", default=None, choices=sorted(kerascnn.training.RECIPES),
@@ -129,7 +143,7 @@ def parse_args(argv=None):
                         or os.path.join(REPO, "..", "shared", "datasets"))
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    for option in ("rounds", "steps", "epochs"):
+    for option in ("rounds", "steps", "epochs", "batch"):
         value = getattr(args, option)
         if value is not None and value < 1:
             parser.error(f"--{option} must be a positive int; got {value}.")
@@ -170,33 +184,43 @@ def timed_turns(entries, rounds, repeats, call):
 
 
 def steps(args):
-    """Training images/s, float32 against mixed bfloat16, per network (Markdown table)."""
-    lines = [("| network | input | batch | float32 img/s | bfloat16 img/s | ratio bf16/fp32 "
-              "| CPU-time ratio |"), "| --- | --- | ---: | ---: | ---: | ---: | ---: |"]
+    """Training images/s, float32 against the mixed `--half` type (and XLA), per network
+    (Markdown table)."""
+    half = {"bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}[args.half]
+    short = {"bfloat16": "bf16", "float16": "fp16"}[args.half]
+    variants = [("float32", "float32", False), (args.half, half, False)]
+    if args.jit:
+        variants.append((f"{args.half} + XLA", half, True))
+    header = " | ".join(f"{label} img/s" for label, _, _ in variants)
+    ratios = " | ".join(f"ratio {short}/fp32 | CPU-time ratio" if not jit else
+                        f"ratio {short}+XLA/fp32" for _, _, jit in variants[1:])
+    lines = [f"| network | input | batch | {header} | {ratios} |",
+             "| --- | --- | ---: |" + " ---: |" * (len(variants) + 2 + args.jit)]
     for name in args.networks:
         shape, batch, build = NETWORKS[name]
+        batch = args.batch or batch
         rng = np.random.default_rng(args.seed)
         x = tf.constant(rng.random((batch, *shape), dtype=np.float32))
         y = tf.constant(np.eye(10, dtype=np.float32)[rng.integers(0, 10, batch)])
         keras.utils.set_random_seed(args.seed)
         network = build(shape)
         entries = []
-        for label, policy in POLICIES:
+        for label, policy, jit in variants:
             model = precision.with_policy(network, policy)
-            model.compile(optimizer="adam", loss="categorical_crossentropy")
+            model.compile(optimizer="adam", loss="categorical_crossentropy", jit_compile=jit)
             for _ in range(WARMUP_STEPS):
                 model.train_on_batch(x, y)
             entries.append(Timed(label, model, [], []))
         started = time.perf_counter()
         timed_turns(entries, args.rounds, args.steps,
                     lambda e, x=x, y=y: e.model.train_on_batch(x, y))
-        single, mixed = entries
+        single, mixed, *compiled = entries
+        speeds = " | ".join(f"{batch / statistics.median(e.wall):,.0f}" for e in entries)
+        cells = [f"{median_ratio(single.wall, mixed.wall):.2f}",
+                 f"{median_ratio(single.cpu, mixed.cpu):.2f}"]
+        cells += [f"{median_ratio(single.wall, e.wall):.2f}" for e in compiled]
         side = "×".join(map(str, shape[:-1]))
-        lines.append(
-            f"| {name} | {side} | {batch} | {batch / statistics.median(single.wall):,.0f} "
-            f"| {batch / statistics.median(mixed.wall):,.0f} "
-            f"| {median_ratio(single.wall, mixed.wall):.2f} "
-            f"| {median_ratio(single.cpu, mixed.cpu):.2f} |")
+        lines.append(f"| {name} | {side} | {batch} | {speeds} | {' | '.join(cells)} |")
         print(f"{name}: {time.perf_counter() - started:.0f} s timed", flush=True)
         keras.backend.clear_session()
     return "\n".join(lines)
