@@ -28,6 +28,7 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 from kerascnn.data import DATA_DIR_ENV, Preprocessing, load  # noqa: E402
+from kerascnn.training.precision import POLICIES, with_policy  # noqa: E402
 
 AUGMENT = "flip,rotate=5,crop=0.9"
 BATCH_SIZE = 128
@@ -91,10 +92,7 @@ def build(name, data, policy):
     inputs = keras.Input(data.input_shape)
     outputs = backbone(normaliser(data, backbone.input_shape[1:])(inputs))
     model = keras.Model(inputs, outputs)
-    if policy != "float32":
-        from kerascnn.training.precision import with_policy
-
-        model = with_policy(model, policy)
+    model = with_policy(model, policy)
     model.compile(
         optimizer=keras.optimizers.SGD(0.01, momentum=0.9), loss="categorical_crossentropy"
     )
@@ -198,9 +196,9 @@ def main():
         f"CPU-second (augmentation: {1 / pipeline_cpu - 1 / plain_cpu:.1e} CPU-seconds per image)"
     )
     missed = []
+    policy = POLICIES[args.precision]
     for name, share in MODELS.items():
         images = int(args.images * share) // BATCH_SIZE * BATCH_SIZE
-        policy = {"float32": "float32", "bfloat16": "mixed_bfloat16"}[args.precision]
         source, tensors, fed = compare(name, subset(args.data_dir, images), args.rounds, policy)
         train_wall, train_cpu = images / tensors[0], images / tensors[1]
         headroom = pipeline_wall / train_wall

@@ -183,16 +183,15 @@ def timed_turns(entries, rounds, repeats, call):
 def steps(args):
     """Training images/s, float32 against the mixed `--half` type (and XLA), per network
     (Markdown table)."""
-    half = {"bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}[args.half]
+    half = precision.POLICIES[args.half]
     short = {"bfloat16": "bf16", "float16": "fp16"}[args.half]
     variants = [("float32", "float32", False), (args.half, half, False)]
     if args.jit:
         variants.append((f"{args.half} + XLA", half, True))
-    header = " | ".join(f"{label} img/s" for label, _, _ in variants)
-    ratios = " | ".join(f"ratio {short}/fp32 | CPU-time ratio" if not jit else
-                        f"ratio {short}+XLA/fp32" for _, _, jit in variants[1:])
-    lines = [f"| network | input | batch | {header} | {ratios} |",
-             "| --- | --- | ---: |" + " ---: |" * (len(variants) + 2 + args.jit)]
+    columns = ([f"{label} img/s" for label, _, _ in variants]
+               + [f"ratio {short}/fp32", "CPU-time ratio"] + [f"ratio {short}+XLA/fp32"] * args.jit)
+    lines = ["| network | input | batch | " + " | ".join(columns) + " |",
+             "| --- | --- | ---: |" + " ---: |" * len(columns)]
     for name in args.networks:
         shape, batch, build = NETWORKS[name]
         batch = args.batch or batch

@@ -206,10 +206,11 @@ RECIPES = {
     # BatchNorm (on a CPU its unfused statistics and their gradients cost as much as the rest
     # of this small network: `bench_precision.py steps` trains this one twice as wide 1.8x
     # faster in bfloat16, 1.4x in float32, than the 1.5x-wide one with BatchNorm): one-cycle
-    # Adam over three epochs of batches of 128. Chosen by `kerascnn tune tuning/mnist_fast.toml` (3-fold CV on the
-    # training split: 99.07% +- 0.04, within one standard deviation of the best trial, 99.13%
-    # +- 0.06 with BatchNorm, which took twice as long). Test accuracy and time against Keras's
-    # "simple MNIST convnet": `benchmarks/mnist_time_to_accuracy.py` (benchmarks/README.md).
+    # Adam over three epochs of batches of 128. Chosen by `kerascnn tune tuning/mnist_fast.toml`
+    # (3-fold CV on the training split: 99.07% +- 0.04, within one standard deviation of the
+    # best trial, 99.13% +- 0.06 with BatchNorm, which took twice as long). Test accuracy and
+    # time against Keras's "simple MNIST convnet": `benchmarks/mnist_time_to_accuracy.py`
+    # (benchmarks/README.md).
     "mnist_fast": Recipe(
         name="mnist_fast", optimizer="adam", learning_rate=4.4e-3, schedule="one_cycle",
         epochs=3, batch_size=128, normalization="standardize",

@@ -151,15 +151,16 @@ def test_a_run_without_a_folder_writes_no_checkpoints(tmp_path, monkeypatch):
                 if folder != str(tmp_path)]  # autograph's generated files lie at the top
 
     class Files(keras.callbacks.Callback):
-        seen = []
-
         def on_epoch_end(self, epoch, logs=None):
-            self.seen += written()
+            seen.append(written())
 
+    seen = []
     result = kerascnn.train("lenet1", "digits", epochs=2, callbacks=[Files()], verbose=0)
-    # Only the scratch run folder's manifest and lock: no model, state or history file.
-    assert Files.seen and {os.path.basename(f) for f in Files.seen} <= {
-        ".kerascnn-run.json", ".kerascnn-run.lock"}
+    # After each epoch, only the scratch run folder's manifest and lock: no model, state or
+    # history file.
+    assert len(seen) == 2 and all(
+        {os.path.basename(f) for f in files} == {".kerascnn-run.json", ".kerascnn-run.lock"}
+        for files in seen)
     assert len(result.history["val_loss"]) == 2 and result.metrics["accuracy"] > 0.5
     assert written() == []  # the scratch folder is gone
 
