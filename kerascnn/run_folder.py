@@ -3,13 +3,15 @@
 A run folder lists every file and subfolder kerascnn wrote in a small
 manifest, `.kerascnn-run.json` (its kind and its files). kerascnn deletes or overwrites only
 what that list holds, refuses a folder holding anything else, and resolves every path it reads
-from the folder inside it. While in use, the folder is locked with an exclusive `fcntl.flock`
+from the folder inside it. A subfolder handed to a library (TensorBoard's logs) is claimed with
+the name patterns of the files that library writes: only those are kerascnn's, at any depth. While in use, the folder is locked with an exclusive `fcntl.flock`
 on `.kerascnn-run.lock` (the file holds the holder's pid): the kernel drops the lock when its
 process dies, so a lock left by a killed run is simply taken over.
 """
 
 import errno
 import fcntl
+import fnmatch
 import json
 import os
 import re
@@ -24,6 +26,8 @@ MANIFEST_FORMAT = 1
 # Leftovers of kerascnn.files.atomic_path: mkstemp's ".tmp-" + 8 random characters (+ suffix).
 TEMPORARY = re.compile(r"^\.tmp-[A-Za-z0-9_]{8}(\.[A-Za-z0-9]+)?$")
 SHOWN = 5  # foreign entries named in an error
+# The files TensorBoard's writers put into a log folder (any depth): event files.
+TENSORBOARD_FILES = ("events.out.tfevents.*",)
 
 
 class RunFolderError(ValueError):
@@ -65,6 +69,7 @@ class RunFolder:
         self.kind = kind
         self.exclusive = bool(exclusive)
         self._files = set()
+        self._delegated = {}
         self._lock_fd = None
         self._entered = False
 
@@ -141,13 +146,17 @@ class RunFolder:
     def _read_manifest(self):
         path = os.path.join(self.path, MANIFEST)
         if not os.path.exists(path):
-            self._files = set()
+            self._files, self._delegated = set(), {}
             return
         try:
             with open(path, encoding="utf-8") as f:
                 manifest = json.load(f)
             kind, files = manifest["kind"], manifest["files"]
-            if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            delegated = manifest.get("delegated", {})
+            if not isinstance(files, list) or not all(isinstance(f, str) for f in files) \
+                    or not isinstance(delegated, dict) or not all(
+                        isinstance(p, list) and all(isinstance(x, str) for x in p)
+                        for p in delegated.values()):
                 raise TypeError
         except (OSError, ValueError, KeyError, TypeError):
             raise RunFolderError(
@@ -158,23 +167,29 @@ class RunFolder:
                 f"{self.path} holds a {kind} run, not a {self.kind} run; choose another --out.")
         # A manifest is data read from disk: keep only entries that stay inside the folder.
         self._files = {_normalise(f) for f in files if _is_inside_name(f)}
+        self._delegated = {_normalise(f): tuple(p) for f, p in delegated.items()
+                           if _normalise(f) in self._files}
 
-    def _update_manifest(self, add=(), discard=()):
+    def _update_manifest(self, add=(), discard=(), delegate=None):
         """Rewrites the manifest atomically, merged with the copy on disk under a folder lock
-        (processes sharing a non-exclusive folder claim their children concurrently)."""
+        (processes sharing a non-exclusive folder claim their children concurrently);
+        `delegate` maps added folders to the name patterns of their files."""
         fd = os.open(self.path, os.O_RDONLY)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-            on_disk = set()
+            on_disk, delegated = set(), {}
             if os.path.exists(os.path.join(self.path, MANIFEST)):
                 self._read_manifest()
-                on_disk = self._files
+                on_disk, delegated = self._files, self._delegated
             self._files = (on_disk | set(add)) - set(discard)
-            atomic_write_json(os.path.join(self.path, MANIFEST), {
-                "kerascnn_run_folder": MANIFEST_FORMAT,
-                "kind": self.kind,
-                "files": sorted(self._files),
-            })
+            self._delegated = {name: patterns
+                               for name, patterns in {**delegated, **(delegate or {})}.items()
+                               if name in self._files}
+            manifest = {"kerascnn_run_folder": MANIFEST_FORMAT, "kind": self.kind,
+                        "files": sorted(self._files)}
+            if self._delegated:
+                manifest["delegated"] = {k: list(v) for k, v in sorted(self._delegated.items())}
+            atomic_write_json(os.path.join(self.path, MANIFEST), manifest)
         finally:
             fcntl.flock(fd, fcntl.LOCK_UN)
             os.close(fd)
@@ -183,7 +198,7 @@ class RunFolder:
 
     def _walk(self):
         """Yields (relative path, is_folder) of every entry, not descending into owned folders
-        or symbolic links."""
+        (but for delegated ones) or symbolic links."""
         if not os.path.isdir(self.path):
             return
         stack = [""]
@@ -194,7 +209,7 @@ class RunFolder:
                     relative = f"{folder}/{entry.name}" if folder else entry.name
                     is_folder = entry.is_dir(follow_symlinks=False)
                     yield relative, is_folder
-                    if is_folder and not self.owns(relative):
+                    if is_folder and (not self.owns(relative) or relative in self._delegated):
                         stack.append(relative)
 
     def _foreign(self):
@@ -264,11 +279,14 @@ class RunFolder:
                 "folder (a symbolic link); paths in a run folder must stay inside it.")
         return full
 
-    def claim(self, relative):
+    def claim(self, relative, *, delegate=None):
         """Records a file or subfolder as kerascnn's; returns its absolute path.
 
         Args:
             relative: the path inside the folder. A claimed subfolder is owned whole.
+            delegate: for a subfolder handed to a library, the name patterns (fnmatch) of
+                the files it writes there at any depth (e.g. TENSORBOARD_FILES): only those
+                are kerascnn's; any other file in it is foreign.
 
         Returns:
             `path_of(relative)`.
@@ -280,17 +298,25 @@ class RunFolder:
         name = _normalise(relative)
         if name in (MANIFEST, LOCK):
             raise RunFolderError(f"{name} is {self.path}'s own bookkeeping; claim another name.")
-        if not self.owns(name):
-            self._update_manifest(add=[name])
+        patterns = tuple(delegate) if delegate else None
+        if not self.owns(name) or (patterns and self._delegated.get(name) != patterns):
+            self._update_manifest(add=[name], delegate={name: patterns} if patterns else None)
         return path
 
     def owns(self, relative):
-        """Whether `relative` (or a folder above it) was claimed by kerascnn."""
+        """Whether `relative` (or a folder above it) was claimed by kerascnn; inside a
+        delegated folder, only files named as the library writes them."""
         if not _is_inside_name(os.fspath(relative)):
             return False
         name = _normalise(relative)
         parts = name.split("/")
-        return any("/".join(parts[:i]) in self._files for i in range(1, len(parts) + 1))
+        for i in range(1, len(parts) + 1):
+            above = "/".join(parts[:i])
+            if above in self._files:
+                patterns = self._delegated.get(above)
+                return (patterns is None or i == len(parts)
+                        or any(fnmatch.fnmatchcase(parts[-1], p) for p in patterns))
+        return False
 
     def write_json(self, relative, obj):
         """Claims `relative` and writes `obj` to it as JSON, atomically."""
@@ -326,6 +352,8 @@ class RunFolder:
         if os.path.isdir(path) and not os.path.islink(path):
             if os.path.exists(os.path.join(path, MANIFEST)):
                 leftover = _remove_child(path)
+            elif name in self._delegated:
+                leftover = self._remove_delegated(name)
             else:
                 shutil.rmtree(path)
         elif os.path.lexists(path):
@@ -337,6 +365,21 @@ class RunFolder:
             raise RunFolderError(
                 f"{path} also holds files kerascnn did not write ({', '.join(leftover[:SHOWN])}); "
                 "they were left in place.")
+
+    def _remove_delegated(self, name):
+        """Removes the files a library wrote in delegated folder `name` and the folders left
+        empty; returns the foreign files left in place."""
+        root = os.path.join(self.path, name)
+        leftover = []
+        for folder, _, names in os.walk(root):
+            for entry in names:
+                relative = os.path.relpath(os.path.join(folder, entry), self.path)
+                if self.owns(relative):
+                    os.remove(os.path.join(folder, entry))
+                else:
+                    leftover.append(_normalise(relative))
+        _remove_empty_folders(root)
+        return sorted(leftover)
 
     def _prune(self, folder):
         """Removes now-empty folders above a removed entry that hold no claimed entry."""
@@ -362,6 +405,15 @@ class RunFolder:
             A RunFolder, to be used with `with`.
         """
         return RunFolder(self.claim(relative), kind, exclusive=exclusive)
+
+
+def _remove_empty_folders(path):
+    """Removes `path` and the folders below it that are (or become) empty, deepest first."""
+    for folder, _, _ in os.walk(path, topdown=False):
+        try:
+            os.rmdir(folder)
+        except OSError:
+            pass
 
 
 def _is_inside_name(relative):
@@ -402,11 +454,7 @@ def _remove_child(path):
     for special in (MANIFEST, LOCK):
         if os.path.lexists(os.path.join(path, special)):
             os.remove(os.path.join(path, special))
-    for folder, _, _ in os.walk(path, topdown=False):  # deepest first
-        try:
-            os.rmdir(folder)
-        except OSError:
-            pass
+    _remove_empty_folders(path)
     leftover = []
     for folder, _, names in os.walk(path):
         leftover += [os.path.relpath(os.path.join(folder, n), path) for n in names]

@@ -158,3 +158,29 @@ def test_non_exclusive_workers_claim_children_concurrently(tmp_path):
     assert len(files) == 40  # no claim lost to a concurrent manifest rewrite
     with RunFolder(tmp_path, "search"):
         pass
+
+
+def test_a_delegated_folder_owns_only_its_librarys_files_at_any_depth(tmp_path):
+    with RunFolder(tmp_path, "train") as run:
+        logs = run.claim("logs", delegate=("events.out.tfevents.*",))
+        os.makedirs(os.path.join(logs, "train", "plugins"))
+        for name in ("train/events.out.tfevents.1.v2", "train/plugins/events.out.tfevents.2"):
+            with open(os.path.join(logs, name), "w") as f:
+                f.write("event")
+    with RunFolder(tmp_path, "train") as run:  # only the library's files: not foreign
+        assert run.owns("logs/train/events.out.tfevents.1.v2")
+        assert not run.owns("logs/train/notes.txt")
+    (tmp_path / "logs" / "train" / "notes.txt").write_text("mine")
+    with pytest.raises(RunFolderError, match=r"logs/train/notes\.txt"):
+        with RunFolder(tmp_path, "train"):
+            pass
+    # A file dropped in while the run holds the folder: removing the folder deletes the
+    # library's files and keeps the user's.
+    (tmp_path / "logs" / "train" / "notes.txt").unlink()
+    with RunFolder(tmp_path, "train") as run:
+        (tmp_path / "logs" / "train" / "notes.txt").write_text("mine")
+        with pytest.raises(RunFolderError, match=r"notes\.txt.*left in place"):
+            run.remove("logs")
+    assert (tmp_path / "logs" / "train" / "notes.txt").read_text() == "mine"
+    assert not (tmp_path / "logs" / "train" / "events.out.tfevents.1.v2").exists()
+    assert not (tmp_path / "logs" / "train" / "plugins").exists()

@@ -19,7 +19,7 @@ from kerascnn.files import sha256_file
 from kerascnn.models.googlenet import LOSS_WEIGHTS as GOOGLENET_LOSS_WEIGHTS
 from kerascnn.models.inception_v3 import LOSS_WEIGHTS as INCEPTION_V3_LOSS_WEIGHTS
 from kerascnn.models.registry import build_model, get_model_entry
-from kerascnn.run_folder import RunFolder, RunFolderError
+from kerascnn.run_folder import TENSORBOARD_FILES, RunFolder, RunFolderError
 from kerascnn.training import (
     checkpoints,
     distribute,
@@ -424,7 +424,8 @@ def _recipe_callbacks(recipe, run, tensorboard, monitor):
     """TensorBoard, the plateau schedule and early stopping, as the recipe asks."""
     callbacks = []
     if tensorboard:
-        callbacks.append(keras.callbacks.TensorBoard(run.claim("logs"), write_graph=False))
+        callbacks.append(keras.callbacks.TensorBoard(
+            run.claim("logs", delegate=TENSORBOARD_FILES), write_graph=False))
     if recipe.schedule == "plateau":
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor, factor=recipe.factor, patience=recipe.patience, verbose=1))

@@ -43,6 +43,20 @@ def test_a_folder_with_a_users_files_is_refused_and_they_survive(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["checkpoints", "report.md"]
 
 
+def test_fresh_keeps_a_users_file_in_the_tensorboard_logs(tmp_path):
+    # Issue 24, item 9: `echo x > t/logs/notes.txt; train --fresh --out t` deleted notes.txt.
+    # logs/ is TensorBoard's: only its event files are kerascnn's, at any depth.
+    kerascnn.train("lenet1", "digits", epochs=1, out=tmp_path, verbose=0)
+    events = [os.path.join(folder, name) for folder, _, names in os.walk(tmp_path / "logs")
+              for name in names]
+    assert events and all("events.out.tfevents." in path for path in events)
+    (tmp_path / "logs" / "notes.txt").write_text("x")
+    with pytest.raises(RunFolderError, match=r"logs/notes\.txt.*choose an empty folder"):
+        kerascnn.train("lenet1", "digits", epochs=1, out=tmp_path, resume=False, verbose=0)
+    assert (tmp_path / "logs" / "notes.txt").read_text() == "x"
+    assert all(os.path.exists(path) for path in events)  # the refused command deleted nothing
+
+
 WAITING_TRAIN = textwrap.dedent("""
     import sys
     import keras
