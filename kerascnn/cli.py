@@ -8,6 +8,7 @@ in one line `kerascnn COMMAND: error: ...` and exit status 2; `--debug` shows th
 
 import argparse
 import contextlib
+import difflib
 import errno
 import fnmatch
 import json
@@ -19,6 +20,13 @@ import threading
 import zipfile
 
 KINDS = ("image", "signal", "volume")
+# Named data sets (kerascnn.data.sources: "digits" and KERAS_DATASETS) and tuners
+# (kerascnn.tuning.cross_validation.TUNERS), repeated so that a mistake answers without
+# importing Keras; tests/test_cli.py checks that they agree.
+NAMED_DATA = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100")
+TUNERS = ("random", "grid", "bayesian", "hyperband")
+MODEL_CATALOG = os.path.join("models", "catalog.json")
+RECIPE_CATALOG = os.path.join("training", "recipes.json")
 # kerascnn.training.precision.PRECISIONS, repeated: importing it would load Keras before
 # --help (tests/training/test_precision.py checks that the two agree).
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
@@ -48,13 +56,44 @@ def _input_shape(text):
     return sizes
 
 
-def _positive_int(text):
+def _int(text):
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number; got {text!r}") from None
+
+
+def _positive_int(text):
+    value = _int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive whole number; got {text!r}")
+    return value
+
+
+def _whole_number(text):
+    value = _int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected 0 or a positive whole number; got {text!r}")
+    return value
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}")
+    return value
+
+
+def _fraction(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a fraction such as 0.1; got {text!r}") from None
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"expected a fraction from 0 to below 1; got {text!r}")
     return value
 
 
@@ -99,14 +138,16 @@ def _default_out(args):
     return os.path.join("runs", "-".join(parts) + f"-seed{args.seed}")
 
 
-def _check_keras_file(path):
-    """Raises ValueError naming `path` if it is not a readable, undamaged `.keras` archive."""
+def _check_keras_file(path, command):
+    """Raises ValueError naming `path` if it is not a readable, undamaged `.keras` archive, or
+    holds Lambda layers (code stored in the file, which Keras' safe mode refuses to run)."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"no such model file: {path}")
     try:
         with zipfile.ZipFile(path) as archive:
             damaged = archive.testzip()
             names = archive.namelist()
+            config = archive.read("config.json") if "config.json" in names else b""
     except (zipfile.BadZipFile, EOFError, OSError) as error:
         raise ValueError(
             f"{path} is not a readable .keras file ({error}): it is damaged or truncated, or "
@@ -119,19 +160,80 @@ def _check_keras_file(path):
         )
     if "config.json" not in names:
         raise ValueError(f"{path} is a zip file but not a .keras model (no config.json).")
-
-
-def _check_writable(folder, option="--out"):
-    """Creates `folder` if needed; raises ValueError naming it unless files can be written there."""
-    try:
-        os.makedirs(folder, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
+    if "Lambda" in _class_names(json.loads(config or b"{}")):
         raise ValueError(
-            f"{option} {folder} is not writable ({error.strerror or error}); choose a folder you "
-            "may write to."
-        ) from None
+            f"{path} holds a Lambda layer: loading it runs Python code stored in the file, "
+            f"which `kerascnn {command}` refuses (Keras' safe mode). Only if you trust its "
+            "origin, load it in Python with keras.models.load_model(path, safe_mode=False) "
+            f"and pass the model to kerascnn.{command}(...).")
+
+
+def _class_names(config):
+    """The class names of every object in a Keras config."""
+    if isinstance(config, dict):
+        return {config.get("class_name")}.union(*map(_class_names, config.values()))
+    if isinstance(config, list):
+        return set().union(*map(_class_names, config))
+    return set()
+
+
+def _check_writable(folder, option="--out", *, create=False):
+    """Raises ValueError naming `folder` unless it is, or can be made, a folder files can be
+    written to; creates it only when `create` (a run folder is made by the command itself,
+    once every option has been checked)."""
+    path = os.path.abspath(folder)
+    if os.path.lexists(path) and not os.path.isdir(path):
+        raise ValueError(f"{option} {folder} is not writable: it is a file, not a folder; "
+                         "choose another.")
+    existing = path
+    while not os.path.lexists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ValueError(f"{option} {folder} is not writable: {existing} is a file; choose "
+                         "another.")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"{option} {folder} is not writable ({existing} is not); choose a "
+                         "folder you may write to.")
+    if create:
+        os.makedirs(path, exist_ok=True)
+
+
+def _catalog(relative):
+    """A catalog kerascnn ships beside its modules (models/catalog.json, training/recipes.json):
+    names the command line checks without importing Keras."""
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), relative),
+              encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _check_name(value, known, what, how):
+    if value not in known:
+        close = difflib.get_close_matches(str(value), known, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown {what} {value!r}.{hint} {how}")
+
+
+def _check_model_name(model):
+    """Refuses an unknown registry name at once (a .keras file is checked by its loader)."""
+    if not model.endswith(".keras"):
+        _check_name(model, list(_catalog(MODEL_CATALOG)), "model",
+                    "`kerascnn list` shows the models; a .keras file works too.")
+
+
+def _check_recipe(recipe):
+    _check_name(recipe, list(_catalog(RECIPE_CATALOG)), "recipe",
+                "`kerascnn recipes` shows the recipes.")
+
+
+def _check_data(data):
+    """Refuses, at once, a data source that is neither a named set nor an existing path."""
+    if data in NAMED_DATA or data.startswith("tfds:") or os.path.exists(data):
+        return
+    if os.sep in data or data.endswith((".npz", ".json")):
+        raise ValueError(f"--data {data}: no such file or folder.")
+    _check_name(data, list(NAMED_DATA), "data set",
+                "Use digits, mnist, fashion_mnist, cifar10, cifar100, tfds:NAME, a .npz file, "
+                "an image folder or a TFRecords spec .json.")
 
 
 def _model_for(args):
@@ -140,7 +242,7 @@ def _model_for(args):
     if args.model.endswith(".keras"):
         import keras
 
-        _check_keras_file(args.model)
+        _check_keras_file(args.model, "inspect")
         kerascnn.register_keras_objects()
         return keras.models.load_model(args.model)
     return kerascnn.build_model(args.model, input_shape=args.input_shape, num_classes=args.num_classes)
@@ -148,10 +250,7 @@ def _model_for(args):
 
 def cmd_list(args):
     # The registry's catalog (kerascnn.models.registry.CATALOG_PATH): no Keras to import.
-    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "models",
-                           "catalog.json"), encoding="utf-8") as f:
-        models = json.load(f)
-    for name, entry in models.items():
+    for name, entry in _catalog(MODEL_CATALOG).items():
         if args.pattern and not fnmatch.fnmatch(name, args.pattern):
             continue
         shape = "×".join(map(str, entry["default_input_shape"]))
@@ -160,13 +259,15 @@ def cmd_list(args):
 
 
 def cmd_inspect(args):
+    _check_model_name(args.model)
     import kerascnn
 
     report = kerascnn.inspect(_model_for(args), batch_size=args.batch_size,
                               input_shape=args.input_shape, optimizer=args.optimizer)
     print({"text": report.to_text, "markdown": report.to_markdown, "json": report.to_json}[args.format]())
     if args.plot:
-        _check_writable(os.path.dirname(os.path.abspath(args.plot)), "the folder of --plot")
+        _check_writable(os.path.dirname(os.path.abspath(args.plot)), "the folder of --plot",
+                        create=True)
         report.plot(args.plot)
         print(f"plot written to {args.plot}", file=sys.stderr)
 
@@ -178,10 +279,11 @@ def _describe(data):
 
 
 def cmd_train(args):
-    import kerascnn
-
+    _check_model_name(args.model)
+    _check_recipe(args.recipe)
+    _check_data(args.data)
     if args.model.endswith(".keras"):
-        _check_keras_file(args.model)
+        _check_keras_file(args.model, "train")
     options = dict(args.option or [])
     if len(options) < len(args.option or []):
         keys = [key for key, _ in args.option]
@@ -192,6 +294,8 @@ def cmd_train(args):
                          "built already.")
     out = args.out or _default_out(args)
     _check_writable(out)
+    import kerascnn
+
     result = kerascnn.train(
         args.model, args.data, recipe=args.recipe, epochs=args.epochs,
         batch_size=args.batch_size, augment=args.augment, out=out,
@@ -218,12 +322,12 @@ def _history_of(model_path):
 
 
 def cmd_evaluate(args):
-    import kerascnn
-
+    if args.data is not None:
+        _check_data(args.data)
     if os.path.isdir(args.model):
         pass  # a run folder: evaluate() reads its model, data source and test split
     elif args.model.endswith(".keras"):
-        _check_keras_file(args.model)
+        _check_keras_file(args.model, "evaluate")
         if args.data is None:
             raise ValueError(
                 f"a model file needs --data (e.g. --data digits); or pass the run folder "
@@ -234,6 +338,8 @@ def cmd_evaluate(args):
     if args.out:
         _check_writable(args.out)
     history = args.history or _history_of(args.model)
+    import kerascnn
+
     # Only the options given: evaluate() applies its own defaults to the rest.
     given = {key: value for key, value in (("data_dir", args.data_dir), ("split_seed", args.seed),
                                            ("task", args.task)) if value is not None}
@@ -250,20 +356,22 @@ def cmd_evaluate(args):
 
 
 def cmd_preview(args):
+    _check_data(args.data)
+    folder = os.path.dirname(os.path.abspath(args.out))
+    _check_writable(folder, "the folder of --out")
     from kerascnn import data
 
-    _check_writable(os.path.dirname(os.path.abspath(args.out)), "the folder of --out")
     loaded = data.load(args.data, data_dir=args.data_dir, kind=args.kind, task=args.task)
     print(_describe(loaded))
+    os.makedirs(folder, exist_ok=True)
     data.preview(loaded, args.augment, args.out, n=args.n, seed=args.seed)
     print(f"preview written to {args.out}")
 
 
 def cmd_recipes(args):
-    from kerascnn.training import RECIPES
-
-    for name, recipe in RECIPES.items():
-        print(json.dumps(recipe.to_dict()) if args.all else name)
+    # kerascnn.training.recipes.CATALOG_PATH: no Keras to import.
+    for name, fields in _catalog(RECIPE_CATALOG).items():
+        print(json.dumps(fields) if args.all else name)
 
 
 def cmd_tune(args):
@@ -277,6 +385,8 @@ def cmd_tune(args):
         if getattr(args, key) is not None:
             study[key] = getattr(args, key)
     model, data = study.pop("model", "lenet5"), study.pop("data", "digits")
+    _check_model_name(model)
+    _check_data(data)
     name = os.path.splitext(os.path.basename(args.study))[0] if args.study else f"{model}-{data}"
     out = study.pop("out", None) or os.path.join("runs", f"tune-{name}")
     _check_writable(out)
@@ -291,6 +401,8 @@ def cmd_tune(args):
 
 
 def cmd_finetune(args):
+    _check_data(args.data)
+    _check_recipe(args.recipe)
     import kerascnn
 
     source = os.path.splitext(os.path.basename(str(args.source).rstrip("/")))[0]
@@ -367,10 +479,10 @@ def parser():
                                    "e.g. a .npz whose y arrays are floats)")
     s.add_argument("--loss", help="categorical_crossentropy (default), hinge or squared_hinge "
                                   "(multiclass SVM on raw scores); mse (regression default) or mae")
-    s.add_argument("--epochs", type=int)
-    s.add_argument("--batch-size", type=int)
-    s.add_argument("--learning-rate", type=float)
-    s.add_argument("--validation-split", type=float, help="fraction of the training split held "
+    s.add_argument("--epochs", type=_positive_int)
+    s.add_argument("--batch-size", type=_positive_int)
+    s.add_argument("--learning-rate", type=_positive_float)
+    s.add_argument("--validation-split", type=_fraction, help="fraction of the training split held "
                    "out when the data has no validation split; 0: none (default: the recipe's)")
     s.add_argument("--augment", help="e.g. 'flip,rotate=5,crop=0.9' or 'none'")
     s.add_argument("--precision", choices=PRECISIONS, help="auto: bfloat16 on CPUs with "
@@ -398,15 +510,16 @@ def parser():
     data_sub = s.add_subparsers(dest="data_command", required=True, metavar="COMMAND")
     d = data_sub.add_parser("preview", help="write a PNG grid of augmented training examples",
                             parents=[common])
-    d.add_argument("--data", default="digits")
-    d.add_argument("--data-dir")
+    d.add_argument("--data", default="digits", help="as for train (default digits)")
+    d.add_argument("--data-dir", help="folder of offline data copies (default $KERASCNN_DATA_DIR)")
     d.add_argument("--kind", choices=KINDS, help="how to read arrays (default: from the shape)")
     d.add_argument("--task", choices=("classification", "regression"), default="classification",
                    help="regression: float targets, each image titled with its value(s)")
-    d.add_argument("--augment", default="flip,rotate=5,crop=0.9")
-    d.add_argument("--out", default="preview.png")
-    d.add_argument("-n", type=_positive_int, default=16)
-    d.add_argument("--seed", type=int, default=0)
+    d.add_argument("--augment", default="flip,rotate=5,crop=0.9",
+                   help="the augmentations to show (default %(default)s)")
+    d.add_argument("--out", default="preview.png", help="the PNG to write (default %(default)s)")
+    d.add_argument("-n", type=_positive_int, default=16, help="examples shown (default 16)")
+    d.add_argument("--seed", type=int, default=0, help="seed of the examples and augmentations")
     d.set_defaults(func=cmd_preview)
 
     s = command("recipes", "list the training recipes")
@@ -422,7 +535,7 @@ def parser():
     s.add_argument("--data-dir", help="folder of offline data copies (default $KERASCNN_DATA_DIR)")
     s.add_argument("--folds", type=_positive_int, help="k of a k-fold, stratified for classes; "
                                                        "1: one validation split (default 5)")
-    s.add_argument("--tuner", help="random, grid, bayesian or hyperband (default random)")
+    s.add_argument("--tuner", choices=TUNERS, help="default random")
     s.add_argument("--task", choices=("classification", "regression"),
                    help="regression: float targets, shuffled (not stratified) folds (default: "
                         "the study's, else classification)")
@@ -449,9 +562,11 @@ def parser():
     s.add_argument("--bn", choices=("frozen", "train_affine", "train"), default="frozen",
                    help="BatchNorm: frozen (inference mode), train_affine (gamma/beta learn, "
                         "statistics fixed) or train")
-    s.add_argument("--head-epochs", type=int, help="epochs of the head phase (default --epochs)")
+    s.add_argument("--head-epochs", type=_whole_number, help="epochs of the head phase "
+                                                             "(default --epochs; 0 skips it)")
     s.add_argument("--epochs", type=_positive_int, help="epochs of each unfreezing phase")
-    s.add_argument("--learning-rate", type=float, help="the head phase's (later phases: × 0.1)")
+    s.add_argument("--learning-rate", type=_positive_float,
+                   help="the head phase's (later phases: × 0.1)")
     s.add_argument("--lr-mult", help="learning-rate multipliers per group: 'low..high', "
                                      "'stem=0,conv5=0.1' or one per group")
     s.add_argument("--recipe", default="quick", help="quick, alexnet, resnet, resnet_rs")

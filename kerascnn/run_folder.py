@@ -9,6 +9,7 @@ on `.kerascnn-run.lock` (the file holds the holder's pid): the kernel drops the 
 process dies, so a lock left by a killed run is simply taken over.
 """
 
+import contextlib
 import errno
 import fcntl
 import fnmatch
@@ -26,6 +27,7 @@ MANIFEST_FORMAT = 1
 # Leftovers of kerascnn.files.atomic_path: mkstemp's ".tmp-" + 8 random characters (+ suffix).
 TEMPORARY = re.compile(r"^\.tmp-[A-Za-z0-9_]{8}(\.[A-Za-z0-9]+)?$")
 SHOWN = 5  # foreign entries named in an error
+COUNTED = 100  # foreign files counted before the walk stops (`--out /` answers at once)
 # The files TensorBoard's writers put into a log folder (any depth): event files.
 TENSORBOARD_FILES = ("events.out.tfevents.*",)
 
@@ -72,6 +74,7 @@ class RunFolder:
         self._delegated = {}
         self._lock_fd = None
         self._entered = False
+        self._created = []
 
     def __repr__(self):
         return f"RunFolder({self.path!r}, {self.kind!r})"
@@ -87,6 +90,7 @@ class RunFolder:
             # Never a kerascnn folder: refuse it before writing anything into it.
             self._read_manifest()
             self._check_foreign()
+        self._created = _missing_folders(self.path)
         try:
             os.makedirs(self.path, exist_ok=True)
         except OSError as error:
@@ -107,10 +111,20 @@ class RunFolder:
         self._entered = True
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, error_type, *exc):
         self._entered = False
+        if error_type is not None and self._created and not self._files:
+            self._remove_skeleton()  # a command refused before writing leaves no folder
         self._unlock()
         return False
+
+    def _remove_skeleton(self):
+        for special in (MANIFEST, LOCK):
+            with contextlib.suppress(FileNotFoundError):
+                os.remove(os.path.join(self.path, special))
+        with contextlib.suppress(OSError):
+            for folder in self._created:  # deepest first: the folders entering made
+                os.rmdir(folder)
 
     def _lock(self):
         lock_path = os.path.join(self.path, LOCK)
@@ -222,6 +236,8 @@ class RunFolder:
             if TEMPORARY.match(os.path.basename(relative)) and self._ours_to_write(relative):
                 continue  # an interrupted atomic write of ours
             foreign.append(relative)
+            if len(foreign) > COUNTED:
+                break
         return sorted(foreign)
 
     def _ours_to_write(self, relative):
@@ -236,7 +252,9 @@ class RunFolder:
             self._read_manifest()
             foreign = [relative for relative in foreign if not self.owns(relative)]
         if foreign:
-            shown = ", ".join(foreign[:SHOWN]) + (f" and {len(foreign) - SHOWN} more"
+            more = (f"{len(foreign) - SHOWN}" if len(foreign) <= COUNTED
+                    else f"over {COUNTED - SHOWN}")
+            shown = ", ".join(foreign[:SHOWN]) + (f" and {more} more"
                                                  if len(foreign) > SHOWN else "")
             raise RunFolderError(
                 f"{self.path} holds files kerascnn did not write ({shown}); it never overwrites "
@@ -405,6 +423,18 @@ class RunFolder:
             A RunFolder, to be used with `with`.
         """
         return RunFolder(self.claim(relative), kind, exclusive=exclusive)
+
+
+def _missing_folders(path):
+    """The folders `os.makedirs(path)` would create, deepest first."""
+    missing = []
+    while not os.path.exists(path):
+        missing.append(path)
+        parent = os.path.dirname(path)
+        if parent == path:
+            break
+        path = parent
+    return missing
 
 
 def _remove_empty_folders(path):

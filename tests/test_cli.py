@@ -152,10 +152,10 @@ def test_debug_shows_the_original_exception(tmp_path):
 @pytest.mark.parametrize(
     "argv,message",
     [
-        (["inspect", "resnet17"], "Unknown model 'resnet17'"),
+        (["inspect", "resnet17"], "unknown model 'resnet17'"),
         (["train", "--model", "lenet5", "--data", "no_such_set", "--epochs", "1"], "no_such_set"),
-        (["train", "--recipe", "fast"], "Unknown recipe 'fast'"),
-        (["train", "--epochs", "0"], "epochs must be"),
+        (["train", "--recipe", "fast"], "unknown recipe 'fast'"),
+        (["train", "--epochs", "0"], "--epochs: expected a positive whole number; got '0'"),
         (["inspect", "lenet5", "--input-shape", "28,x,1"], "expected sizes like 28,28,1"),
         (["inspect", "lenet5", "--input-shape", "28,0,1"], "positive sizes"),
         (["evaluate", "no/such/model.keras", "--data", "digits"], "no such model file"),
@@ -368,8 +368,9 @@ def test_option_reads_builder_options_as_json_literals_and_names_the_run_folder(
     ],
 )
 def test_option_mistakes_end_in_one_line_before_any_data_is_read(argv, message, capsys, tmp_path):
-    # The data does not exist: the option is refused before it would be read.
-    err = _fails(["train", "--data", str(tmp_path / "absent.npz"), *argv, "--out",
+    # The data cannot be read: the option is refused before it would be.
+    (tmp_path / "empty.npz").write_bytes(b"")
+    err = _fails(["train", "--data", str(tmp_path / "empty.npz"), *argv, "--out",
                   str(tmp_path / "run")], capsys)
     assert message in err.strip().splitlines()[-1]
 
@@ -387,3 +388,76 @@ def test_option_reaches_the_built_model_over_the_recipes(tmp_path, capsys):
     assert [layer.filters for layer in backbone.layers
             if isinstance(layer, keras.layers.Conv2D)] == [12, 32]
     assert any(isinstance(layer, keras.layers.BatchNormalization) for layer in backbone.layers)
+
+
+def test_the_names_the_command_line_checks_agree_with_the_library():
+    from kerascnn import cli
+    from kerascnn.data.sources import KERAS_DATASETS
+    from kerascnn.tuning.cross_validation import TUNERS
+
+    assert set(cli.NAMED_DATA) == {"digits", *KERAS_DATASETS}
+    assert set(cli.TUNERS) == set(TUNERS)
+
+
+QUICK_MISTAKES = [
+    (["recipes"], 0, "mnist_fast"),
+    (["inspect", "nosuch"], 2, "unknown model 'nosuch'"),
+    (["train", "--model", "lenet55"], 2, "Did you mean lenet5"),
+    (["train", "--data", "digitz"], 2, "Did you mean digits"),
+    (["train", "--recipe", "quik"], 2, "Did you mean quick"),
+    (["train", "--epochs", "-1"], 2, "expected a positive whole number; got '-1'"),
+    (["train", "--learning-rate", "nan"], 2, "expected a positive number"),
+    (["train", "--validation-split", "1.5"], 2, "expected a fraction"),
+    (["tune", "--tuner", "banana"], 2, "invalid choice: 'banana'"),
+    (["finetune", "resnet18_mnist", "--data", "digitz"], 2, "Did you mean digits"),
+]
+
+
+@pytest.mark.parametrize("argv, status, expected", QUICK_MISTAKES,
+                         ids=[" ".join(a) for a, _, _ in QUICK_MISTAKES])
+def test_quick_answers_and_name_mistakes_import_no_tensorflow(argv, status, expected, tmp_path):
+    # Issue 24, item 20: these took 10-33 s on a busy machine, importing TensorFlow first.
+    script = ("import sys\nfrom kerascnn.cli import main\n"
+              "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    code = e.code or 0\n"
+              "else:\n    code = 0\n"
+              "print('TF' if 'tensorflow' in sys.modules else 'no TF', file=sys.stderr)\n"
+              "sys.exit(code)\n")
+    done = _run("-c", script, *argv, "--out", str(tmp_path / "out"), cwd=tmp_path) \
+        if argv[0] in ("train", "finetune") else _run("-c", script, *argv, cwd=tmp_path)
+    assert done.returncode == status, done.stderr
+    assert expected in done.stdout + done.stderr
+    assert done.stderr.rstrip().endswith("no TF")
+    assert os.listdir(tmp_path) == []  # nothing written, no --out folder made
+
+
+@pytest.mark.parametrize("argv", [["train", "--data", "digitz"], ["tune", "--data", "digitz"]])
+def test_a_refused_command_leaves_no_out_folder(argv, tmp_path, capsys):
+    # Issue 24, item 11: refused commands left empty or skeleton --out folders behind.
+    out = tmp_path / "runs" / "x"
+    _fails([*argv, "--out", str(out)], capsys)
+    assert not (tmp_path / "runs").exists()
+
+
+def test_out_that_is_a_file_or_the_root_is_refused_at_once(tmp_path, capsys):
+    victim = tmp_path / "notes.txt"
+    victim.write_text("mine")
+    assert "is a file, not a folder" in _fails(["train", "--out", str(victim)], capsys)
+    assert victim.read_text() == "mine"
+    err = _fails(["train", "--epochs", "1", "--out", "/"], capsys)
+    assert "holds files kerascnn did not write" in err and "more" in err
+
+
+def test_train_and_evaluate_explain_a_lambda_layer_instead_of_keras_advice(tmp_path, capsys):
+    # Issue 24, item 14: Keras' advice (pass safe_mode=False) named an option they lack.
+    import keras
+
+    inputs = keras.Input((8, 8, 1))
+    outputs = keras.layers.Dense(2, activation="softmax")(
+        keras.layers.Flatten()(keras.layers.Lambda(lambda x: x * 2)(inputs)))
+    path = str(tmp_path / "lambda.keras")
+    keras.Model(inputs, outputs).save(path)
+    for argv in (["train", "--model", path], ["evaluate", path, "--data", "digits"]):
+        err = _fails([*argv, "--out", str(tmp_path / "out")], capsys)
+        assert "holds a Lambda layer" in err and "safe_mode=False" in err
+        assert f"kerascnn.{argv[0]}(" in err
+    assert not (tmp_path / "out").exists()

@@ -184,3 +184,27 @@ def test_a_delegated_folder_owns_only_its_librarys_files_at_any_depth(tmp_path):
     assert (tmp_path / "logs" / "train" / "notes.txt").read_text() == "mine"
     assert not (tmp_path / "logs" / "train" / "events.out.tfevents.1.v2").exists()
     assert not (tmp_path / "logs" / "train" / "plugins").exists()
+
+
+def test_a_command_refused_inside_a_new_folder_leaves_no_folder_behind(tmp_path):
+    # Issue 24, item 11: a mistyped --data left an empty run folder (and its parents).
+    out = tmp_path / "runs" / "new"
+    with pytest.raises(ValueError, match="digitz"):
+        with RunFolder(out, "train"):
+            raise ValueError("unknown data set 'digitz'")
+    assert os.listdir(tmp_path) == []
+    # A folder that held a run before keeps it: only what this entry created goes.
+    with RunFolder(out, "train") as run:
+        run.write_text("model.txt", "kept")
+    with pytest.raises(ValueError):
+        with RunFolder(out, "train"):
+            raise ValueError("refused")
+    assert (out / "model.txt").read_text() == "kept"
+
+
+def test_the_foreign_walk_stops_early_on_a_huge_folder(tmp_path):
+    for i in range(150):
+        (tmp_path / f"f{i:03d}.txt").write_text("x")
+    with pytest.raises(RunFolderError, match=r"f\d{3}\.txt and over 95 more"):
+        with RunFolder(tmp_path, "train"):
+            pass

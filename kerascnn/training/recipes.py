@@ -2,8 +2,10 @@
 
 import collections.abc
 import dataclasses
+import json
 import math
 import numbers
+import os
 
 from kerascnn.layers.factories import check_choice
 from kerascnn.training.losses import check_loss
@@ -12,6 +14,10 @@ from kerascnn.training.precision import PRECISIONS
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
 SCHEDULES = ("constant", "step", "inverse_time", "plateau", "cosine", "one_cycle")
 WEIGHT_DECAY_MODES = ("decoupled", "l2")
+# What `kerascnn recipes` prints and `--recipe` accepts, written from RECIPES
+# (`write_catalog`) so that the command line answers without importing Keras;
+# tests/training/test_recipes.py keeps it equal to RECIPES.
+CATALOG_PATH = os.path.join(os.path.dirname(os.path.abspath(__file__)), "recipes.json")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -274,3 +280,16 @@ def get_recipe(recipe="quick", **overrides):
     else:
         raise ValueError(f"Unknown recipe {recipe!r}; choose one of {sorted(RECIPES)} or pass a Recipe.")
     return base.replace(**overrides)
+
+
+def catalog():
+    """{name: the recipe's fields} for every named recipe, in RECIPES' order."""
+    return {name: recipe.to_dict() for name, recipe in RECIPES.items()}
+
+
+def write_catalog(path=CATALOG_PATH):
+    """Writes `catalog()` as JSON to `path` (after changing a recipe: `python -c "from
+    kerascnn.training import recipes; recipes.write_catalog()"`)."""
+    lines = [f"  {json.dumps(name)}: {json.dumps(fields)}" for name, fields in catalog().items()]
+    with open(path, "w", encoding="utf-8") as f:
+        f.write("{\n" + ",\n".join(lines) + "\n}\n")

@@ -154,3 +154,14 @@ def test_train_builds_the_recipes_model_options_overridden_by_explicit_ones(tmp_
     assert record["model_options"] == {"norm": "batch", "activation": "relu", "width_multiplier": 3}
     assert record["recipe"]["model_options"] == {"activation": "relu", "norm": "batch",
                                                  "width_multiplier": 2}
+
+
+def test_the_catalog_the_command_line_reads_is_recipes():
+    import json
+
+    from kerascnn.training import recipes
+
+    with open(recipes.CATALOG_PATH, encoding="utf-8") as f:
+        assert json.load(f) == json.loads(json.dumps(recipes.catalog())), (
+            "kerascnn/training/recipes.json is out of date: python -c \"from kerascnn.training "
+            "import recipes; recipes.write_catalog()\"")
