@@ -300,8 +300,9 @@ def begin(name, *, include_top, weights, input_tensor, input_shape, pooling, cla
     return x, inputs, shape
 
 
-def hidden_units(units, default, width_multiplier, name):
-    """The widths of the hidden FC layers: `units` as given, or `default` scaled.
+def hidden_units(units, default, width_multiplier, name, option="hidden_units"):
+    """The widths of the hidden FC layers (or of a family's convolutions): `units` as given,
+    or `default` scaled.
 
     Args:
         units: None (use `default` × `width_multiplier`), or a tuple of positive ints
@@ -309,12 +310,13 @@ def hidden_units(units, default, width_multiplier, name):
         default: the paper's widths, e.g. (4096, 4096).
         width_multiplier: a positive number.
         name: the model name, for error messages.
+        option: the option's name, for error messages.
     """
     if units is None:
         return tuple(scaled(u, width_multiplier) for u in default)
     if not isinstance(units, (list, tuple)) or not all(_positive_int(u) for u in units):
         raise ValueError(
-            f"{name}: hidden_units={units!r} must be a tuple of positive ints, "
+            f"{name}: {option}={units!r} must be a tuple of positive ints, "
             "e.g. (256, 256), or () for none."
         )
     return tuple(units)

@@ -225,9 +225,10 @@ def _train(run, state_run, model, name, data, recipe, *, seed, strategy, out, op
         if finished and run.owns("model.keras") and os.path.isfile(run.path_of("model.keras")):
             net = keras.models.load_model(run.path_of("model.keras"))
         elif state:
-            net = keras.models.load_model(checkpoints.state_model_path(state_run, state))
+            net = checkpoints.load_checkpoint(checkpoints.state_model_path(state_run, state),
+                                              run_precision.policy)
             checkpoints.restore_seed_states(net, state.get("seed_states"))
-            if finished and getattr(net.optimizer, "use_ema", False):
+            if finished and checkpoints.ema_optimizer(net.optimizer):
                 net.optimizer.finalize_variable_values(net.trainable_weights)
         else:
             net, run_precision = _network(model, name, options, data, recipe, run_precision)
@@ -263,7 +264,7 @@ def _train(run, state_run, model, name, data, recipe, *, seed, strategy, out, op
         train_ds, val_ds = (_repeat_targets(d, outputs) for d in (train_ds, val_ds))
 
     diverged = checkpoints.StopOnNonFiniteLoss()
-    ema = checkpoints.SwapEMAWeights() if getattr(net.optimizer, "use_ema", False) else None
+    ema = checkpoints.SwapEMAWeights() if checkpoints.ema_optimizer(net.optimizer) else None
     checkpoint = checkpoints.RunCheckpoint(
         run, fingerprint, history=state["history"] if state else None,
         best=state["best"] if state else None,
@@ -605,8 +606,10 @@ def build_optimizer(recipe, learning_rate, steps_per_epoch):
                      **common)
     return {
         "sgd": lambda: keras.optimizers.SGD(momentum=recipe.momentum, nesterov=recipe.nesterov, **common),
-        "adam": lambda: keras.optimizers.Adam(**common),
-        "adamw": lambda: keras.optimizers.AdamW(**{**common, "weight_decay": recipe.weight_decay}),
+        "adam": lambda: keras.optimizers.Adam(beta_1=recipe.beta_1, beta_2=recipe.beta_2,
+                                              **common),
+        "adamw": lambda: keras.optimizers.AdamW(beta_1=recipe.beta_1, beta_2=recipe.beta_2,
+                                                **{**common, "weight_decay": recipe.weight_decay}),
         "rmsprop": lambda: keras.optimizers.RMSprop(momentum=recipe.momentum, **common),
     }[recipe.optimizer]()
 

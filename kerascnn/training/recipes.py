@@ -30,6 +30,8 @@ class Recipe:
         learning_rate: the base (peak) learning rate.
         momentum: SGD / RMSprop momentum.
         nesterov: Nesterov momentum for SGD.
+        beta_1, beta_2: Adam's (and AdamW's) decay rates of the gradient's first and second
+            moments.
         weight_decay: the weight decay coefficient, applied as `weight_decay_mode` says.
         weight_decay_mode: "decoupled": Keras' `weight_decay`, which subtracts
             `lr * weight_decay * w` from the weights after each update (Loshchilov & Hutter,
@@ -77,6 +79,8 @@ class Recipe:
     learning_rate: float = 1e-3
     momentum: float = 0.9
     nesterov: bool = False
+    beta_1: float = 0.9
+    beta_2: float = 0.999
     weight_decay: float = 0.0
     weight_decay_mode: str = "decoupled"
     schedule: str = "constant"
@@ -111,6 +115,8 @@ class Recipe:
         _integer("epochs", self.epochs, low=1)
         _integer("batch_size", self.batch_size, low=1)
         _number("momentum", self.momentum, low=0, high=1, high_open=True)
+        _number("beta_1", self.beta_1, low=0, high=1, high_open=True)
+        _number("beta_2", self.beta_2, low=0, high=1, high_open=True)
         _number("weight_decay", self.weight_decay, low=0)
         _number("factor", self.factor, low=0, high=1, low_open=True)
         _integer("patience", self.patience, low=0)

@@ -165,3 +165,19 @@ def test_the_catalog_the_command_line_reads_is_recipes():
         assert json.load(f) == json.loads(json.dumps(recipes.catalog())), (
             "kerascnn/training/recipes.json is out of date: python -c \"from kerascnn.training "
             "import recipes; recipes.write_catalog()\"")
+
+
+def test_adams_betas_are_recipe_fields_that_reach_the_optimizer():
+    import pytest
+
+    from kerascnn.training import get_recipe
+    from kerascnn.training.loop import build_optimizer
+
+    for name in ("adam", "adamw"):
+        optimizer = build_optimizer(get_recipe("quick", optimizer=name, beta_1=0.7, beta_2=0.9),
+                                    1e-3, 10)
+        assert (optimizer.beta_1, optimizer.beta_2) == (0.7, 0.9)
+    default = build_optimizer(get_recipe("quick"), 1e-3, 10)
+    assert (default.beta_1, default.beta_2) == (0.9, 0.999)  # Keras' and the paper's
+    with pytest.raises(ValueError, match=r"beta_2 must be a finite number in \[0, 1\); got 1.0"):
+        get_recipe("quick", beta_2=1.0)
