@@ -72,3 +72,23 @@ def test_symbolic_build_creates_optimizer_and_metric_variables():
     assert not model.optimizer.built
     compat.symbolic_build(model, data.element_spec)
     assert model.optimizer.built and model.optimizer.variables
+
+
+def test_the_declared_python_is_one_every_dependency_installs_on():
+    # Issue 24, item 18: kerascnn claimed Python >= 3.10, where Keras >= 3.13 (and tomllib)
+    # are missing.
+    from importlib import metadata
+
+    from packaging.requirements import Requirement
+    from packaging.specifiers import SpecifierSet
+
+    ours = SpecifierSet(metadata.metadata("kerascnn")["Requires-Python"])
+    lowest = min((v for v in ("3.9", "3.10", "3.11", "3.12") if v in ours), default=None)
+    assert lowest is not None
+    for line in metadata.requires("kerascnn"):
+        requirement = Requirement(line)
+        if requirement.marker is not None:
+            continue  # an extra's
+        needs = metadata.metadata(requirement.name).get("Requires-Python")
+        if needs:
+            assert lowest in SpecifierSet(needs), (requirement.name, needs, lowest)
