@@ -18,6 +18,7 @@ import numpy as np
 
 from kerascnn.data.pipeline import SEED_STATE
 from kerascnn.run_folder import RunFolderError
+from kerascnn.training.precision import policy_scope
 
 CHECKPOINTS = "checkpoints"
 STATE = "state.json"
@@ -74,6 +75,22 @@ def state_model_path(run, state):
             f"{path}, named by {run.path_of(STATE_PATH)}, is missing or was not written by "
             "kerascnn; rerun with --fresh (resume=False).")
     return path
+
+
+def load_checkpoint(path, policy):
+    """Loads an epoch checkpoint with its optimizer state, under the policy it was trained in.
+
+    Keras wraps the optimizer in a LossScaleOptimizer only when the model's own dtype policy,
+    the global one when it is rebuilt, is mixed_float16. Loaded under another, the optimizer
+    comes back unwrapped, its saved variables (moments, iterations, the moving averages of
+    the weights, the loss scale) no longer match and Keras skips them all with a warning.
+
+    Args:
+        path: the checkpoint's .keras file.
+        policy: the Keras dtype policy of the run ("float32", "mixed_bfloat16", ...).
+    """
+    with policy_scope(policy):
+        return keras.models.load_model(path)
 
 
 def history_csv(history):
@@ -137,6 +154,20 @@ class StopOnNonFiniteLoss(keras.callbacks.Callback):
         if self.diverged is None and loss is not None and not math.isfinite(float(loss)):
             self.diverged = (epoch, None, float(loss))
             self.model.stop_training = True
+
+
+def ema_optimizer(optimizer):
+    """Returns the optimizer that keeps the moving averages of the weights, or None.
+
+    Under mixed float16 Keras wraps the compiled optimizer in a LossScaleOptimizer, whose own
+    `use_ema` is False: the averages live in its `inner_optimizer`, which is the one to ask.
+
+    Args:
+        optimizer: a model's optimizer (or None, for a model that was not compiled).
+    """
+    if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+        optimizer = optimizer.inner_optimizer
+    return optimizer if getattr(optimizer, "use_ema", False) else None
 
 
 class SwapEMAWeights(keras.callbacks.SwapEMAWeights):
@@ -227,7 +258,8 @@ class RestoreCallbackStates(keras.callbacks.Callback):
             for key, value in self.states.get(type(callback).__name__, {}).items():
                 setattr(callback, key, int(value) if key != "best" else value)
             if getattr(callback, "restore_best_weights", False) and self.best_model:
-                callback.best_weights = keras.models.load_model(self.best_model).get_weights()
+                callback.best_weights = keras.models.load_model(
+                    self.best_model, compile=False).get_weights()  # its weights only
 
 
 class RunCheckpoint(keras.callbacks.Callback):
