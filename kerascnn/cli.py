@@ -42,6 +42,13 @@ _NATIVE_LOG = re.compile(
     rb"|To enable the following instructions: .* rebuild TensorFlow with the appropriate compiler)"
 )
 
+# libjpeg, inside TensorFlow's JPEG decoder, writes these to descriptor 2 for each damaged JPEG it
+# still decodes, at every decode (every epoch of a streamed folder): summarised in one line.
+_LIBJPEG_WARNING = re.compile(
+    rb"^(Corrupt JPEG data: |Premature end of JPEG file|Invalid SOS parameters for sequential JPEG"
+    rb"|Inconsistent progression sequence for component|Warning: unknown JFIF revision number"
+    rb"|Unsupported marker type 0x)")
+
 
 def _input_shape(text):
     try:
@@ -614,10 +621,14 @@ def _without_native_logs():
     os.dup2(write, 2)
     os.close(write)
 
+    jpeg_warnings = []
+
     def pump():
         with os.fdopen(read, "rb") as pipe, os.fdopen(passed, "wb", buffering=0) as out:
             for line in pipe:
-                if not _NATIVE_LOG.match(line):
+                if _LIBJPEG_WARNING.match(line):
+                    jpeg_warnings.append(line)
+                elif not _NATIVE_LOG.match(line):
                     out.write(line)
 
     thread = threading.Thread(target=pump, name="kerascnn-stderr", daemon=True)
@@ -629,6 +640,11 @@ def _without_native_logs():
         os.dup2(saved, 2)  # closes the pipe's last write end: the pump sees its end
         os.close(saved)
         thread.join(timeout=5)
+        if jpeg_warnings:
+            sys.stderr.write(
+                f"kerascnn: libjpeg reported recoverable JPEG damage {len(jpeg_warnings)} "
+                f"time(s) (first: {jpeg_warnings[0].decode(errors='replace').strip()!r}); the "
+                "images were used as decoded. --verbose shows every message.\n")
 
 
 def _one_line(error, args):

@@ -461,3 +461,16 @@ def test_train_and_evaluate_explain_a_lambda_layer_instead_of_keras_advice(tmp_p
         assert "holds a Lambda layer" in err and "safe_mode=False" in err
         assert f"kerascnn.{argv[0]}(" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_libjpeg_warnings_are_summarised_in_one_line():
+    # Issue 24, item 22: TensorFlow's libjpeg wrote one line per damaged JPEG at every decode.
+    script = ("import os\nfrom kerascnn.cli import _without_native_logs\n"
+              "with _without_native_logs():\n"
+              "    for _ in range(3):\n"
+              "        os.write(2, b'Corrupt JPEG data: 2 extraneous bytes before marker 0xd9\\n')\n"
+              "    os.write(2, b'a line of the user\\n')\n")
+    err = _run("-c", script).stderr.splitlines()
+    assert err[0] == "a line of the user"
+    assert len(err) == 2 and "recoverable JPEG damage 3 time(s)" in err[1]
+    assert "Corrupt JPEG data: 2 extraneous bytes" in err[1]

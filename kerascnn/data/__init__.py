@@ -17,6 +17,7 @@ from kerascnn.data.augment import (
     parse_spec,
 )
 from kerascnn.data.dataset import Data
+from kerascnn.data.errors import CacheError, DataError, FileChangedError
 from kerascnn.data.preprocessing import Preprocessing
 from kerascnn.data.preview import preview
 from kerascnn.data.records import TFRecords
@@ -26,7 +27,10 @@ __all__ = [
     "DATA_DIR_ENV",
     "KERAS_DATASETS",
     "Augmentation",
+    "CacheError",
     "Data",
+    "DataError",
+    "FileChangedError",
     "LensDistortion",
     "Preprocessing",
     "RandomAffine",

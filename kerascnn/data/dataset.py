@@ -5,6 +5,7 @@ import tensorflow as tf
 
 from kerascnn.data import pipeline
 from kerascnn.data.augment import augmentation
+from kerascnn.data.errors import reading_files
 from kerascnn.data.splits import (check_fraction, shuffled_folds, shuffled_split,
                                   stratified_folds, stratified_split)
 
@@ -392,5 +393,6 @@ def predict(model, examples, batch_size=256):
     """`model.predict` on an array, or batch by batch on a streamed split's examples
     (`FileExamples`: read from their files, never all in memory)."""
     if hasattr(examples, "as_dataset"):
-        return model.predict(examples.as_dataset(batch_size), verbose=0)
+        with reading_files():
+            return model.predict(examples.as_dataset(batch_size), verbose=0)
     return model.predict(examples, batch_size=batch_size, verbose=0)

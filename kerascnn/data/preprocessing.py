@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from kerascnn.data.errors import reading_files
 from kerascnn.data.running_stats import RunningMoments
 
 MODES = ("scale", "mean_image", "channel_mean", "standardize", None)
@@ -181,7 +182,7 @@ class Preprocessing(keras.layers.Layer):
             steps = -(-len(data) // batch_size)
             data = data.as_dataset(batch_size)
         if isinstance(data, tf.data.Dataset):
-            chunks = (batch[0] if isinstance(batch, tuple) else batch for batch in data)
+            chunks = _batches(data)
         else:
             steps = -(-len(data) // batch_size)
             chunks = (data[start : start + batch_size] for start in range(0, len(data), batch_size))
@@ -233,3 +234,10 @@ class Preprocessing(keras.layers.Layer):
             "value_range": self.value_range,
             "interpolation": self.interpolation,
         }
+
+
+def _batches(dataset):
+    """The example batches of `dataset`; a streamed file changed since loading: one line."""
+    with reading_files():
+        for batch in dataset:
+            yield batch[0] if isinstance(batch, tuple) else batch

@@ -115,7 +115,8 @@ def load(
             which was chosen. Other sources load into memory.
         cache: with streaming, a folder for the decoded, resized images (memory-mapped
             `<split>.npy`), so later epochs and runs skip decoding; keyed by its path and
-            rebuilt when the folder's files change.
+            rebuilt when the folder's files change. Only files kerascnn wrote there are
+            ever overwritten.
 
     Returns:
         A `Data`.
@@ -124,6 +125,8 @@ def load(
         ValueError: for a bad source or bad data (labels out of range, NaN or infinite
             values, mismatched lengths, an empty or single class, mixed sizes).
         FileNotFoundError: when a named data set is neither found locally nor downloadable.
+        CacheError: (a ValueError) for a `cache` that is a file, or that holds `<split>.npy`
+            or `<split>.json` files kerascnn did not write.
     """
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise ValueError(f"seed must be an integer; got seed={seed!r}.")
@@ -242,13 +245,14 @@ def _keras_dataset(name, data_dir, download):
             return RawData(name, x_train, y_train, x_test, y_test, KERAS_DATASETS[name])
         except Exception as error:  # Any failure to download gets the same advice.
             reason = f"keras.datasets failed: {type(error).__name__}: {error}"
-    looked = ", ".join(folders) if folders else f"no data_dir and ${DATA_DIR_ENV} unset"
+    looked = (", ".join(map(os.fspath, folders)) if folders
+              else f"no --data-dir / data_dir= given and ${DATA_DIR_ENV} unset")
     raise FileNotFoundError(
         f"Cannot load {name!r}: no {name}.npz found ({looked}), and not downloaded "
         f"({reason}). Fix either way: put {name}.npz in keras.datasets layout (x_train, "
-        f"y_train, x_test, y_test) into a folder and pass data_dir=<folder> or set "
-        f"{DATA_DIR_ENV}=<folder>; or run once with internet access so keras.datasets can "
-        "download it."
+        f"y_train, x_test, y_test) into a folder DIR and pass --data-dir DIR on the command "
+        f"line, data_dir=DIR in Python, or set {DATA_DIR_ENV}=DIR; or run once with "
+        "internet access so keras.datasets can download it."
     )
 
 

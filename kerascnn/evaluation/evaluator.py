@@ -31,7 +31,9 @@ def evaluate(model, data=None, *, history=None, mc_dropout=0, ensemble=None, out
 
     A run folder is the unit of evaluation: `evaluate(run_dir)` reloads the run's data as
     its run.json records it (source, load arguments, seed) and checks that the test split is
-    the one the run held out (by the SHA-256 of its example positions and labels). A model
+    the one the run held out (by the SHA-256 of its example positions and labels). It never
+    writes outside its `out`: a streamed folder is reloaded without the run's `cache` folder
+    (same pixels; a path read from run.json is not written to). A model
     file inside a run folder is scored on that same split: a source given by name is loaded
     with the run's split seed, and a `Data` whose test split differs is refused, so a model
     is never scored on the examples it was trained or validated on.
@@ -331,8 +333,11 @@ def _run_data(run, data, data_dir, split_seed):
             raise RunFolderError(
                 f"the run in {folder} was trained on arrays passed from Python; pass its test "
                 "data: evaluate(run_dir, data).")
+        # Not the recorded cache: a path read from run.json may point anywhere, and loading
+        # writes there. The cache only saves decoding time over many epochs; evaluation reads
+        # each file once, and gets the same pixels without it.
         arguments = {k: source[k] for k in ("validation_split", "test_split", "kind", "task",
-                                            "stream", "cache")
+                                            "stream")
                      if source.get(k) is not None}
         try:
             data = data_lib.load(name, data_dir=data_dir or source.get("data_dir"), seed=seed,
