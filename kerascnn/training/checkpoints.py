@@ -128,6 +128,19 @@ class TrainingDivergedError(ValueError):
     """Training stopped at a non-finite loss; the message names the epoch and likely causes."""
 
 
+class FirstStepTimer(keras.callbacks.Callback):
+    """Remembers when `fit`'s first training step ended (`time.perf_counter()`): the time to
+    it is mostly tracing the step."""
+
+    def __init__(self):
+        super().__init__()
+        self.seconds = None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.seconds is None:
+            self.seconds = time.perf_counter()
+
+
 class StopOnNonFiniteLoss(keras.callbacks.Callback):
     """Stops training at the first non-finite loss and remembers where it happened.
 

@@ -14,6 +14,7 @@ import numpy as np
 import tensorflow as tf
 
 import kerascnn
+from kerascnn.data.errors import reading_files
 from kerascnn.data.pipeline import steps_per_epoch
 from kerascnn.files import sha256_file
 from kerascnn.models.googlenet import LOSS_WEIGHTS as GOOGLENET_LOSS_WEIGHTS
@@ -51,6 +52,10 @@ class TrainResult:
         run_dir: the run folder, or None when `out` was None.
         recipe: the Recipe used.
         seconds: wall time spent in `fit` by this call.
+        timings: seconds of each step of this call: "load" (the data), "build" (the
+            network, its checks and compiling), "first_step" (tracing the training step and
+            running it once), "fit" (all of `fit`, the first step included), "evaluate" (the
+            test metrics and report) and "save" (model.keras and run.json); run.json keeps them.
     """
 
     model: keras.Model
@@ -59,6 +64,7 @@ class TrainResult:
     run_dir: str
     recipe: object
     seconds: float
+    timings: dict = None
 
 
 def train(
@@ -200,7 +206,9 @@ def _train(run, state_run, model, name, data, recipe, *, seed, strategy, out, op
            optimizer):
     """`train` inside its (entered) run folder `run`; `state_run` holds the state to resume
     (`run` itself, except on the workers of a multi-worker run that are not the chief)."""
+    clock = _Clock()
     data, source = _load_data(data, data_dir, load_options, recipe, seed)
+    clock.mark("load")
     keras.utils.set_random_seed(seed)
     if deterministic:
         tf.config.experimental.enable_op_determinism()
@@ -236,6 +244,7 @@ def _train(run, state_run, model, name, data, recipe, *, seed, strategy, out, op
             _check_outputs(net, data, recipe)
             _compile(net, recipe, steps, optimizer)
     say(f"precision: {run_precision.name} ({run_precision.reason})")
+    clock.mark("build")
     if finished:
         say(f"{run.path} holds this run, finished after {initial_epoch} epochs: nothing to "
             "train; its model is evaluated again.")
@@ -280,20 +289,25 @@ def _train(run, state_run, model, name, data, recipe, *, seed, strategy, out, op
         recipe_callbacks.append(checkpoints.RestoreCallbackStates(
             checkpoint.stateful, state.get("callback_states"),
             best if best and os.path.isfile(best) else None))
-    run_callbacks = [diverged, *([ema] if ema else []), checkpoint, *recipe_callbacks,
+    first_step = checkpoints.FirstStepTimer()
+    run_callbacks = [first_step, diverged, *([ema] if ema else []), checkpoint, *recipe_callbacks,
                      *list(callbacks or []), *([checkpoints.FinalizeEMA(ema)] if ema else [])]
     seconds = 0.0
     if not finished:
         start = time.perf_counter()
-        if multi:
-            multi_worker.fit(net, train_ds, val_ds, epochs=recipe.epochs,
-                             initial_epoch=initial_epoch, callbacks=run_callbacks, verbose=verbose,
-                             input_context=worker)
-        else:
-            net.fit(train_ds, validation_data=val_ds, epochs=recipe.epochs,
-                    initial_epoch=initial_epoch, steps_per_epoch=steps, callbacks=run_callbacks,
-                    verbose=verbose, shuffle=False)
+        with reading_files():  # a streamed file deleted or changed since loading: one line
+            if multi:
+                multi_worker.fit(net, train_ds, val_ds, epochs=recipe.epochs,
+                                 initial_epoch=initial_epoch, callbacks=run_callbacks,
+                                 verbose=verbose, input_context=worker)
+            else:
+                net.fit(train_ds, validation_data=val_ds, epochs=recipe.epochs,
+                        initial_epoch=initial_epoch, steps_per_epoch=steps,
+                        callbacks=run_callbacks, verbose=verbose, shuffle=False)
         seconds = time.perf_counter() - start
+    clock.mark("fit")
+    if first_step.seconds is not None:
+        clock.timings["first_step"] = round(first_step.seconds - start, 3)
     history = checkpoint.history
     if diverged.diverged is not None or not checkpoints.finite_weights(net):
         raise checkpoints.TrainingDivergedError(
@@ -307,8 +321,10 @@ def _train(run, state_run, model, name, data, recipe, *, seed, strategy, out, op
     metrics = {}
     if out:
         run.save_model(net, "model.keras")
+    clock.mark("save")
     if data.size("test"):
         metrics = _test_metrics(net, data, history, run if out else None)
+    clock.mark("evaluate")
     if out:
         previous = _read_json(run, "run.json") if finished else {}
         run.write_json("run.json", {
@@ -330,8 +346,25 @@ def _train(run, state_run, model, name, data, recipe, *, seed, strategy, out, op
             "loss": losses.loss_name(recipe.task, recipe.loss),
             "test_accuracy": metrics.get("accuracy"),
             **{f"test_{key}": metrics[key] for key in ("mae", "rmse", "r2") if key in metrics},
+            "timings": clock.timings,
         })
-    return TrainResult(net, history, metrics, run.path if out else None, recipe, seconds)
+    clock.mark("save")
+    return TrainResult(net, history, metrics, run.path if out else None, recipe, seconds,
+                       clock.timings)
+
+
+class _Clock:
+    """Seconds of each named step of a call, from one mark to the next (a step marked twice
+    adds up)."""
+
+    def __init__(self):
+        self.timings = {}
+        self._last = time.perf_counter()
+
+    def mark(self, step):
+        now = time.perf_counter()
+        self.timings[step] = round(self.timings.get(step, 0.0) + now - self._last, 3)
+        self._last = now
 
 
 def _read_state(run, resume):
