@@ -53,9 +53,10 @@ class TrainResult:
         recipe: the Recipe used.
         seconds: wall time spent in `fit` by this call.
         timings: seconds of each step of this call: "load" (the data), "build" (the
-            network, its checks and compiling), "first_step" (tracing the training step and
-            running it once), "fit" (all of `fit`, the first step included), "evaluate" (the
-            test metrics and report) and "save" (model.keras and run.json); run.json keeps them.
+            network, its checks and compiling), "pipeline" (the tf.data pipelines and the
+            callbacks), "first_step" (tracing the training step and running it once), "fit"
+            (all of `fit`, the first step included), "save" (model.keras and run.json) and
+            "evaluate" (the test metrics and report); run.json keeps them.
     """
 
     model: keras.Model
@@ -293,6 +294,7 @@ def _train(run, state_run, model, name, data, recipe, *, seed, strategy, out, op
     run_callbacks = [first_step, diverged, *([ema] if ema else []), checkpoint, *recipe_callbacks,
                      *list(callbacks or []), *([checkpoints.FinalizeEMA(ema)] if ema else [])]
     seconds = 0.0
+    clock.mark("pipeline")
     if not finished:
         start = time.perf_counter()
         with reading_files():  # a streamed file deleted or changed since loading: one line

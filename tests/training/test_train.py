@@ -206,3 +206,23 @@ def test_a_run_without_validation_of_signals_is_evaluated_on_its_own_split(tmp_p
     assert again.diagnosis is None  # no validation loss to diagnose the fit with
     with pytest.raises(ValueError, match="kind='signal' tells how to read"):
         kerascnn.train("lenet1", kerascnn.data.load("digits"), kind="signal", verbose=0)
+
+
+def test_a_call_records_the_seconds_of_its_steps(tmp_path):
+    import json
+    import time
+
+    import kerascnn
+
+    started = time.perf_counter()
+    result = kerascnn.train("lenet1", "digits", epochs=1, out=tmp_path, verbose=0)
+    wall = time.perf_counter() - started
+    steps = ("load", "build", "pipeline", "fit", "first_step", "save", "evaluate")
+    assert set(result.timings) == set(steps)
+    assert all(seconds >= 0 for seconds in result.timings.values())
+    assert result.timings["first_step"] <= result.timings["fit"]
+    assert sum(v for k, v in result.timings.items() if k != "first_step") <= wall
+    assert abs(result.timings["fit"] - result.seconds) < 0.01
+    recorded = json.loads((tmp_path / "run.json").read_text())["timings"]
+    assert {k: v for k, v in recorded.items() if k != "save"} == \
+        {k: v for k, v in result.timings.items() if k != "save"}
