@@ -7,7 +7,10 @@ call lives here, behind a small function whose test (tests/test_compat.py) runs 
 installed Keras: a Keras release that changes one of them breaks this file, loudly.
 """
 
+import contextlib
+
 import keras
+from keras.src.saving import serialization_lib
 
 # The Keras range setup.cfg declares: 3.13 brought AdaptiveMaxPooling (kerascnn.analysis),
 # 3.8 RandAugment, MixUp and CutMix (kerascnn.data); 4 may drop the private APIs below.
@@ -58,3 +61,10 @@ def symbolic_build(model, data_batch):
 def graph_function(graph, name):
     """Returns the function `name` called inside a `tf.Graph` (`Graph._get_function`, private)."""
     return graph._get_function(name)
+
+
+def safe_mode_scope(safe_mode):
+    """A context in which every Keras deserialization (`from_config`, `load_model`) follows
+    `safe_mode`: Keras refuses a Lambda layer unless an enclosing `SafeModeScope` (private)
+    says otherwise, without switching safe mode off for the whole process."""
+    return contextlib.nullcontext() if safe_mode else serialization_lib.SafeModeScope(False)

@@ -336,6 +336,18 @@ class RunFolder:
                         or any(fnmatch.fnmatchcase(parts[-1], p) for p in patterns))
         return False
 
+    def read_json(self, relative):
+        """The JSON file kerascnn wrote at `relative`, or {} (missing, not kerascnn's, or
+        unreadable)."""
+        path = self.path_of(relative)
+        if not self.owns(relative) or not os.path.isfile(path):
+            return {}
+        try:
+            with open(path, encoding="utf-8") as f:
+                return json.load(f)
+        except (OSError, ValueError):
+            return {}
+
     def write_json(self, relative, obj):
         """Claims `relative` and writes `obj` to it as JSON, atomically."""
         atomic_write_json(self.claim(relative), obj)
@@ -383,6 +395,20 @@ class RunFolder:
             raise RunFolderError(
                 f"{path} also holds files kerascnn did not write ({', '.join(leftover[:SHOWN])}); "
                 "they were left in place.")
+
+    def clear(self):
+        """Deletes every file and subfolder kerascnn wrote here (a run started over);
+        nothing else."""
+        owned = []
+        for folder, folders, names in os.walk(self.path):
+            for entry in sorted(folders) + sorted(names):
+                relative = _normalise(os.path.relpath(os.path.join(folder, entry), self.path))
+                if self.owns(relative):
+                    owned.append(relative)
+                    if entry in folders:
+                        folders.remove(entry)  # removed whole
+        for relative in owned:
+            self.remove(relative)
 
     def _remove_delegated(self, name):
         """Removes the files a library wrote in delegated folder `name` and the folders left

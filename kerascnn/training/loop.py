@@ -222,10 +222,10 @@ def _train(run, state_run, model, name, data, recipe, *, seed, strategy, out, op
     if state and state["fingerprint"]["digest"] != fingerprint["digest"]:
         raise RunFolderError(
             f"{run.path} holds another run ({state['fingerprint']['summary']}; it differs in "
-            f"{_differences(state['fingerprint'], fingerprint)}); use another `out` folder, or "
-            "resume=False (--fresh) to start this one over.")
+            f"{fingerprint_differences(state['fingerprint'], fingerprint)}); use another `out` "
+            "folder, or resume=False (--fresh) to start this one over.")
     if not resume:
-        _clear(run)
+        run.clear()
 
     steps = steps_per_epoch(data.size("train"), recipe.batch_size)
     initial_epoch = state["epoch"] if state else 0
@@ -328,7 +328,7 @@ def _train(run, state_run, model, name, data, recipe, *, seed, strategy, out, op
         metrics = _test_metrics(net, data, history, run if out else None)
     clock.mark("evaluate")
     if out:
-        previous = _read_json(run, "run.json") if finished else {}
+        previous = run.read_json("run.json") if finished else {}
         run.write_json("run.json", {
             "kerascnn": kerascnn.__version__,
             "tensorflow": tf.__version__,
@@ -374,31 +374,6 @@ def _read_state(run, resume):
     if not resume:
         return None
     return checkpoints.read_state(run.path_of(checkpoints.CHECKPOINTS))
-
-
-def _read_json(run, relative):
-    path = run.path_of(relative)
-    if not run.owns(relative) or not os.path.isfile(path):
-        return {}
-    try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return {}
-
-
-def _clear(run):
-    """Deletes every file and folder the run wrote (resume=False); nothing else."""
-    owned = []
-    for folder, folders, names in os.walk(run.path):
-        for entry in sorted(folders) + sorted(names):
-            relative = os.path.relpath(os.path.join(folder, entry), run.path).replace(os.sep, "/")
-            if run.owns(relative):
-                owned.append(relative)
-                if entry in folders:
-                    folders.remove(entry)  # removed whole
-    for relative in owned:
-        run.remove(relative)
 
 
 def _divergence_message(where, checkpoint, recipe, out):
@@ -542,7 +517,7 @@ def _fingerprint(model, options, data, recipe, seed, run_precision):
             "summary": f"{described['model']} on {data.name}, recipe {recipe.name}, seed {seed}"}
 
 
-def _differences(saved, new, limit=4):
+def fingerprint_differences(saved, new, limit=4):
     """What differs between two fingerprints, as "recipe.learning_rate 0.01 -> 0.1, ..."."""
     def leaves(value, prefix=""):
         if isinstance(value, dict):

@@ -9,6 +9,8 @@ layer that does not feed the features its classifier pools (see `surgery.head_pa
 import dataclasses
 import re
 
+import keras
+
 from kerascnn.models.registry import list_models, get_model_entry
 from kerascnn.transfer import batchnorm, surgery
 from kerascnn.transfer.source import TransferError
@@ -148,7 +150,10 @@ def plan_phases(freeze, groups, *, head_epochs, epochs, learning_rate, unfreeze_
 def set_trainable(model, groups, trainable_groups, bn):
     """Sets every layer's `trainable` flag for a phase; returns the frozen layer names.
 
-    BatchNorm layers follow their group, except under bn="frozen" where they never learn.
+    BatchNorm layers follow their group, except under bn="frozen" where they never learn, at
+    any depth: a base model nested in the backbone (Keras' transfer-learning guide's
+    `Sequential([Input, base, pooling, Dense])`) that unfreezes keeps its BatchNorm layers
+    frozen, in inference mode. Nested layers are named "base/layer".
     """
     _, backbone = surgery.split_network(model)
     model.trainable = True
@@ -156,8 +161,18 @@ def set_trainable(model, groups, trainable_groups, bn):
     learning = {name for g in trainable_groups for name in groups[g]}
     frozen = []
     for layer in backbone.layers:
-        layer.trainable = layer.name in learning and not (
-            bn == "frozen" and batchnorm.is_batchnorm(layer))
-        if layer.weights and not layer.trainable:
-            frozen.append(layer.name)
+        _set_trainable(layer, layer.name in learning, bn, layer.name, frozen)
     return frozen
+
+
+def _set_trainable(layer, learns, bn, name, frozen):
+    """Sets `layer` (and, for a nested model that learns, each of its layers) trainable or
+    not; appends the names of frozen layers with weights to `frozen`."""
+    if learns and isinstance(layer, keras.Model):
+        layer.trainable = True
+        for inner in layer.layers:
+            _set_trainable(inner, True, bn, f"{name}/{inner.name}", frozen)
+        return
+    layer.trainable = learns and not (bn == "frozen" and batchnorm.is_batchnorm(layer))
+    if layer.weights and not layer.trainable:
+        frozen.append(name)

@@ -9,6 +9,8 @@ them. This module is kerascnn's only use of Keras' optimizer internals (`_get_va
 `_apply_weight_decay`, `_use_weight_decay`): a Keras release that changes them breaks here.
 """
 
+import math
+
 import keras
 
 from kerascnn.training.loop import build_optimizer
@@ -92,7 +94,8 @@ def group_multipliers(lr_mult, group_names):
         group_names: the groups in order, the head last.
 
     Raises:
-        TransferError: an unknown group, a wrong count, a negative or malformed multiplier.
+        TransferError: an unknown group, a wrong count, a negative, infinite, NaN or
+            malformed multiplier.
     """
     names = list(group_names)
     if lr_mult is None:
@@ -105,8 +108,9 @@ def group_multipliers(lr_mult, group_names):
         except ValueError:
             raise TransferError(f"lr_mult={lr_mult!r} must read 'low..high', e.g. '0.01..1'.") \
                 from None
-        if not (low > 0 and high > 0):
-            raise TransferError(f"lr_mult={lr_mult!r}: both ends must be positive.")
+        if not (0 < low < math.inf and 0 < high < math.inf):
+            raise TransferError(f"lr_mult={lr_mult!r}: both ends must be positive, finite "
+                                "numbers.")
         steps = max(len(names) - 1, 1)
         values = [low * (high / low) ** (i / steps) for i in range(len(names))]
     elif isinstance(lr_mult, dict):
@@ -124,8 +128,10 @@ def group_multipliers(lr_mult, group_names):
         raise TransferError(
             f"lr_mult must be None, 'low..high', a dict or a list; got {lr_mult!r}.")
     for name, value in zip(names, values):
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
-            raise TransferError(f"lr_mult for {name} must be a number >= 0; got {value!r}.")
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                not 0 <= value < math.inf:  # NaN fails every comparison
+            raise TransferError(f"lr_mult for {name} must be a finite number >= 0; got "
+                                f"{value!r}.")
     return {g: float(v) for g, v in zip(names, values)}
 
 

@@ -1,11 +1,13 @@
 """Where a fine-tune starts: a `.keras` file, a `saved_models/` name, a run folder or a Model."""
 
+import hashlib
 import json
 import os
 import re
 import zipfile
 
 import keras
+import numpy as np
 
 import kerascnn.data  # noqa: F401  (registers Preprocessing for loading)
 import kerascnn.models  # noqa: F401  (registers kerascnn's layers for loading)
@@ -74,8 +76,10 @@ def load_source(source, *, safe_mode=True):
     """
     path = resolve_source(source)
     if path is None:
+        _check_built(source)
         return source, {"kind": "keras.Model", "name": source.name,
-                        "parameters": int(source.count_params())}
+                        "parameters": int(source.count_params()),
+                        "weights_sha256": weights_digest(source)}
     config = _read_config(path)
     if safe_mode:
         _refuse_lambda(config, path)
@@ -87,6 +91,29 @@ def load_source(source, *, safe_mode=True):
             raise TransferError(_missing_class_message(path, missing.group(1), config)) from None
         raise TransferError(f"{path} could not be loaded: {str(error).splitlines()[0]}") from None
     return model, _provenance(path)
+
+
+def _check_built(model):
+    """Refuses a model with no inputs yet (a keras.Sequential made without keras.Input)."""
+    try:
+        model.inputs  # noqa: B018  (raises on a Sequential that was never built)
+    except (AttributeError, ValueError):
+        raise TransferError(
+            f"{model.name!r} is not built: it has no input shape yet, so its layers cannot be "
+            "rebuilt for new data. Start it with keras.Input(shape) (or pass input_shape to "
+            "its first layer), or call model.build((None, *shape)) before fine-tuning.") \
+            from None
+
+
+def weights_digest(model):
+    """The SHA-256 of a model's weights (names, shapes and values): what a keras.Model source
+    is, for a fine-tune's fingerprint."""
+    digest = hashlib.sha256()
+    for variable in model.weights:
+        value = np.ascontiguousarray(keras.ops.convert_to_numpy(variable))
+        digest.update(f"{variable.path} {value.shape} {value.dtype}".encode())
+        digest.update(value.tobytes())
+    return digest.hexdigest()
 
 
 def _read_config(path):

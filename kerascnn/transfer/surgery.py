@@ -13,6 +13,7 @@ import copy
 import keras
 import numpy as np
 
+from kerascnn.compat import safe_mode_scope
 from kerascnn.data.preprocessing import Preprocessing
 from kerascnn.transfer import channels
 from kerascnn.transfer.source import TransferError
@@ -143,7 +144,7 @@ def _strip_build_configs(config):
 
 
 def rebuild(model, *, classes=None, input_shape=None, input_channels=None, layer_classes=None,
-            linear_head=False):
+            linear_head=False, softmax_head=False, safe_mode=True):
     """Returns a fresh copy of `model` with a new head, input or layer classes (no weights).
 
     Args:
@@ -153,14 +154,21 @@ def rebuild(model, *, classes=None, input_shape=None, input_channels=None, layer
         linear_head: end every output in its classifier's linear map, a regressor's head:
             the classifiers' own activation and the activation layers (Softmax, Activation)
             between them and the outputs become linear.
+        softmax_head: end every output in class probabilities, a classifier's head: an
+            output that ends linear (a regressor's head, a linear Activation after its
+            classifier) gets a softmax. Outputs that already end in a softmax are unchanged.
         input_shape: per-example shape of the raw inputs of a model with Preprocessing.
         input_channels: channels the backbone takes (None keeps them).
         layer_classes: {(module, class_name): layer class} to swap layer types, e.g.
             BatchNormalization for kerascnn's fixed-statistics variant.
+        safe_mode: Keras' safe mode for rebuilding: False lets a Lambda layer (whose code
+            the caller trusts) be rebuilt.
 
     Raises:
         TransferError: a subclassed model, whose structure is code rather than config.
     """
+    if linear_head and softmax_head:
+        raise ValueError("a head is linear or a softmax, not both.")
     if not hasattr(model, "get_config") or "layers" not in (model.get_config() or {}):
         raise TransferError(
             f"{model.name!r} is a subclassed keras.Model; head surgery needs a functional or "
@@ -171,6 +179,7 @@ def rebuild(model, *, classes=None, input_shape=None, input_channels=None, layer
     classifiers = set(find_classifiers(model)) if classes or linear_head else set()
     reshapes = _head_reshapes(model) if classes else set()
     activations = _output_activations(model) if linear_head else set()
+    to_softmax = _linear_ends(model) if softmax_head else set()
     first_input = True
     for layer in _layer_configs(config):
         inner, kind = layer["config"], layer["class_name"]
@@ -187,6 +196,8 @@ def rebuild(model, *, classes=None, input_shape=None, input_channels=None, layer
             continue
         if name in classifiers and linear_head:
             inner["activation"] = "linear"
+        if name in to_softmax:
+            inner["activation"] = "softmax"
         if name in classifiers and classes:
             inner["units" if "units" in inner else "filters"] = classes
         elif name in reshapes:
@@ -206,7 +217,34 @@ def rebuild(model, *, classes=None, input_shape=None, input_channels=None, layer
                 layer.update({k: serialized[k] for k in ("module", "class_name",
                                                          "registered_name", "config")})
                 break
-    return model.__class__.from_config(config)
+    with safe_mode_scope(safe_mode):
+        return model.__class__.from_config(config)
+
+
+def _linear_ends(model):
+    """Names of the layers to give a softmax so that every output ends in one: per output,
+    its linear Activation layer nearest the output, else its classifier when it is linear;
+    nothing for an output that already ends in a softmax (or another activation)."""
+    _, backbone = split_network(model)
+    producers = _producers(backbone)
+    classifiers = set(find_classifiers(model))
+    names = set()
+    for output in backbone.outputs:
+        layer = producers.get(id(output))
+        while layer is not None:
+            kind = type(layer).__name__
+            activation = getattr(layer, "activation", None)
+            activation = getattr(activation, "__name__", activation)
+            if kind in ("Softmax", "ReLU") or (
+                    kind == "Activation" and activation != "linear"):
+                break  # the output already ends in an activation of its own
+            if kind == "Activation" or layer.name in classifiers:
+                if activation in ("linear", None):
+                    names.add(layer.name)
+                break
+            inputs = _inputs_of(layer)
+            layer = producers.get(id(inputs[0])) if len(inputs) == 1 else None
+    return names
 
 
 def _output_activations(model):

@@ -58,7 +58,7 @@ def test_grey_model_on_rgb_and_rgb_model_on_grey(digits, rgb_digits):
 
 def test_finetune_grey_saved_model_on_rgb_and_back(rgb_digits, digits, tmp_path):
     rgb = kerascnn.finetune("lenet5_mnist", rgb_digits, freeze="base", epochs=1,
-                            out=tmp_path / "rgb", verbose=0)
+                            renormalize=False, out=tmp_path / "rgb", verbose=0)
     model = keras.models.load_model(tmp_path / "rgb" / "model.keras")
     assert tuple(model.inputs[0].shape[1:]) == (8, 8, 3)
     assert rgb.metrics["accuracy"] > 0.5

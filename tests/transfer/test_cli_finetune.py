@@ -45,3 +45,25 @@ def test_missing_source_is_one_line(tmp_path, capsys):
                   "--out", str(tmp_path / "out")], capsys)
     assert err.startswith("kerascnn finetune: error:") and "does not exist" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_readme_example_renormalises_refuses_a_changed_rerun_and_starts_fresh(tmp_path, capsys):
+    # Issue 24, items 1 and 13, through the command line: README's example kept MNIST's
+    # statistics on digits (62.1%), and a rerun with other flags reused the old training.
+    out = str(tmp_path / "ft")
+    argv = ["finetune", "resnet18_mnist", "--data", "digits", "--freeze", "2",
+            "--head-epochs", "1", "--epochs", "1", "--out", out]
+    main(argv)
+    printed = capsys.readouterr()
+    assert "phase 1: head" in printed.out + printed.err
+    manifest = json.loads((tmp_path / "ft" / "finetune.json").read_text())
+    assert manifest["test_accuracy"] > 0.8
+    assert "re-adapted" in json.dumps(manifest["input_adaptation"])
+    before = (tmp_path / "ft" / "finetune.json").read_text()
+    err = _fails([*argv, "--renormalize", "no"], capsys)
+    assert "differs in" in err and "--fresh" in err
+    assert (tmp_path / "ft" / "finetune.json").read_text() == before
+    main([*argv, "--renormalize", "no", "--fresh"])
+    capsys.readouterr()
+    manifest = json.loads((tmp_path / "ft" / "finetune.json").read_text())
+    assert "re-adapted" not in json.dumps(manifest["input_adaptation"])
