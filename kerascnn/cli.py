@@ -20,11 +20,9 @@ import threading
 import zipfile
 
 KINDS = ("image", "signal", "volume")
-# Named data sets (kerascnn.data.sources: "digits" and KERAS_DATASETS) and tuners
-# (kerascnn.tuning.cross_validation.TUNERS), repeated so that a mistake answers without
-# importing Keras; tests/test_cli.py checks that they agree.
+# Named data sets (kerascnn.data.sources: "digits" and KERAS_DATASETS), repeated so that a
+# mistake answers without importing Keras; tests/test_cli.py checks that they agree.
 NAMED_DATA = ("digits", "mnist", "fashion_mnist", "cifar10", "cifar100")
-TUNERS = ("random", "grid", "bayesian", "hyperband")
 MODEL_CATALOG = os.path.join("models", "catalog.json")
 RECIPE_CATALOG = os.path.join("training", "recipes.json")
 # kerascnn.training.precision.PRECISIONS, repeated: importing it would load Keras before
@@ -102,6 +100,12 @@ def _fraction(text):
     if not 0 <= value < 1:
         raise argparse.ArgumentTypeError(f"expected a fraction from 0 to below 1; got {text!r}")
     return value
+
+
+def _error_score(text):
+    if text not in ("nan", "raise"):
+        raise argparse.ArgumentTypeError(f"expected nan or raise; got {text!r}")
+    return text if text == "raise" else float(text)
 
 
 def _model_option(text):
@@ -382,21 +386,24 @@ def cmd_recipes(args):
 
 
 def cmd_tune(args):
-    import kerascnn
-    from kerascnn.tuning import load_study
-    from kerascnn.tuning.search import describe_test_metrics
+    from kerascnn.tuning.study import check_settings, load_study  # no Keras: mistakes answer at once
 
     study = load_study(args.study) if args.study else {}
     for key in ("model", "data", "folds", "tuner", "max_trials", "epochs", "out", "seed",
-                "objective", "task"):
+                "objective", "task", "prune", "nested", "error_score"):
         if getattr(args, key) is not None:
             study[key] = getattr(args, key)
     model, data = study.pop("model", "lenet5"), study.pop("data", "digits")
     _check_model_name(model)
     _check_data(data)
+    check_settings(**{key: study[key] for key in ("tuner", "max_trials", "seed", "nested",
+                                                  "prune", "error_score") if key in study})
     name = os.path.splitext(os.path.basename(args.study))[0] if args.study else f"{model}-{data}"
     out = study.pop("out", None) or os.path.join("runs", f"tune-{name}")
     _check_writable(out)
+    import kerascnn
+    from kerascnn.tuning.search import describe_test_metrics
+
     result = kerascnn.tune(model, data, out=out, data_dir=args.data_dir, **study)
     if result.nested:
         print(f"nested cross-validation: {json.dumps(result.nested)}")
@@ -419,8 +426,9 @@ def cmd_finetune(args):
     result = kerascnn.finetune(
         args.source, args.data, freeze=args.freeze, head_epochs=args.head_epochs,
         epochs=args.epochs, learning_rate=args.learning_rate, lr_mult=args.lr_mult, bn=args.bn,
-        recipe=args.recipe, adapt_input=not args.keep_input, renormalize=args.renormalize,
-        out=out, seed=args.seed, data_dir=args.data_dir, safe_mode=not args.no_safe_mode,
+        recipe=args.recipe, adapt_input=not args.keep_input,
+        renormalize={"auto": "auto", "yes": True, "no": False}[args.renormalize],
+        out=out, fresh=args.fresh, seed=args.seed, data_dir=args.data_dir, safe_mode=not args.no_safe_mode,
         precision=args.precision, task=args.task,
     )
     summary = {k: result.metrics[k] for k in ("accuracy", "macro_f1", "r2", "mae", "rmse")
@@ -542,7 +550,7 @@ def parser():
     s.add_argument("--data-dir", help="folder of offline data copies (default $KERASCNN_DATA_DIR)")
     s.add_argument("--folds", type=_positive_int, help="k of a k-fold, stratified for classes; "
                                                        "1: one validation split (default 5)")
-    s.add_argument("--tuner", choices=TUNERS, help="default random")
+    s.add_argument("--tuner", help="random (default), grid, bayesian or hyperband")
     s.add_argument("--task", choices=("classification", "regression"),
                    help="regression: float targets, shuffled (not stratified) folds (default: "
                         "the study's, else classification)")
@@ -551,6 +559,12 @@ def parser():
                                        "recipe's loss)")
     s.add_argument("--max-trials", type=_positive_int)
     s.add_argument("--epochs", type=_positive_int, help="epochs per fold (Hyperband: the most)")
+    s.add_argument("--prune", type=float, help="stop a trial after a fold when its running "
+                   "mean trails the best trial's by more than this margin (default: off)")
+    s.add_argument("--nested", type=int, help="K outer folds of nested cross-validation "
+                                              "(default 0: off)")
+    s.add_argument("--error-score", type=_error_score, help="nan (default): a failed trial is "
+                   "recorded and the search goes on; raise: a failed trial stops it")
     s.add_argument("--out", help="search folder (default runs/tune-STUDY); rerun to resume")
     s.add_argument("--seed", type=int)
     s.set_defaults(func=cmd_tune)
@@ -579,14 +593,19 @@ def parser():
     s.add_argument("--recipe", default="quick", help="quick, alexnet, resnet, resnet_rs")
     s.add_argument("--precision", choices=PRECISIONS, help="auto: bfloat16 on CPUs with "
                    "bfloat16 units, float16 on a GPU, else float32 (default: the recipe's)")
-    s.add_argument("--renormalize", action="store_true",
-                   help="recompute the input normalisation on the new training split")
+    s.add_argument("--renormalize", nargs="?", const="yes", default="auto",
+                   choices=("auto", "yes", "no"),
+                   help="input normalisation on the new data: auto (re-adapt when the data's "
+                        "value range differs from the source's statistics; the default), yes "
+                        "(always re-adapt; also a bare --renormalize), no (keep the source's)")
     s.add_argument("--keep-input", action="store_true", help="convert channels in the "
                    "Preprocessing layer instead of adapting the first convolution")
     s.add_argument("--no-safe-mode", action="store_true",
                    help="load Lambda layers (runs code stored in the file: trusted files only)")
     s.add_argument("--out", help="run folder (default runs/finetune-SOURCE-DATA-seedSEED); "
                                  "rerun to resume")
+    s.add_argument("--fresh", action="store_true", help="start the fine-tune in --out over "
+                   "(deletes only the files kerascnn wrote there)")
     s.add_argument("--seed", type=int, default=0)
     s.set_defaults(func=cmd_finetune)
     return p

@@ -364,7 +364,8 @@ def test_option_reads_builder_options_as_json_literals_and_names_the_run_folder(
         (["--option", "widht=2"], "lenet5 has no option widht; its options: ["),
         (["--option", "norm=batch", "--option", "norm=none"], "--option norm is given twice"),
         (["--model", "resnet18", "--recipe", "mnist_fast"],
-         "recipe 'mnist_fast' sets the model option(s) pool_kind, which resnet18 does not take"),
+         "recipe 'mnist_fast' sets the model option(s) filters, first_padding, hidden_units, "
+         "kernel_size, pool_kind, which resnet18 does not take"),
     ],
 )
 def test_option_mistakes_end_in_one_line_before_any_data_is_read(argv, message, capsys, tmp_path):
@@ -394,9 +395,10 @@ def test_the_names_the_command_line_checks_agree_with_the_library():
     from kerascnn import cli
     from kerascnn.data.sources import KERAS_DATASETS
     from kerascnn.tuning.cross_validation import TUNERS
+    from kerascnn.tuning.study import TUNER_NAMES
 
     assert set(cli.NAMED_DATA) == {"digits", *KERAS_DATASETS}
-    assert set(cli.TUNERS) == set(TUNERS)
+    assert set(TUNER_NAMES) == set(TUNERS)
 
 
 QUICK_MISTAKES = [
@@ -408,7 +410,9 @@ QUICK_MISTAKES = [
     (["train", "--epochs", "-1"], 2, "expected a positive whole number; got '-1'"),
     (["train", "--learning-rate", "nan"], 2, "expected a positive number"),
     (["train", "--validation-split", "1.5"], 2, "expected a fraction"),
-    (["tune", "--tuner", "banana"], 2, "invalid choice: 'banana'"),
+    (["tune", "--tuner", "banana"], 2, "Unknown tuner 'banana'"),
+    (["tune", "--prune", "-0.1"], 2, "prune must be None (off) or a margin >= 0"),
+    (["tune", "--nested", "1"], 2, "got nested=1"),
     (["finetune", "resnet18_mnist", "--data", "digitz"], 2, "Did you mean digits"),
 ]
 

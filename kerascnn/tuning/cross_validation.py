@@ -5,6 +5,7 @@ the execution (`run_trial`), so it works with every strategy and with KerasTuner
 chief/worker distribution.
 """
 
+import functools
 import json
 import math
 import os
@@ -18,6 +19,7 @@ import keras_tuner
 import numpy as np
 from keras_tuner.engine import base_tuner
 from sklearn import metrics as sk_metrics
+from sklearn import model_selection
 
 from kerascnn.data.splits import (
     shuffled_folds,
@@ -61,6 +63,7 @@ OBJECTIVES = {
     "val_r2": Objective("regression", "max", "r2", lambda y, p, n: sk_metrics.r2_score(y, p)),
 }
 TRIAL_RECORD = "trial.json"
+UNLIMITED_FAILURES = 2**31 - 1
 
 
 def check_tuner(tuner):
@@ -99,10 +102,13 @@ def make_oracle(tuner, objective, *, max_trials, max_epochs, seed):
     """
     check_tuner(tuner)
     goal = keras_tuner.Objective(*check_objective(objective))
+    # A failed trial is recorded and the search goes on (error_score=nan); `tune` says so
+    # in one line when no trial completes, so KerasTuner's limit on failures in a row is off.
+    failures = {"max_consecutive_failed_trials": UNLIMITED_FAILURES}
     if tuner == "hyperband":
         return TUNERS[tuner](objective=goal, max_epochs=max_epochs, factor=3, hyperband_iterations=1,
-                             seed=seed + 1)
-    return TUNERS[tuner](objective=goal, max_trials=max_trials, seed=seed + 1)
+                             seed=seed + 1, **failures)
+    return TUNERS[tuner](objective=goal, max_trials=max_trials, seed=seed + 1, **failures)
 
 
 def fold_indices(data, folds, *, seed, groups=None, validation_split=0.1):
@@ -114,14 +120,16 @@ def fold_indices(data, folds, *, seed, groups=None, validation_split=0.1):
             `StratifiedKFold(k, shuffle=True, random_state=seed)`; for regression data,
             whose targets have no classes, `KFold(k, shuffle=True, random_state=seed)`), 1
             (one hold-out of `validation_split`, stratified for classes), or a scikit-learn
-            splitter (its `split(X, y, groups)`).
+            splitter (its `split(X, y, groups)`). With `groups`, an int k gives
+            `StratifiedGroupKFold(k, shuffle=True, random_state=seed)` (`GroupKFold(k)` for
+            regression; `GroupShuffleSplit` for k = 1): no group is split between parts.
         seed: seed of the shuffle.
-        groups: group labels aligned with `data.training_labels()`, for group splitters.
+        groups: group labels aligned with `data.training_labels()`.
         validation_split: the held-out fraction when `folds` is 1.
 
     Raises:
-        ValueError: k larger than the smallest class (or the examples), k < 1, or groups of
-            the wrong length.
+        ValueError: k larger than the smallest class (or the examples, or the groups), k < 1,
+            or groups of the wrong length.
     """
     labels = data.training_labels()
     regression = data.task == "regression"
@@ -132,6 +140,9 @@ def fold_indices(data, folds, *, seed, groups=None, validation_split=0.1):
         )
     if hasattr(folds, "split"):
         pairs = folds.split(np.zeros((len(labels), 1)), labels, groups)
+    elif isinstance(folds, (int, np.integer)) and not isinstance(folds, bool) and folds >= 1 \
+            and groups is not None:
+        pairs = _group_folds(labels, int(folds), groups, seed, validation_split, regression)
     elif isinstance(folds, (int, np.integer)) and not isinstance(folds, bool) and folds == 1:
         pairs = [shuffled_split(len(labels), validation_split, seed) if regression
                  else stratified_split(labels, validation_split, seed)]
@@ -144,6 +155,25 @@ def fold_indices(data, folds, *, seed, groups=None, validation_split=0.1):
             f"scikit-learn splitter; got {folds!r}."
         )
     return [(np.asarray(t, np.int64), np.asarray(h, np.int64)) for t, h in pairs]
+
+
+def _group_folds(labels, k, groups, seed, validation_split, regression):
+    """Folds that keep each group whole: scikit-learn's `StratifiedGroupKFold(k,
+    shuffle=True, random_state=seed)` for classes, `GroupKFold(k)` for regression, and for
+    k = 1 one `GroupShuffleSplit` hold-out of `validation_split`."""
+    groups = np.asarray(groups)
+    count = len(np.unique(groups))
+    if k == 1:
+        splitter = model_selection.GroupShuffleSplit(1, test_size=validation_split,
+                                                     random_state=seed)
+    elif count < k:
+        raise ValueError(f"folds={k} needs at least {k} groups; groups holds {count}. Use "
+                         f"folds <= {count}, or finer groups.")
+    elif regression:
+        splitter = model_selection.GroupKFold(k)
+    else:
+        splitter = model_selection.StratifiedGroupKFold(k, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros((len(labels), 1)), labels, groups))
 
 
 class TrialError(keras_tuner.errors.FatalError, ValueError):
@@ -181,22 +211,34 @@ class CrossValidationTuner(base_tuner.BaseTuner):
         self.context = search
         super().__init__(oracle, hypermodel=hypermodel, directory=directory,
                          project_name=project_name, overwrite=False)
+        _restore_grid_walk(self.oracle)
 
     def run_trial(self, trial, *args, **kwargs):
+        """Trains and scores the trial's folds; records it as completed, pruned or failed.
+
+        A fold that raises fails the trial: with `error_score="raise"` the search stops with
+        its reason; else (scikit-learn's `error_score=np.nan`, KerasTuner's
+        FailedTrialError) the trial is recorded as failed with its error and the search
+        goes on.
+        """
         search = self.context
         values = trial.hyperparameters.values
         budget = values.get("tuner/epochs")
         parent = values.get("tuner/trial_id")
         trial_rel = f"trials/{trial.trial_id}"
         search.folder.claim(trial_rel)
-        records = []
+        records, error = [], None
         for j, (train, held_out) in enumerate(search.folds):
             fold_rel = f"{trial_rel}/fold-{j}"
             try:
                 record = self._fold(trial, j, fold_rel, train, held_out, budget, parent)
-            except Exception as error:  # a broken trial stops the search with its reason
-                fatal = TrialError if isinstance(error, ValueError) else keras_tuner.errors.FatalError
-                raise fatal(f"trial {trial.trial_id} fold {j}: {error}") from error
+            except Exception as raised:  # noqa: BLE001 - any fold error fails the trial
+                if search.error_score == "raise":
+                    fatal = (TrialError if isinstance(raised, ValueError)
+                             else keras_tuner.errors.FatalError)
+                    raise fatal(f"trial {trial.trial_id} fold {j}: {raised}") from raised
+                error = (j, raised)
+                break
             records.append(record)
             search.progress(trial.trial_id, j, records)
             if search.pruned([r["score"] for r in records]):
@@ -204,20 +246,39 @@ class CrossValidationTuner(base_tuner.BaseTuner):
         # Each fold's model went with its fold; Keras' global state (and, through its
         # gc.collect, what cycles kept alive) goes once per trial: 0.5 s, too dear per fold.
         keras.backend.clear_session()
+        result = self._record(trial, records, error)
+        search.folder.write_json(f"{trial_rel}/{TRIAL_RECORD}", result)
+        if error is not None:
+            search.failed(trial.trial_id, result["error"])
+            raise keras_tuner.errors.FailedTrialError(result["error"]) from error[1]
+        return {search.objective: result["score"]}
+
+    def _record(self, trial, records, error):
+        """The trial's record (trial.json, a row of results.json)."""
+        search = self.context
         scores = [r["score"] for r in records]
-        result = {
+        if error is not None:
+            fold, raised = error
+            message = " ".join(str(raised).split()) or "no message"
+            status, extra = "failed", {"error": f"fold {fold}: {type(raised).__name__}: {message}"}
+        else:
+            status = "completed" if len(records) == len(search.folds) else "pruned"
+            extra = {}
+        scored = status != "failed"
+        return {
             "trial_id": trial.trial_id,
-            "hyperparameters": dict(values),
+            "hyperparameters": dict(trial.hyperparameters.values),
             "fold_scores": scores,
-            "score": float(np.mean(scores)),
-            "std": float(np.std(scores)),
-            "status": "completed" if len(records) == len(search.folds) else "pruned",
-            "seconds": float(sum(r["seconds"] for r in records)),
+            # A failed trial has no score (NaN in cv_results); a pruned one keeps the running
+            # mean KerasTuner was told.
+            "score": float(np.mean(scores)) if scored else None,
+            "std": float(np.std(scores)) if scored else None,
+            "status": status,
+            **extra,
+            "seconds": float(sum(r["seconds"] + r.get("score_seconds", 0.0) for r in records)),
             "tuner_id": self.tuner_id,
             "folds": records,
         }
-        search.folder.write_json(f"{trial_rel}/{TRIAL_RECORD}", result)
-        return {search.objective: result["score"]}
 
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
@@ -256,6 +317,7 @@ class CrossValidationTuner(base_tuner.BaseTuner):
             result = search.train_fold(trial.hyperparameters, fit_data, run_dir, recipe_values,
                                        options, [StopAtEpoch(target)] if budget else [])
             net, history = result.model, result.history
+        fitted = time.perf_counter()
         x, y = held.arrays("validation")
         score = float(OBJECTIVES[search.objective].score(y, main_outputs(net, x),
                                                          search.data.num_classes))
@@ -266,11 +328,32 @@ class CrossValidationTuner(base_tuner.BaseTuner):
             "best_epoch": _best_epoch(history),
             "train_examples": int(fit_data.size("train")),
             "held_out_examples": int(len(y)),
-            "seconds": round(time.perf_counter() - start, 3),
+            "seconds": round(fitted - start, 3),  # fitting (scikit-learn's fit_time)
+            "score_seconds": round(time.perf_counter() - fitted, 3),
         }
         del net
         folder.write_json(f"{fold_rel}.json", record)
         return record
+
+
+def _restore_grid_walk(oracle):
+    """Rebuilds a reloaded GridSearchOracle's walk through the grid, so that a grown
+    `max_trials` extends a finished grid search.
+
+    KerasTuner keeps that walk (the trials whose next combination is still to try, and the
+    trials in grid order) in memory only: reloaded, the Oracle stops at once. Rebuilt from
+    the trials it reloaded, as its own `end_trial` and `populate_space` would have left it.
+    This touches keras_tuner 1.4's private `_populate_next`, `_ordered_ids` and `_compare`:
+    here only.
+    """
+    if not isinstance(oracle, TUNERS["grid"]) or oracle._populate_next or not oracle.end_order:
+        return
+    trials = [oracle.trials[i] for i in oracle.start_order if i in oracle.trials]
+    in_grid_order = sorted(trials, key=functools.cmp_to_key(
+        lambda a, b: oracle._compare(a.hyperparameters.values, b.hyperparameters.values)))
+    for trial in in_grid_order:
+        oracle._ordered_ids.insert(trial.trial_id)
+    oracle._populate_next.extend(oracle.end_order)
 
 
 def main_outputs(net, x, batch_size=256):

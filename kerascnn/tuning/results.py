@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import math
 
 import numpy as np
 
@@ -10,52 +11,89 @@ from kerascnn import figures
 
 
 def public_values(values):
-    """A trial's hyperparameter values without KerasTuner's bookkeeping ("tuner/...")."""
-    return {k: v for k, v in values.items() if not k.startswith("tuner/")}
+    """A trial's hyperparameter values without KerasTuner's bookkeeping ("tuner/..."), floats
+    rounded to 12 significant digits (a stepped range's 0.1 * 3 reads 0.3, not
+    0.30000000000000004)."""
+    return {k: clean_value(v) for k, v in values.items() if not k.startswith("tuner/")}
+
+
+def clean_value(value):
+    """`value`, a float rounded to 12 significant digits: its repr round-trips, short."""
+    if isinstance(value, float) and math.isfinite(value):
+        return float(f"{value:.12g}")
+    return value
+
+
+def trial_order(trial):
+    """Sort key of a trial record: its id as a number (KerasTuner pads ids to the width of
+    max_trials, so a grown search mixes "9" and "10")."""
+    trial_id = trial["trial_id"]
+    return (int(trial_id), trial_id) if str(trial_id).isdigit() else (math.inf, trial_id)
 
 
 def ranks(scores, direction):
-    """1 for the best score, ties share the lowest rank (scikit-learn's `rank_test_score`)."""
+    """1 for the best score, ties share the lowest rank, NaN (failed or pruned) ranks last
+    (scikit-learn's `rank_test_score`)."""
     scores = np.asarray(scores, dtype=float)
     better = -scores if direction == "max" else scores
-    return [int(1 + np.sum(better < b)) for b in better]
+    finite = better[~np.isnan(better)]
+    last = 1 + len(finite)
+    return [int(1 + np.sum(finite < b)) if not np.isnan(b) else last for b in better]
 
 
 def cv_results(trials, direction):
-    """Returns the completed trials in scikit-learn's `cv_results_` layout (plain lists).
+    """Returns every trial in scikit-learn's `cv_results_` layout (plain lists), one row each.
 
-    Keys: `mean_fit_time`, `std_fit_time`, `param_<name>`, `params`, `split<k>_test_score`,
-    `mean_test_score`, `std_test_score` (population standard deviation, as scikit-learn),
-    `rank_test_score`, and `trial_id`. Test scores follow scikit-learn's convention that
-    greater is better: a minimised objective (a loss or an error) is negated, as its
-    "neg_log_loss", "neg_mean_squared_error" and "neg_mean_absolute_error" scorers report
-    them; results.json keeps each objective's own sign.
+    Keys: `mean_fit_time`, `std_fit_time`, `mean_score_time`, `std_score_time`,
+    `param_<name>`, `params`, `split<k>_test_score`, `mean_test_score`, `std_test_score`
+    (population standard deviation, as scikit-learn), `rank_test_score`, `status` and
+    `trial_id`. Test scores follow scikit-learn's convention that greater is better: a
+    minimised objective (a loss or an error) is negated, as its "neg_log_loss",
+    "neg_mean_squared_error" and "neg_mean_absolute_error" scorers report them; results.json
+    keeps each objective's own sign. As scikit-learn's `error_score=np.nan`, a failed
+    trial's scores are NaN and it ranks last; so does a pruned one's mean (its folds run
+    stay in `split<k>_test_score`, the others are NaN).
 
     Args:
-        trials: trial records (dicts with hyperparameters, fold_scores, folds).
+        trials: trial records (dicts with hyperparameters, fold_scores, folds, status), in
+            trial order.
         direction: the objective's direction, "max" or "min".
     """
     sign = 1.0 if direction == "max" else -1.0
-    done = [t for t in trials if t["status"] == "completed"]
-    params = [public_values(t["hyperparameters"]) for t in done]
+    params = [public_values(t["hyperparameters"]) for t in trials]
     names = sorted({name for p in params for name in p})
-    fit_times = [[f["seconds"] for f in t["folds"]] for t in done]
+    fit_times = [[f["seconds"] for f in t["folds"]] for t in trials]
+    score_times = [[f.get("score_seconds", math.nan) for f in t["folds"]] for t in trials]
     results = {
-        "mean_fit_time": [float(np.mean(s)) for s in fit_times],
-        "std_fit_time": [float(np.std(s)) for s in fit_times],
+        "mean_fit_time": [_mean(s) for s in fit_times],
+        "std_fit_time": [_std(s) for s in fit_times],
+        "mean_score_time": [_mean(s) for s in score_times],
+        "std_score_time": [_std(s) for s in score_times],
         **{f"param_{name}": [p.get(name) for p in params] for name in names},
         "params": params,
     }
-    scores = [sign * np.asarray(t["fold_scores"], dtype=float) for t in done]
+    scores = [sign * np.asarray(t["fold_scores"], dtype=float) for t in trials]
     splits = max((len(s) for s in scores), default=0)
     for k in range(splits):
-        results[f"split{k}_test_score"] = [float(s[k]) for s in scores]
-    means = [float(np.mean(s)) for s in scores]
+        results[f"split{k}_test_score"] = [float(s[k]) if k < len(s) else math.nan
+                                           for s in scores]
+    completed = [t["status"] == "completed" for t in trials]
+    means = [_mean(s) if done else math.nan for s, done in zip(scores, completed)]
     results["mean_test_score"] = means
-    results["std_test_score"] = [float(np.std(s)) for s in scores]
+    results["std_test_score"] = [_std(s) if done else math.nan
+                                 for s, done in zip(scores, completed)]
     results["rank_test_score"] = ranks(means, "max")
-    results["trial_id"] = [t["trial_id"] for t in done]
+    results["status"] = [t["status"] for t in trials]
+    results["trial_id"] = [t["trial_id"] for t in trials]
     return results
+
+
+def _mean(values):
+    return float(np.mean(values)) if len(values) else math.nan
+
+
+def _std(values):
+    return float(np.std(values)) if len(values) else math.nan
 
 
 def cv_results_csv(results):
@@ -81,6 +119,12 @@ def ranked_table(trials, direction, objective, limit=10):
                            for k, v in public_values(t["hyperparameters"]).items())
         lines.append(f"{rank:>4}  {t['trial_id']:>5}  {t['score']:>15.4f} ± {t['std']:.4f}  "
                      f"[{folds}]  {values}")
+    for t in trials:
+        if t["status"] == "failed":
+            lines.append(f"{'-':>4}  {t['trial_id']:>5}  failed: {t.get('error', '')}")
+        elif t["status"] == "pruned":
+            lines.append(f"{'-':>4}  {t['trial_id']:>5}  pruned after {len(t['fold_scores'])} "
+                         f"fold(s), running mean {t['score']:.4f}")
     return "\n".join(lines)
 
 

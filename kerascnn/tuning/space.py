@@ -14,7 +14,8 @@ import dataclasses
 
 import keras_tuner
 
-from kerascnn.models.registry import get_model_entry
+from kerascnn.data.augment import parse_spec
+from kerascnn.models.registry import get_model_entry, minimum_input_size
 from kerascnn.training.recipes import Recipe
 
 RECIPE_FIELDS = tuple(f.name for f in dataclasses.fields(Recipe) if f.name not in ("name", "epochs"))
@@ -43,6 +44,8 @@ FAMILY_SPACES = {
     "resnet": {"dropout": {"min": 0.0, "max": 0.3, "step": 0.1}, "width_multiplier": [0.5, 1.0],
                "norm": ["batch", "group"], "activation": ["relu", "swish"]},
 }
+# Losses whose outputs are class scores, not probabilities: a log-loss of them means nothing.
+SCORE_LOSSES = ("hinge", "squared_hinge")
 GENERIC_FAMILY_SPACE = {"dropout": {"min": 0.0, "max": 0.5, "step": 0.1},
                         "width_multiplier": [0.5, 1.0], "norm": ["batch", "none"],
                         "activation": ["relu", "swish"]}
@@ -89,7 +92,8 @@ def hyperparameters(space, model=None, task="classification"):
         A `keras_tuner.HyperParameters`.
 
     Raises:
-        SpaceError: an unknown name, an empty or inverted range, an empty list of choices.
+        SpaceError: an unknown name, an empty or inverted range, a step <= 0, an empty list
+            of choices.
     """
     if space is None:
         space = default_space(model, task)
@@ -103,6 +107,62 @@ def hyperparameters(space, model=None, task="classification"):
     for name, spec in space.items():
         _declare(hp, name, spec)
     return hp
+
+
+def check_space(hp, model, recipe, objective):
+    """Checks every value a search could draw before any training: one line per mistake.
+
+    Each recipe field's values (each choice, a range's ends, a fixed value) must build a
+    Recipe, each "augment" value must parse, each builder option's values must pass the
+    registry model's own checks (run alone, up to its input-size check: nothing is built),
+    and the losses must give what the objective scores.
+
+    Args:
+        hp: the space as `keras_tuner.HyperParameters`.
+        model: the registry name, or None for a `build(hp)` callable.
+        recipe: the base Recipe.
+        objective: the objective's name ("val_loss" scores probabilities by log-loss).
+
+    Raises:
+        SpaceError: naming the hyperparameter, the bad value and the reason.
+    """
+    accepted = tunable_names(model)
+    for param in hp.space:
+        name = param.name
+        for value in _drawable(param):
+            try:
+                if name == "augment":
+                    parse_spec(None if value in ("none", None) else value)
+                elif name in RECIPE_FIELDS:
+                    recipe.replace(**{name: value})
+                elif accepted is not None:
+                    minimum_input_size(model, **{name: value})
+            except (TypeError, ValueError) as error:
+                raise SpaceError(f"hyperparameter {name!r}: {name}={value!r} is refused: "
+                                 f"{error}") from None
+    losses = _drawable(_find(hp, "loss")) or [recipe.loss]
+    if objective == "val_loss" and any(loss in SCORE_LOSSES for loss in losses):
+        bad = next(loss for loss in losses if loss in SCORE_LOSSES)
+        raise SpaceError(
+            f"loss={bad!r} gives class scores, not probabilities, so objective='val_loss' "
+            "(log-loss on the held-out folds) would rank trials meaninglessly; use "
+            f"objective='val_accuracy', or leave {bad!r} out of the losses searched.")
+
+
+def _find(hp, name):
+    return next((p for p in hp.space if p.name == name), None)
+
+
+def _drawable(param):
+    """The values of `param` to check: each choice, a range's two ends, or its fixed value."""
+    if param is None:
+        return []
+    config = param.get_config()
+    if "values" in config:
+        return list(config["values"])
+    if "value" in config:
+        return [config["value"]]
+    return [config["min_value"], config["max_value"]]
 
 
 def split_values(values, model):
@@ -153,6 +213,11 @@ def _declare(hp, name, spec):
                 f"value to fix {name}."
             )
         step, sampling = spec.get("step"), spec.get("sampling", "linear")
+        if step is not None and (isinstance(step, bool) or not isinstance(step, (int, float))
+                                 or not step > 0):
+            raise SpaceError(
+                f"range {name!r} has step={step!r}; use a step > 0 (e.g. {(high - low) / 4:g}), "
+                "or leave step out for a continuous range.")
         if sampling == "log" and low <= 0:
             raise SpaceError(f"range {name!r} has log sampling and min={low!r}; use min > 0.")
         if all(isinstance(v, int) for v in (low, high)) and isinstance(step, (int, type(None))):

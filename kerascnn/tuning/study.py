@@ -19,7 +19,9 @@ norm = "batch"          # fixed
 """
 
 import difflib
+import math
 import os
+
 import tomllib
 
 # key -> the types it accepts
@@ -38,12 +40,55 @@ STUDY_KEYS = {
     "refit": (bool,),
     "nested": (int,),
     "prune": (float, int),
+    "error_score": (str, float),
     "space": (dict,),
 }
+TUNER_NAMES = ("bayesian", "grid", "hyperband", "random")  # cross_validation.TUNERS' keys
 
 
 class StudyError(ValueError):
-    """A study file that cannot be read, or holds an unknown key or a value of the wrong type."""
+    """A study that cannot run: a study file that cannot be read, an unknown key, a value of
+    the wrong type, or a setting out of its range (in a file or in `tune`'s arguments)."""
+
+
+def check_settings(*, tuner="random", max_trials=10, seed=0, nested=None, prune=None,
+                   error_score=math.nan):
+    """Checks a search's settings before any work; returns `nested` as None or K >= 2.
+
+    Args:
+        tuner, max_trials, seed, nested, prune, error_score: as `kerascnn.tune` takes them.
+
+    Returns:
+        None (no nested cross-validation) or the number of outer folds.
+
+    Raises:
+        StudyError: naming the setting, the bad value and what is allowed.
+    """
+    if tuner not in TUNER_NAMES:
+        raise StudyError(f"Unknown tuner {tuner!r}; choose one of {list(TUNER_NAMES)}.")
+    if not _is_int(max_trials) or max_trials < 1:
+        raise StudyError(f"max_trials must be a positive integer; got {max_trials!r}.")
+    if not _is_int(seed) or seed < 0:
+        raise StudyError(f"seed must be a non-negative integer; got seed={seed!r}.")
+    if nested is not None and (not _is_int(nested) or nested == 1 or nested < 0):
+        raise StudyError(
+            f"nested must be 0 or None (no nested cross-validation) or the number of outer "
+            f"folds, K >= 2; got nested={nested!r}.")
+    if prune is not None and (isinstance(prune, bool) or not isinstance(prune, (int, float))
+                              or not math.isfinite(prune) or prune < 0):
+        raise StudyError(
+            f"prune must be None (off) or a margin >= 0 in objective units (e.g. 0.05 for "
+            f"accuracy): a trial is pruned when it trails the best by more; got prune={prune!r}.")
+    if not (error_score == "raise" or (isinstance(error_score, float) and math.isnan(error_score))):
+        raise StudyError(
+            f"error_score must be nan (a failed trial is recorded with a NaN score, ranked last, "
+            f"and the search goes on) or \"raise\" (a failed trial stops the search); got "
+            f"error_score={error_score!r}.")
+    return nested or None
+
+
+def _is_int(value):
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def load_study(path):
@@ -56,8 +101,8 @@ def load_study(path):
         A dict with the file's keys; "space" stays a dict of ranges / choices / values.
 
     Raises:
-        StudyError: a missing or malformed file, an unknown key (with the closest known one),
-            or a value of the wrong type.
+        StudyError: a missing, malformed or non-UTF-8 file, an unknown key (with the closest
+            known one), a value of the wrong type, or a setting out of range (`check_settings`).
     """
     if not os.path.isfile(path):
         raise StudyError(f"study file {path!r} does not exist; studies live in tuning/*.toml.")
@@ -66,6 +111,9 @@ def load_study(path):
             study = tomllib.load(f)
     except tomllib.TOMLDecodeError as error:
         raise StudyError(f"study file {path} is not valid TOML: {error}.") from None
+    except UnicodeDecodeError as error:
+        raise StudyError(f"study file {path} is not UTF-8 text (byte {error.start}: "
+                         f"{error.reason}); save it as UTF-8.") from None
     for key, value in study.items():
         if key not in STUDY_KEYS:
             close = difflib.get_close_matches(key, STUDY_KEYS, n=1)
@@ -79,4 +127,10 @@ def load_study(path):
                 f"study file {path}: {key} must be {' or '.join(t.__name__ for t in types)}; "
                 f"got {value!r}."
             )
+    settings = {k: study[k] for k in ("tuner", "max_trials", "seed", "nested", "prune",
+                                      "error_score") if k in study}
+    try:
+        check_settings(**settings)
+    except StudyError as error:
+        raise StudyError(f"study file {path}: {error}") from None
     return study

@@ -7,7 +7,7 @@ from tuning_models import tiny
 import kerascnn
 from kerascnn.data import load
 from kerascnn.tuning import load_study
-from kerascnn.tuning.space import default_space, hyperparameters
+from kerascnn.tuning.space import check_space, default_space, hyperparameters
 
 REPO = __import__("pathlib").Path(__file__).resolve().parents[2]
 
@@ -78,6 +78,9 @@ def test_default_spaces_follow_the_family():
 
 
 def test_every_registry_model_has_a_valid_default_space():
+    recipe = kerascnn.training.get_recipe("quick")
     for name in kerascnn.list_models():
-        names = {p.name for p in hyperparameters(None, name).space}
+        space = hyperparameters(None, name)
+        names = {p.name for p in space.space}
         assert {"learning_rate", "optimizer", "batch_size"} <= names, name
+        check_space(space, name, recipe, "val_accuracy")  # every value its builder takes
