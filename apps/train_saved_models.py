@@ -169,7 +169,7 @@ file checksums and re-measures the test accuracy.
 ```python
 import keras, numpy as np
 import kerascnn  # registers kerascnn's layers (Preprocessing) for loading
-model = keras.models.load_model("saved_models/resnet18_mnist.keras", safe_mode=True)
+model = keras.models.load_model("kerascnn/saved_models/resnet18_mnist.keras", safe_mode=True)
 with np.load("mnist.npz") as mnist:  # the keras.datasets file: uint8 digits, (N, 28, 28)
     digits = model.predict(mnist["x_test"][:8]).argmax(axis=1)
 ```
@@ -193,7 +193,7 @@ def main(argv=None):
                         help="train only this model (repeatable); default: all")
     parser.add_argument("--data-dir", default=os.environ.get("KERASCNN_DATA_DIR")
                         or os.path.join(REPO, "..", "shared", "datasets"))
-    parser.add_argument("--out", default=os.path.join(REPO, "saved_models"))
+    parser.add_argument("--out", default=os.path.join(REPO, "kerascnn", "saved_models"))
     args = parser.parse_args(argv)
     if not os.path.isfile(os.path.join(args.data_dir, f"{DATA}.npz")):
         parser.error(f"no {DATA}.npz in --data-dir {args.data_dir!r}; pass the folder holding the "

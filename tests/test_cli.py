@@ -323,7 +323,8 @@ def test_readme_commands_get_their_own_default_run_folders():
 
 def test_keras_loads_a_saved_model_once_kerascnn_is_imported():
     """README's promise: `import keras; import kerascnn` is enough for keras.models.load_model."""
-    model = os.path.join(os.path.dirname(__file__), "..", "saved_models", "lenet5_mnist.keras")
+    model = os.path.join(os.path.dirname(__file__), "..", "kerascnn", "saved_models",
+                         "lenet5_mnist.keras")
     script = ("import sys, keras, kerascnn; model = keras.models.load_model(sys.argv[1]); "
               "print(sorted({type(layer).__module__.split('.')[0] for layer in model.layers}))")
     result = _run("-c", script, model)

@@ -9,7 +9,7 @@ import pytest
 
 from kerascnn.files import sha256_file
 
-SAVED_MODELS = pathlib.Path(__file__).resolve().parents[1] / "saved_models"
+SAVED_MODELS = pathlib.Path(__file__).resolve().parents[1] / "kerascnn" / "saved_models"
 MANIFESTS = sorted(SAVED_MODELS.glob("*.json"))
 
 

@@ -13,8 +13,9 @@ import kerascnn.data  # noqa: F401  (registers Preprocessing for loading)
 import kerascnn.models  # noqa: F401  (registers kerascnn's layers for loading)
 from kerascnn.files import sha256_file
 
-SAVED_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__)))), "saved_models")
+# The small trained models kerascnn ships as package data (a wheel carries them).
+SAVED_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                            "saved_models")
 _MISSING_CLASS = re.compile(r"Could not locate (?:class|function) '([^']+)'")
 
 

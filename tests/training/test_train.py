@@ -169,7 +169,7 @@ def test_training_continues_from_a_saved_model(data_dir):
     with np.load(data_dir / "mnist.npz") as mnist:
         x, y = mnist["x_train"][:1500], mnist["y_train"][:1500]
     data = kerascnn.data.load((x, y), validation_split=0.1, seed=0)
-    path = os.path.join(REPO, "saved_models", "lenet5_mnist.keras")
+    path = os.path.join(REPO, "kerascnn", "saved_models", "lenet5_mnist.keras")
     saved = keras.models.load_model(path)
     x_test, y_test = data.arrays("test")
     before = (saved.predict(x_test, verbose=0).argmax(1) == y_test).mean()

@@ -2,7 +2,7 @@
 
 import pathlib
 
-SAVED_MODELS = pathlib.Path(__file__).resolve().parents[2] / "saved_models"
+SAVED_MODELS = pathlib.Path(__file__).resolve().parents[2] / "kerascnn" / "saved_models"
 
 
 def small_lenet(norm="none", input_shape=(16, 16, 1), classes=10):
