@@ -82,24 +82,21 @@ def _whole_number(text):
     return value
 
 
-def _positive_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a number; got {text!r}") from None
-    if not 0 < value < float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number; got {text!r}")
-    return value
+def _number(low, high, expected, *, low_allowed=False):
+    """An argparse type: a number above `low` (or equal, with `low_allowed`) and below `high`."""
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {expected}; got {text!r}") from None
+        if not ((low <= value) if low_allowed else (low < value)) or not value < high:
+            raise argparse.ArgumentTypeError(f"expected {expected}; got {text!r}")
+        return value
+    return parse
 
 
-def _fraction(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a fraction such as 0.1; got {text!r}") from None
-    if not 0 <= value < 1:
-        raise argparse.ArgumentTypeError(f"expected a fraction from 0 to below 1; got {text!r}")
-    return value
+_positive_float = _number(0, float("inf"), "a positive number")
+_fraction = _number(0, 1, "a fraction from 0 to below 1, such as 0.1", low_allowed=True)
 
 
 def _error_score(text):

@@ -410,6 +410,7 @@ QUICK_MISTAKES = [
     (["train", "--recipe", "quik"], 2, "Did you mean quick"),
     (["train", "--epochs", "-1"], 2, "expected a positive whole number; got '-1'"),
     (["train", "--learning-rate", "nan"], 2, "expected a positive number"),
+    (["train", "--learning-rate", "0"], 2, "expected a positive number; got '0'"),
     (["train", "--validation-split", "1.5"], 2, "expected a fraction"),
     (["tune", "--tuner", "banana"], 2, "Unknown tuner 'banana'"),
     (["tune", "--prune", "-0.1"], 2, "prune must be None (off) or a margin >= 0"),

@@ -7,6 +7,7 @@ import pytest
 
 import kerascnn
 from kerascnn.training import checkpoints, precision
+from training_helpers import KillAfterFirstEpoch, Killed
 
 
 @pytest.fixture
@@ -69,16 +70,6 @@ def test_mixed_float16_ema_scores_and_saves_the_averaged_weights(tmp_path, gpu_p
     probabilities = keras.models.load_model(out / "model.keras").predict(x, verbose=0)
     loss = -np.mean(np.log(probabilities[np.arange(len(y)), y]))
     assert result.history["val_loss"][-1] == pytest.approx(loss, rel=2e-3)
-
-
-class Killed(Exception):
-    pass
-
-
-class KillAfterFirstEpoch(keras.callbacks.Callback):
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == 0:
-            raise Killed
 
 
 def test_mixed_float16_ema_run_resumes_exactly(tmp_path, gpu_precision):

@@ -5,18 +5,7 @@ import numpy as np
 import pytest
 
 import kerascnn
-
-
-class Killed(Exception):
-    pass
-
-
-class KillAfterFirstEpoch(keras.callbacks.Callback):
-    """Stands for a kill right after epoch 1's checkpoint (kerascnn's callbacks run first)."""
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == 0:
-            raise Killed
+from training_helpers import KillAfterFirstEpoch, Killed
 
 
 def test_killed_and_resumed_run_matches_the_uninterrupted_one_bitwise(tmp_path, capsys):
