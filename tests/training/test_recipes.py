@@ -133,7 +133,8 @@ def test_recipe_model_options_merge_under_the_callers_and_are_checked_against_th
         network.model_options("resnet18", RECIPES["mnist_fast"], None)
     message = str(error.value)
     assert "\n" not in message
-    assert "'mnist_fast' sets the model option(s) pool_kind, which resnet18 does not" in message
+    assert ("'mnist_fast' sets the model option(s) filters, first_padding, hidden_units, "
+            "kernel_size, pool_kind, which resnet18 does not") in message
     assert "--option" in message
     with pytest.raises(ValueError, match="lenet5 has no option widht; its options"):
         network.model_options("lenet5", best, {"widht": 2})
