@@ -237,11 +237,11 @@ def _check_data(data):
     """Refuses, at once, a data source that is neither a named set nor an existing path."""
     if data in NAMED_DATA or data.startswith("tfds:") or os.path.exists(data):
         return
-    if os.sep in data or data.endswith((".npz", ".json")):
+    if os.sep in data or data.endswith((".npz", ".json", ".tar.gz", ".tgz", ".tar")):
         raise ValueError(f"--data {data}: no such file or folder.")
     _check_name(data, list(NAMED_DATA), "data set",
                 "Use digits, mnist, fashion_mnist, cifar10, cifar100, tfds:NAME, a .npz file, "
-                "an image folder or a TFRecords spec .json.")
+                "an image folder (or a .tar.gz of one) or a TFRecords spec .json.")
 
 
 def _model_for(args):
@@ -473,8 +473,9 @@ def parser():
     s.add_argument("--model", default="lenet5", help="a registry name or a .keras file")
     s.add_argument("--data", default="digits", help="digits, mnist, cifar10, tfds:NAME, a .npz, "
                                                     "a folder or a TFRecords spec .json")
-    s.add_argument("--data-dir", help="folder holding offline copies such as mnist.npz "
-                                      "(default $KERASCNN_DATA_DIR)")
+    s.add_argument("--data-dir", help="folder holding offline copies such as mnist.npz, "
+                                      "cifar10/ or cifar10-jpg.tar.gz (default "
+                                      "$KERASCNN_DATA_DIR)")
     s.add_argument("--kind", choices=KINDS, help="how to read arrays: image, signal (N, length, "
                                                  "channels) or volume (default: from the shape)")
     s.add_argument("--stream", action=argparse.BooleanOptionalAction, help="read an image "

@@ -55,7 +55,7 @@ def read_folder(root):
         key = {"train": "train", "test": "test", "validation": "val"}[split]
         fields[f"x_{key}"], fields[f"y_{key}"] = images, np.array(labels, np.int64)
     warn_skipped(skipped, total, root, stacklevel=5)  # the caller of load()
-    _to_common_type(fields)
+    to_common_type(fields)
     for key in [k for k in fields if k.startswith("x_") and not fields[k]]:
         fields[key] = fields[key.replace("x_", "y_")] = None
     name = os.path.basename(os.path.normpath(root))
@@ -234,7 +234,7 @@ def _decode(path, skipped, root):
     return result[0]
 
 
-def _to_common_type(fields):
+def to_common_type(fields):
     """Brings every image to uint8 (or uint16 if all are 16-bit grey), RGB if any is RGB."""
     keys = [key for key in fields if key.startswith("x_")]
     images = [image for key in keys for image in fields[key]]

@@ -1,6 +1,7 @@
 """`load`: one entry point for every data source, returning a validated `Data`."""
 
 import dataclasses
+import logging
 import os
 import zipfile
 import zlib
@@ -9,7 +10,9 @@ from collections.abc import Mapping
 import numpy as np
 
 from kerascnn.data import arrays
+from kerascnn.data.archives import is_archive, read_archive
 from kerascnn.data.dataset import Data, Pool, Split
+from kerascnn.data.folders import folder_layout, read_folder
 from kerascnn.data.splits import check_fraction, shuffled_split, stratified_split
 from kerascnn.files import sha256_file
 
@@ -36,6 +39,12 @@ KERAS_DATASETS = {
         "trout tulip turtle wardrobe whale willow_tree wolf woman worm"
     ).split(),
 }
+# Named sets also found as an image folder `<name>/` (train/<class>/, test/<class>/) or
+# as this tar archive of it, when `<name>.npz` is absent: their class folders, sorted, are
+# keras' label order, so labels agree with the `.npz`.
+IMAGE_FOLDER_COPIES = {"cifar10": "cifar10-jpg.tar.gz"}
+
+logger = logging.getLogger(__name__)
 
 
 @dataclasses.dataclass
@@ -75,13 +84,23 @@ def load(
     Sources:
     - "mnist", "fashion_mnist", "cifar10", "cifar100": first `<name>.npz` (keras.datasets
       layout: x_train, y_train, x_test, y_test, optional class_names) in `data_dir`, then in
-      `$KERASCNN_DATA_DIR`; only then keras.datasets, which downloads.
+      `$KERASCNN_DATA_DIR`; only then keras.datasets, which downloads. "cifar10" is also
+      found there as the image folder `cifar10/` (train/<class>/, test/<class>/ of JPEG
+      files) or its archive `cifar10-jpg.tar.gz`, looked for in each folder in that order
+      after `cifar10.npz` (`IMAGE_FOLDER_COPIES`): the official split (50,000 / 10,000),
+      RGB uint8 32x32, labels in keras' order (the sorted class folders). The folder
+      streams like any image folder (see `stream`); the archive is read into memory
+      straight from its members, never unpacked. JPEG is lossy: their pixels are the
+      decoded JPEG pixels, close to but not identical with keras' cifar10 arrays.
+      `python -m kerascnn.data.make_npz` turns either into `cifar10.npz`.
     - "tfds:<name>": a TensorFlow Datasets set prepared in `data_dir` (or
       `$KERASCNN_DATA_DIR`, or TFDS's default folder); downloaded only if not prepared there.
     - "digits": scikit-learn's 8x8 digits (1,797 images, values 0..16), shipped offline.
     - a path to a `.npz` file in keras.datasets layout.
     - a folder with one sub-folder of PNG/JPEG images per class (or train/ and test/
-      sub-folders, each holding class sub-folders).
+      sub-folders, each holding class sub-folders), or such a folder packed as a tar archive
+      (`.tar`, `.tar.gz`, `.tgz`), read into memory without unpacking
+      (`kerascnn.data.archives`).
     - `kerascnn.data.TFRecords(train="shards/train-*.tfrecord", ...)`: TFRecord shards of
       `tf.train.Example`s with a declared feature spec, or a `.json` file of its fields.
     - arrays: `(x, y)`, `((x_train, y_train), (x_test, y_test))` as keras.datasets returns
@@ -149,6 +168,7 @@ def load(
     if (isinstance(source, (str, os.PathLike)) and os.fspath(source).endswith(".json")
             and os.path.isfile(source)):
         source = records.TFRecords.from_json(os.fspath(source))
+    named, source = _image_folder_copy(source, data_dir)
     tfds_dir = _data_dirs(data_dir)[0]
     if streaming.chooses_streaming(source, stream, target_size, data_dir=tfds_dir):
         if task != "classification":
@@ -163,9 +183,11 @@ def load(
                 source, validation_split=validation_split, test_split=test_split,
                 seed=int(seed), target_size=target_size, class_names=class_names,
                 data_dir=tfds_dir, download=download)
-        return streaming.load_folder(
+        data = streaming.load_folder(
             os.fspath(source), validation_split=validation_split, test_split=test_split,
             seed=int(seed), target_size=target_size, class_names=class_names, cache=cache)
+        data.name = named or data.name
+        return data
     if cache is not None:
         raise ValueError(f"cache={cache!r} holds decoded images of a streamed folder; this "
                          "source loads into memory. Pass stream=True for a folder, or no cache.")
@@ -173,6 +195,9 @@ def load(
         raw = RawData(**records.read_records(source, target_size))
     else:
         raw = _read(source, data_dir=data_dir, download=download)
+    if named is not None:
+        _check_copy_classes(named, raw.class_names, source)
+        raw.name = named
     if class_names is not None:
         raw.class_names = class_names
     try:
@@ -196,15 +221,16 @@ def _read(source, *, data_dir, download):
 
             return RawData(**read_tfds(text[5:], _data_dirs(data_dir)[0], download))
         if os.path.isdir(text):
-            from kerascnn.data.folders import read_folder
-
             return RawData(**read_folder(text))
         if os.path.isfile(text) and text.endswith(".npz"):
             return _npz(text)
+        if is_archive(text):
+            return RawData(**read_archive(text))
         raise ValueError(
-            f"Unknown data source {text!r}: no such .npz file or folder. Use one of "
+            f"Unknown data source {text!r}: no such .npz file, folder or archive. Use one of "
             f"{', '.join(KERAS_DATASETS)}, 'digits', 'tfds:<name>', a .npz file in "
-            "keras.datasets layout, a folder of class sub-folders, or arrays."
+            "keras.datasets layout, a folder of class sub-folders (or a .tar.gz of one), "
+            "or arrays."
         )
     if isinstance(source, Mapping):
         if "x_train" in source:
@@ -226,12 +252,55 @@ def _data_dirs(data_dir):
     return [d for d in (data_dir, os.environ.get(DATA_DIR_ENV)) if d] or [None]
 
 
+def local_copy(name, data_dir=None):
+    """Returns the path of the offline copy of keras data set `name` that `load` reads.
+
+    Looks in `data_dir`, then `$KERASCNN_DATA_DIR`, each for `<name>.npz`, then (for the
+    sets of `IMAGE_FOLDER_COPIES`) the image folder `<name>/`, then its archive.
+
+    Returns:
+        The path, or None when no folder holds one.
+    """
+    for folder in [d for d in _data_dirs(data_dir) if d]:
+        candidates = [(f"{name}.npz", os.path.isfile)]
+        if name in IMAGE_FOLDER_COPIES:
+            candidates += [(name, os.path.isdir), (IMAGE_FOLDER_COPIES[name], os.path.isfile)]
+        for file_name, exists in candidates:
+            path = os.path.join(os.fspath(folder), file_name)
+            if exists(path):
+                return path
+    return None
+
+
+def _image_folder_copy(source, data_dir):
+    """(name, path) of the image folder or archive that stands for a named set, else
+    (None, source): `<name>.npz` found first, or no copy, leave the source as it is."""
+    if not (isinstance(source, str) and source in IMAGE_FOLDER_COPIES):
+        return None, source
+    copy = local_copy(source, data_dir)
+    if copy is None or copy.endswith(".npz"):
+        return None, source
+    logger.info("%s: no %s.npz found first; reading the image folder copy %s.", source,
+                source, copy)
+    if os.path.isdir(copy):
+        _check_copy_classes(source, folder_layout(copy)[1], copy)
+    return source, copy
+
+
+def _check_copy_classes(name, found, path):
+    """Refuses an image-folder copy of `name` whose classes are not keras' classes."""
+    if list(found) != KERAS_DATASETS[name]:
+        raise ValueError(
+            f"{path} holds the classes {list(found)}; as {name!r} it must hold one folder per "
+            f"class of keras' {name}, whose sorted names give keras' label order: "
+            f"{KERAS_DATASETS[name]}. Rename its class folders, or load it by its path."
+        )
+
+
 def _keras_dataset(name, data_dir, download):
-    folders = [d for d in _data_dirs(data_dir) if d]
-    for folder in folders:
-        path = os.path.join(folder, f"{name}.npz")
-        if os.path.isfile(path):
-            return _npz(path, name=name, class_names=KERAS_DATASETS[name])
+    path = local_copy(name, data_dir)
+    if path is not None:  # `load` reads a folder or archive copy before coming here
+        return _npz(path, name=name, class_names=KERAS_DATASETS[name])
     reason = "download=False"
     if download:
         import keras
@@ -245,14 +314,35 @@ def _keras_dataset(name, data_dir, download):
             return RawData(name, x_train, y_train, x_test, y_test, KERAS_DATASETS[name])
         except Exception as error:  # Any failure to download gets the same advice.
             reason = f"keras.datasets failed: {type(error).__name__}: {error}"
-    looked = (", ".join(map(os.fspath, folders)) if folders
+    raise FileNotFoundError(_not_found(name, data_dir, reason))
+
+
+def _not_found(name, data_dir, reason):
+    """The message for a named data set found neither offline nor by download."""
+    folders = [os.fspath(d) for d in _data_dirs(data_dir) if d]
+    looked = (", ".join(folders) if folders
               else f"no --data-dir / data_dir= given and ${DATA_DIR_ENV} unset")
-    raise FileNotFoundError(
-        f"Cannot load {name!r}: no {name}.npz found ({looked}), and not downloaded "
-        f"({reason}). Fix either way: put {name}.npz in keras.datasets layout (x_train, "
-        f"y_train, x_test, y_test) into a folder DIR and pass --data-dir DIR on the command "
-        f"line, data_dir=DIR in Python, or set {DATA_DIR_ENV}=DIR; or run once with "
-        "internet access so keras.datasets can download it."
+    files = f"{name}.npz"
+    if name in IMAGE_FOLDER_COPIES:
+        files += f", {name}/ or {IMAGE_FOLDER_COPIES[name]}"
+    put = f"put {name}.npz in keras.datasets layout (x_train, y_train, x_test, y_test)"
+    if name in IMAGE_FOLDER_COPIES:
+        put = (f"put one of these into a folder DIR: {name}.npz in keras.datasets layout "
+               f"(x_train, y_train, x_test, y_test); the image folder {name}/ holding "
+               f"train/<class>/ and test/<class>/ (classes {', '.join(KERAS_DATASETS[name])}); "
+               f"or its archive {IMAGE_FOLDER_COPIES[name]} as it is (read without unpacking)")
+    else:
+        put += " into a folder DIR"
+    tail = ""
+    if name in IMAGE_FOLDER_COPIES:
+        tail = (f" An unpacked folder can also be given itself: --data PATH/{name} "
+                f"(load('PATH/{name}')), and `python -m kerascnn.data.make_npz PATH/{name} "
+                f"DIR/{name}.npz` writes the .npz from the folder or the archive.")
+    return (
+        f"Cannot load {name!r}: no {files} found ({looked}), and not downloaded ({reason}). "
+        f"Fix either way: {put}, and pass --data-dir DIR on the command line, data_dir=DIR "
+        f"in Python, or set {DATA_DIR_ENV}=DIR; or run once with internet access so "
+        f"keras.datasets can download it.{tail}"
     )
 
 

@@ -40,6 +40,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerascnn.data import arrays
+from kerascnn.data.archives import is_archive
 from kerascnn.data.dataset import Data, Split
 from kerascnn.data.errors import CHANGED, CacheError, reading_files
 from kerascnn.data.folders import (
@@ -111,7 +112,9 @@ def chooses_streaming(source, stream, target_size, memory_share=None, data_dir=N
         raise ValueError(
             f"stream=True streams image folders only, or TFDS sets and TFRecords; got "
             f"{source!r}. Load it in memory (stream=False), or convert it to a folder of "
-            "class sub-folders."
+            "class sub-folders"
+            + (" (unpack the archive: tar xzf ARCHIVE -C DIR, then pass the folder)."
+               if is_archive(source) else ".")
         )
     if stream is False or stream is True or not streamable:
         return stream is True
