@@ -72,6 +72,7 @@ def test_mixed_float16_ema_scores_and_saves_the_averaged_weights(tmp_path, gpu_p
     assert result.history["val_loss"][-1] == pytest.approx(loss, rel=2e-3)
 
 
+@pytest.mark.slow
 def test_mixed_float16_ema_run_resumes_exactly(tmp_path, gpu_precision):
     # The checkpoint keeps the inner optimizer's moments and averages and the loss scale;
     # loaded under float32, Keras would drop them all (an unwrapped optimizer).

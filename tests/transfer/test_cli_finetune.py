@@ -47,6 +47,7 @@ def test_missing_source_is_one_line(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
 def test_readme_example_renormalises_refuses_a_changed_rerun_and_starts_fresh(tmp_path, capsys):
     # Issue 24, items 1 and 13, through the command line: README's example kept MNIST's
     # statistics on digits (62.1%), and a rerun with other flags reused the old training.

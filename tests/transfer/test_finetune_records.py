@@ -31,9 +31,10 @@ def _manifest(out):
 
 @pytest.mark.parametrize("changed, named", [
     ({"renormalize": False}, "renormalized True -> False"),
-    ({"lr_mult": "0.5..1"}, "lr_mult.conv1 1.0 -> 0.5"),
-    ({"bn": "train"}, "bn frozen -> train"),
-    ({"learning_rate": 0.01}, "learning_rate"),
+    # The other settings a phase depends on, each a few more fine-tunes: with -m slow.
+    pytest.param({"lr_mult": "0.5..1"}, "lr_mult.conv1 1.0 -> 0.5", marks=pytest.mark.slow),
+    pytest.param({"bn": "train"}, "bn frozen -> train", marks=pytest.mark.slow),
+    pytest.param({"learning_rate": 0.01}, "learning_rate", marks=pytest.mark.slow),
 ])
 def test_a_rerun_with_other_settings_is_refused_before_training(changed, named, digits,
                                                                tmp_path):
@@ -68,6 +69,7 @@ def test_fresh_starts_over_and_the_same_settings_resume(digits, tmp_path):
     assert manifest["test_accuracy"] == pytest.approx(fresh.metrics["accuracy"])
 
 
+@pytest.mark.slow
 def test_a_folder_without_a_recorded_fingerprint_is_refused(digits, tmp_path):
     out = tmp_path / "ft"
     _run(out, digits)
@@ -113,6 +115,7 @@ def _lambda_model():
     return keras.Model(inputs, keras.layers.Dense(10, activation="softmax", name="fc")(x))
 
 
+@pytest.mark.slow
 def test_no_safe_mode_holds_for_every_rebuild_and_resume(digits, tmp_path):
     _lambda_model().save(tmp_path / "lambda.keras")
     out = tmp_path / "ft"

@@ -51,6 +51,7 @@ def test_a_grown_search_refits_its_new_best_and_its_files_agree(tmp_path, digits
         pytest.approx(grown.test_metrics["accuracy"]))
 
 
+@pytest.mark.slow
 def test_a_grown_grid_search_goes_on_where_it_stopped(tmp_path, digits):
     space = {"units": 16, "learning_rate": [GOOD, BAD, 3e-3], "batch_size": [64]}
     settings = dict(space=space, tuner="grid", folds=2, epochs=1, refit=False, out=tmp_path,
@@ -200,6 +201,7 @@ def test_integer_folds_keep_groups_whole(digits):
         np.testing.assert_array_equal(held_out, held_ref)
 
 
+@pytest.mark.slow
 def test_nested_outer_and_inner_folds_keep_groups_whole(tmp_path, digits):
     labels = digits.training_labels()
     groups = np.arange(len(labels)) // 10
