@@ -2,7 +2,8 @@
 
 Examples stay in one in-memory tensor per split pool; the pipeline shuffles and batches their
 int64 positions and gathers each batch, so a fold or a validation split never copies the
-data. Decoding (gather, cast to float32, one-hot labels) is cached when the order is fixed.
+data. When the order is fixed, the gathered batches are cached as stored (uint8 images: a
+quarter of float32's memory), then cast to float32 with one-hot labels.
 For multi-worker training, `batches(..., input_context=...)` gives one worker the parts of
 every global batch that tf.distribute would give its replicas, and reads only those: a
 streamed pool's files are split between the workers instead of read by each.
@@ -28,7 +29,7 @@ def _decoder(images, labels, num_classes):
     """Gathers a batch: float32 examples, and one-hot labels (float32 targets as they are
     when `num_classes` is None: regression)."""
     def decode(index, read=None):
-        # `read`: the batch of a file pool, already read by `_batch`.
+        # `read`: the batch already read (a file pool's, by `_batch`) or gathered (cached).
         x = tf.cast(tf.gather(images, index) if read is None else read, tf.float32)
         y = tf.gather(labels, index)
         if num_classes is None:
@@ -135,10 +136,11 @@ def batches(images, labels, positions, num_classes, batch_size, *, shuffle, seed
         dataset = _replica_share(dataset, images, batch_size, input_context).apply(
             tf.data.experimental.assert_cardinality(
                 _replica_batch_count(len(positions), batch_size, input_context)))
+    if not shuffle and not callable(images):  # files stream: memory must not grow with N
+        dataset = dataset.map(lambda index: (index, tf.gather(images, index)),
+                              num_parallel_calls=tf.data.AUTOTUNE).cache()
     dataset = dataset.map(_decoder(images, labels, num_classes),
                           num_parallel_calls=tf.data.AUTOTUNE)
-    if not shuffle and not callable(images):  # files stream: memory must not grow with N
-        dataset = dataset.cache()
     if isinstance(augment, Augmentation):
         dataset = augment.map(dataset)
     elif augment is not None:
