@@ -50,6 +50,7 @@ def test_a_rerun_with_other_settings_is_refused_before_training(changed, named, 
     assert _stamps(out) == before
 
 
+@pytest.mark.slow
 def test_fresh_starts_over_and_the_same_settings_resume(digits, tmp_path):
     out = tmp_path / "ft"
     first = _run(out, digits, renormalize=True)
@@ -80,6 +81,7 @@ def test_a_folder_without_a_recorded_fingerprint_is_refused(digits, tmp_path):
         _run(out, digits)
 
 
+@pytest.mark.slow
 def test_auto_renormalisation_of_digits_under_mnist_statistics(digits, tmp_path, capsys):
     out = tmp_path / "ft"
     result = kerascnn.finetune("lenet5_mnist", digits, epochs=1, out=out)
@@ -183,6 +185,7 @@ def test_frozen_batchnorm_holds_in_a_nested_base(digits):
         "conv").kernel))  # the base did learn
 
 
+@pytest.mark.slow
 def test_phases_are_named_and_the_report_spans_all_of_them(digits, tmp_path, capsys,
                                                            monkeypatch):
     from kerascnn.evaluation import plots
