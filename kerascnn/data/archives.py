@@ -18,15 +18,13 @@ import posixpath
 import tarfile
 from concurrent import futures
 
-import numpy as np
-
 from kerascnn.data.folders import (
     IMAGE_EXTENSIONS,
     SPLIT_FOLDERS,
+    add_split,
     check_every_class,
     decoded,
-    to_common_type,
-    warn_skipped,
+    finish_fields,
 )
 from kerascnn.files import sha256_file
 
@@ -90,12 +88,8 @@ def read_archive(path, workers=None):
                     skipped.append(f"{name} ({reason})")
             if split == "train":
                 check_every_class(labels, class_names, f"{path}:{'/'.join(layout['train'])}")
-            key = {"train": "train", "test": "test", "validation": "val"}[split]
-            fields[f"x_{key}"], fields[f"y_{key}"] = images, np.array(labels, np.int64)
-    warn_skipped(skipped, total, path, stacklevel=5)  # the caller of load()
-    to_common_type(fields)
-    for key in [k for k in fields if k.startswith("x_") and not fields[k]]:
-        fields[key] = fields[key.replace("x_", "y_")] = None
+            add_split(fields, split, images, labels)
+    finish_fields(fields, skipped, total, path)
     name = os.path.basename(path)
     for extension in ARCHIVE_EXTENSIONS:
         if name.lower().endswith(extension):

@@ -52,12 +52,8 @@ def read_folder(root):
                 labels.append(label)
         if split == "train":
             check_every_class(labels, class_names, layout["train"])
-        key = {"train": "train", "test": "test", "validation": "val"}[split]
-        fields[f"x_{key}"], fields[f"y_{key}"] = images, np.array(labels, np.int64)
-    warn_skipped(skipped, total, root, stacklevel=5)  # the caller of load()
-    to_common_type(fields)
-    for key in [k for k in fields if k.startswith("x_") and not fields[k]]:
-        fields[key] = fields[key.replace("x_", "y_")] = None
+        add_split(fields, split, images, labels)
+    finish_fields(fields, skipped, total, root)
     name = os.path.basename(os.path.normpath(root))
     return dict(name=name, class_names=class_names, sha256=None, kind="image", **fields)
 
@@ -134,6 +130,21 @@ def class_files(folder, name, root=None, links=None):
     """
     root = folder if root is None else root
     return _files(os.path.join(folder, name), root, [] if links is None else links)
+
+
+def add_split(fields, split, images, labels):
+    """Puts a split's images and labels into `fields` under keras.datasets' names."""
+    key = {"train": "train", "test": "test", "validation": "val"}[split]
+    fields[f"x_{key}"], fields[f"y_{key}"] = images, np.array(labels, np.int64)
+
+
+def finish_fields(fields, skipped, total, root):
+    """Warns once about the files skipped (at the caller of `load`), gives the images one
+    type and drops empty splits."""
+    warn_skipped(skipped, total, root, stacklevel=6)
+    to_common_type(fields)
+    for key in [k for k in fields if k.startswith("x_") and not fields[k]]:
+        fields[key] = fields[key.replace("x_", "y_")] = None
 
 
 def warn_skipped(skipped, total, root, stacklevel):
