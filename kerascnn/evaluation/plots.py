@@ -128,7 +128,11 @@ def mistakes_png(images, captions):
     """Draws a gallery of images (channels-last, any value range) with one caption each."""
     columns = min(len(images), 8)
     rows = -(-len(images) // columns)
-    figure = _figure(1.6 * columns, 1.9 * rows)
+    # A fixed grid: the constrained layout engine measured every hidden axis, most of the
+    # report's drawing time (1.8 s for 24 images); captions fit the 0.3 inch above each image.
+    figure = _figure(1.6 * columns, 1.9 * rows, layout=None)
+    figure.subplots_adjust(left=0.02, right=0.98, bottom=0.02, top=1 - 0.3 / (1.9 * rows),
+                           wspace=0.15, hspace=0.3 / 1.6)
     for axes, image, caption in zip(
             np.atleast_1d(figure.subplots(rows, columns)).ravel(), images, captions):
         image = np.asarray(image, dtype=np.float64)
