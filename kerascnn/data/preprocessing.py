@@ -241,3 +241,16 @@ def _batches(dataset):
     with reading_files():
         for batch in dataset:
             yield batch[0] if isinstance(batch, tuple) else batch
+
+
+def split_network(model):
+    """Returns (preprocessing layer or None, backbone) of a model.
+
+    A kerascnn-trained model is `inputs -> Preprocessing -> backbone (a nested Model)`; any
+    other model is its own backbone.
+    """
+    preprocessing = next((l for l in model.layers[:3] if isinstance(l, Preprocessing)), None)
+    nested = [l for l in model.layers if isinstance(l, keras.Model)]
+    if preprocessing is not None and len(nested) == 1:
+        return preprocessing, nested[0]
+    return preprocessing, model

@@ -16,7 +16,7 @@ from kerascnn.evaluation import plots
 from kerascnn.evaluation import uncertainty as uncertainty_lib
 from kerascnn.evaluation.report import EvaluationReport
 from kerascnn.run_folder import MANIFEST, RunFolder, RunFolderError
-from kerascnn.training import losses
+from kerascnn import losses
 
 SINGLE, MC_DROPOUT, ENSEMBLE = "single model", "mc dropout", "ensemble"
 REPORT_FILES = ("metrics.json", "report.md", "report.html")

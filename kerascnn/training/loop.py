@@ -16,6 +16,10 @@ import tensorflow as tf
 import kerascnn
 from kerascnn.data.errors import reading_files
 from kerascnn.data.pipeline import steps_per_epoch
+from kerascnn.data.preprocessing import split_network
+from kerascnn.evaluation import evaluate
+from kerascnn.evaluation.evaluator import split_record
+from kerascnn import losses
 from kerascnn.files import sha256_file
 from kerascnn.models.googlenet import LOSS_WEIGHTS as GOOGLENET_LOSS_WEIGHTS
 from kerascnn.models.inception_v3 import LOSS_WEIGHTS as INCEPTION_V3_LOSS_WEIGHTS
@@ -24,7 +28,6 @@ from kerascnn.run_folder import TENSORBOARD_FILES, RunFolder, RunFolderError
 from kerascnn.training import (
     checkpoints,
     distribute,
-    losses,
     multi_worker,
     network,
     precision,
@@ -318,8 +321,6 @@ def _train(run, state_run, model, name, data, recipe, *, seed, strategy, out, op
     # Keras loads a model saved under a mixed policy computing in it (bfloat16 is emulated,
     # slowly, on CPUs without bfloat16 units): model.keras and the result are float32 copies.
     net = precision.with_policy(net, "float32")
-    from kerascnn.evaluation.evaluator import split_record
-
     metrics = {}
     if out:
         run.save_model(net, "model.keras")
@@ -336,7 +337,7 @@ def _train(run, state_run, model, name, data, recipe, *, seed, strategy, out, op
             "model": fingerprint["model"],
             "model_options": options,
             "data": {**fingerprint["data"], "source": source, "splits": split_record(data)},
-            "network_input_shape": list(_backbone(net).inputs[0].shape[1:]),
+            "network_input_shape": list(split_network(net)[1].inputs[0].shape[1:]),
             "recipe": recipe.to_dict(),
             "precision": run_precision.to_dict(),
             "seed": seed,
@@ -626,8 +627,6 @@ def build_optimizer(recipe, learning_rate, steps_per_epoch):
 
 def _loss_weights(net):
     """1 for the main output, then each auxiliary output's weight (AUX_LOSS_WEIGHTS)."""
-    from kerascnn.transfer.surgery import split_network
-
     names = split_network(net)[1].output_names  # the backbone's: a wrapper renames them
     return [1.0] + [AUX_LOSS_WEIGHTS.get(name, AUX_LOSS_WEIGHT) for name in names[1:]]
 
@@ -654,15 +653,8 @@ def _repeat_targets(dataset, outputs):
     return dataset.map(lambda x, y: (x, (y,) * outputs))
 
 
-def _backbone(net):
-    nested = [layer for layer in net.layers if isinstance(layer, keras.Model)]
-    return nested[0] if nested else net
-
-
 def _test_metrics(net, data, history, out):
     """Test metrics of the main output, with the full evaluation report when `out` is set."""
-    from kerascnn.evaluation import evaluate
-
     single = net if len(net.outputs) == 1 else keras.Model(net.inputs, net.outputs[0])
     # The fit diagnosis compares training and validation loss: none without validation data.
     report = evaluate(single, data, history=history if "val_loss" in history else None, out=out)

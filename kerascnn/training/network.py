@@ -2,7 +2,7 @@
 
 import keras
 
-from kerascnn.data.preprocessing import Preprocessing
+from kerascnn.data.preprocessing import Preprocessing, split_network
 from kerascnn.models.registry import accepts_input, get_model_entry
 
 
@@ -53,7 +53,7 @@ def model_options(name, recipe, options=None):
 
 def has_preprocessing(model):
     """True when `model` already starts with a kerascnn Preprocessing layer."""
-    return any(isinstance(layer, Preprocessing) for layer in model.layers[:3])
+    return split_network(model)[0] is not None
 
 
 def wrap(backbone, data, normalization):

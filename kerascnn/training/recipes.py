@@ -8,7 +8,7 @@ import numbers
 import os
 
 from kerascnn.layers.factories import check_choice
-from kerascnn.training.losses import check_loss
+from kerascnn.losses import check_loss
 from kerascnn.training.precision import PRECISIONS
 
 OPTIMIZERS = ("sgd", "adam", "adamw", "rmsprop")
@@ -47,7 +47,7 @@ class Recipe:
         epochs, batch_size: the paper's (or a sensible) default; train() may override.
         label_smoothing: smoothing of the one-hot targets (cross-entropy only).
         task: "classification" (integer labels, one output per class) or "regression"
-            (float targets, a linear output per target; see kerascnn.training.losses).
+            (float targets, a linear output per target; see kerascnn.losses).
         loss: one of `losses.LOSSES[task]`, or None for the task's default:
             "categorical_crossentropy" (a softmax output), "hinge" or "squared_hinge"
             (the multiclass SVM loss on a linear output of class scores); "mse" or "mae"

@@ -15,7 +15,8 @@ from kerascnn.compat import safe_mode_scope
 from kerascnn.data import KERAS_DATASETS, Data
 from kerascnn.evaluation import evaluate
 from kerascnn.run_folder import RunFolder, RunFolderError
-from kerascnn.training import TrainResult, losses, train
+from kerascnn import losses
+from kerascnn.training import TrainResult, train
 from kerascnn.training.checkpoints import history_csv
 # `kerascnn.train`'s own rerun machinery: clearing a run folder, naming what differs.
 from kerascnn.training.loop import fingerprint_differences

@@ -14,7 +14,7 @@ import keras
 import numpy as np
 
 from kerascnn.compat import safe_mode_scope
-from kerascnn.data.preprocessing import Preprocessing
+from kerascnn.data.preprocessing import Preprocessing, split_network
 from kerascnn.transfer import channels
 from kerascnn.transfer.source import TransferError
 
@@ -24,19 +24,6 @@ _PASS_THROUGH = ("Activation", "Softmax", "Reshape", "Flatten", "Dropout", "ReLU
 _FEATURE_ENDS = ("Flatten", "GlobalAveragePooling1D", "GlobalAveragePooling2D",
                  "GlobalAveragePooling3D", "GlobalMaxPooling1D", "GlobalMaxPooling2D",
                  "GlobalMaxPooling3D")
-
-
-def split_network(model):
-    """Returns (preprocessing layer or None, backbone) of a model.
-
-    A kerascnn-trained model is `inputs -> Preprocessing -> backbone (a nested Model)`; any
-    other model is its own backbone.
-    """
-    preprocessing = next((l for l in model.layers[:3] if isinstance(l, Preprocessing)), None)
-    nested = [l for l in model.layers if isinstance(l, keras.Model)]
-    if preprocessing is not None and len(nested) == 1:
-        return preprocessing, nested[0]
-    return preprocessing, model
 
 
 def _producers(backbone):

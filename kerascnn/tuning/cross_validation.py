@@ -29,7 +29,7 @@ from kerascnn.data.splits import (
 )
 from kerascnn.run_folder import LOCK as RUN_LOCK
 from kerascnn.training import checkpoints
-from kerascnn.training.losses import loss_name
+from kerascnn.losses import loss_name
 from kerascnn.tuning.space import split_values
 
 TUNERS = {

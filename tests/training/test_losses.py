@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 import kerascnn
-from kerascnn.training import Recipe, losses
-from kerascnn.training.losses import MulticlassHinge
+from kerascnn import losses
+from kerascnn.training import Recipe
+from kerascnn.losses import MulticlassHinge
 
 
 def svm_loss_numpy(scores, labels, margin=1.0, squared=False):
