@@ -168,21 +168,14 @@ def _check_keras_file(path, command):
         )
     if "config.json" not in names:
         raise ValueError(f"{path} is a zip file but not a .keras model (no config.json).")
-    if "Lambda" in _class_names(json.loads(config or b"{}")):
+    from kerascnn.files import config_objects  # no Keras
+
+    if any(c["class_name"] == "Lambda" for c in config_objects(json.loads(config or b"{}"))):
         raise ValueError(
             f"{path} holds a Lambda layer: loading it runs Python code stored in the file, "
             f"which `kerascnn {command}` refuses (Keras' safe mode). Only if you trust its "
             "origin, load it in Python with keras.models.load_model(path, safe_mode=False) "
             f"and pass the model to kerascnn.{command}(...).")
-
-
-def _class_names(config):
-    """The class names of every object in a Keras config."""
-    if isinstance(config, dict):
-        return {config.get("class_name")}.union(*map(_class_names, config.values()))
-    if isinstance(config, list):
-        return set().union(*map(_class_names, config))
-    return set()
 
 
 def _check_writable(folder, option="--out", *, create=False):

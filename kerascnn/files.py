@@ -63,3 +63,16 @@ def sha256_file(path, chunk_size=1 << 20):
         for chunk in iter(lambda: f.read(chunk_size), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def config_objects(config):
+    """Yields every serialized object (a dict with a class_name) inside a Keras config, as a
+    `.keras` file's config.json holds it (read without importing Keras)."""
+    if isinstance(config, dict):
+        if "class_name" in config:
+            yield config
+        for value in config.values():
+            yield from config_objects(value)
+    elif isinstance(config, list):
+        for value in config:
+            yield from config_objects(value)

@@ -11,7 +11,7 @@ import numpy as np
 
 import kerascnn.data  # noqa: F401  (registers Preprocessing for loading)
 import kerascnn.models  # noqa: F401  (registers kerascnn's layers for loading)
-from kerascnn.files import sha256_file
+from kerascnn.files import config_objects, sha256_file
 
 # The small trained models kerascnn ships as package data (a wheel carries them).
 SAVED_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -134,20 +134,8 @@ def _read_config(path):
         raise TransferError(f"{problem}: {error}.") from None
 
 
-def _walk(config):
-    """Yields every serialized object (dict with a class_name) inside a config."""
-    if isinstance(config, dict):
-        if "class_name" in config:
-            yield config
-        for value in config.values():
-            yield from _walk(value)
-    elif isinstance(config, list):
-        for value in config:
-            yield from _walk(value)
-
-
 def _refuse_lambda(config, path):
-    lambdas = [c.get("config", {}).get("name", "?") for c in _walk(config)
+    lambdas = [c.get("config", {}).get("name", "?") for c in config_objects(config)
                if c["class_name"] == "Lambda"]
     if lambdas:
         raise TransferError(
@@ -157,7 +145,7 @@ def _refuse_lambda(config, path):
 
 
 def _missing_class_message(path, name, config):
-    entries = [c for c in _walk(config)
+    entries = [c for c in config_objects(config)
                if c["class_name"] == name or c.get("registered_name") == name]
     module = next((c.get("module") for c in entries
                    if c.get("module") and not c["module"].startswith("keras")), None)
