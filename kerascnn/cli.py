@@ -3,7 +3,8 @@
 Commands import kerascnn's modules (and with them Keras and TensorFlow) only when they run,
 so `kerascnn --help`, `--version` and argument mistakes answer at once. TensorFlow's native
 start-up logs are dropped unless `--verbose` or `--debug` is given. Every user mistake ends
-in one line `kerascnn COMMAND: error: ...` and exit status 2; `--debug` shows the traceback.
+in one line `kerascnn COMMAND: error: ...` and exit status 2; anything else is a bug in kerascnn,
+said as one (exit status 1); `--debug` shows the traceback.
 """
 
 import argparse
@@ -15,9 +16,10 @@ import json
 import os
 import re
 import sys
-import tempfile
 import threading
 import zipfile
+
+from kerascnn.errors import InputError
 
 KINDS = ("image", "signal", "volume")
 # Named data sets (kerascnn.data.sources: "digits" and KERAS_DATASETS), repeated so that a
@@ -157,21 +159,21 @@ def _check_keras_file(path, command):
             names = archive.namelist()
             config = archive.read("config.json") if "config.json" in names else b""
     except (zipfile.BadZipFile, EOFError, OSError) as error:
-        raise ValueError(
+        raise InputError(
             f"{path} is not a readable .keras file ({error}): it is damaged or truncated, or "
             "not a Keras 3 model. Save the model again with model.save(...)."
         ) from None
     if damaged is not None:
-        raise ValueError(
+        raise InputError(
             f"{path} is damaged: its member {damaged} fails its checksum. Save the model "
             "again, or use the run's best.keras."
         )
     if "config.json" not in names:
-        raise ValueError(f"{path} is a zip file but not a .keras model (no config.json).")
+        raise InputError(f"{path} is a zip file but not a .keras model (no config.json).")
     from kerascnn.files import config_objects  # no Keras
 
     if any(c["class_name"] == "Lambda" for c in config_objects(json.loads(config or b"{}"))):
-        raise ValueError(
+        raise InputError(
             f"{path} holds a Lambda layer: loading it runs Python code stored in the file, "
             f"which `kerascnn {command}` refuses (Keras' safe mode). Only if you trust its "
             "origin, load it in Python with keras.models.load_model(path, safe_mode=False) "
@@ -184,16 +186,16 @@ def _check_writable(folder, option="--out", *, create=False):
     once every option has been checked)."""
     path = os.path.abspath(folder)
     if os.path.lexists(path) and not os.path.isdir(path):
-        raise ValueError(f"{option} {folder} is not writable: it is a file, not a folder; "
+        raise InputError(f"{option} {folder} is not writable: it is a file, not a folder; "
                          "choose another.")
     existing = path
     while not os.path.lexists(existing):
         existing = os.path.dirname(existing)
     if not os.path.isdir(existing):
-        raise ValueError(f"{option} {folder} is not writable: {existing} is a file; choose "
+        raise InputError(f"{option} {folder} is not writable: {existing} is a file; choose "
                          "another.")
     if not os.access(existing, os.W_OK | os.X_OK):
-        raise ValueError(f"{option} {folder} is not writable ({existing} is not); choose a "
+        raise InputError(f"{option} {folder} is not writable ({existing} is not); choose a "
                          "folder you may write to.")
     if create:
         os.makedirs(path, exist_ok=True)
@@ -211,7 +213,7 @@ def _check_name(value, known, what, how):
     if value not in known:
         close = difflib.get_close_matches(str(value), known, n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(f"unknown {what} {value!r}.{hint} {how}")
+        raise InputError(f"unknown {what} {value!r}.{hint} {how}")
 
 
 def _check_model_name(model):
@@ -231,7 +233,7 @@ def _check_data(data):
     if data in NAMED_DATA or data.startswith("tfds:") or os.path.exists(data):
         return
     if os.sep in data or data.endswith((".npz", ".json", ".tar.gz", ".tgz", ".tar")):
-        raise ValueError(f"--data {data}: no such file or folder.")
+        raise InputError(f"--data {data}: no such file or folder.")
     _check_name(data, list(NAMED_DATA), "data set",
                 "Use digits, mnist, fashion_mnist, cifar10, cifar100, tfds:NAME, a .npz file, "
                 "an image folder (or a .tar.gz of one) or a TFRecords spec .json.")
@@ -289,9 +291,9 @@ def cmd_train(args):
     if len(options) < len(args.option or []):
         keys = [key for key, _ in args.option]
         twice = sorted({key for key in keys if keys.count(key) > 1})
-        raise ValueError(f"--option {', '.join(twice)} is given twice; give each option once.")
+        raise InputError(f"--option {', '.join(twice)} is given twice; give each option once.")
     if options and args.model.endswith(".keras"):
-        raise ValueError(f"--option sets builder options of a registry model; {args.model} is "
+        raise InputError(f"--option sets builder options of a registry model; {args.model} is "
                          "built already.")
     out = args.out or _default_out(args)
     _check_writable(out)
@@ -330,7 +332,7 @@ def cmd_evaluate(args):
     elif args.model.endswith(".keras"):
         _check_keras_file(args.model, "evaluate")
         if args.data is None:
-            raise ValueError(
+            raise InputError(
                 f"a model file needs --data (e.g. --data digits); or pass the run folder "
                 f"{os.path.dirname(args.model) or '.'} to use the run's own test split."
             )
@@ -664,7 +666,7 @@ def _one_line(error, args):
         folder = getattr(args, "out", None) or "the run folder"
         return (f"a JSON file of {folder} is damaged ({error}); rerun with --fresh to start "
                 "the run over")
-    if isinstance(error, (ValueError, TypeError, FileNotFoundError)):
+    if isinstance(error, (InputError, FileNotFoundError)):
         return str(error)
     name = type(error).__name__
     if isinstance(error, MemoryError) or name == "ResourceExhaustedError":
@@ -707,11 +709,14 @@ def main(argv=None):
         p.exit(130, "interrupted; rerun the same command to resume\n")
     except Exception as error:
         message = _one_line(error, args)
-        if message is None or args.debug:
-            raise
-        message = " ".join(message.split())
         command = " ".join(filter(None, (args.command, getattr(args, "data_command", None))))
-        p.exit(2, f"kerascnn {command}: error: {message}\n")
+        if args.debug:
+            raise
+        if message is None:  # not the user's mistake: a bug, reported as one
+            p.exit(1, f"kerascnn {command}: internal error ({type(error).__name__}: "
+                      f"{' '.join(str(error).split())[:300]}). This is a bug in kerascnn, not in "
+                      "your input: rerun with --debug for the traceback and report it.\n")
+        p.exit(2, f"kerascnn {command}: error: {' '.join(message.split())}\n")
 
 
 if __name__ == "__main__":

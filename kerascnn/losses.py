@@ -9,6 +9,8 @@ Crammer & Singer's max over j != y_i, so `MulticlassHinge` implements it.
 import keras
 from keras import ops
 
+from kerascnn.errors import InputError
+
 TASKS = ("classification", "regression")
 # The first loss of each task is its default.
 LOSSES = {
@@ -60,15 +62,15 @@ def check_loss(task, loss, label_smoothing=0.0):
             loss other than cross-entropy.
     """
     if task not in TASKS:
-        raise ValueError(f"task={task!r} is not supported; choose one of {TASKS}.")
+        raise InputError(f"task={task!r} is not supported; choose one of {TASKS}.")
     if loss is not None and loss not in LOSSES[task]:
         other = next((t for t in TASKS if loss in LOSSES[t]), None)
         hint = (f" {loss!r} is a {other} loss: pass task={other!r} (--task {other})."
                 if other else "")
-        raise ValueError(f"loss={loss!r} does not fit task={task!r}; choose one of "
+        raise InputError(f"loss={loss!r} does not fit task={task!r}; choose one of "
                          f"{LOSSES[task]}.{hint}")
     if label_smoothing and loss_name(task, loss) not in PROBABILITY_LOSSES:
-        raise ValueError(f"label_smoothing={label_smoothing} smooths cross-entropy targets; "
+        raise InputError(f"label_smoothing={label_smoothing} smooths cross-entropy targets; "
                          f"the {task} loss {loss_name(task, loss)!r} takes none. Set "
                          "label_smoothing=0, or use a recipe without it.")
 

@@ -18,6 +18,7 @@ import os
 import re
 import shutil
 
+from kerascnn.errors import InputError
 from kerascnn.files import atomic_save_model, atomic_write_json, atomic_write_text
 
 MANIFEST = ".kerascnn-run.json"
@@ -32,7 +33,7 @@ COUNTED = 100  # foreign files counted before the walk stops (`--out /` answers 
 TENSORBOARD_FILES = ("events.out.tfevents.*",)
 
 
-class RunFolderError(ValueError):
+class RunFolderError(InputError):
     """A run folder that cannot be used as asked; the message names the folder, why, and the fix."""
 
 
@@ -64,7 +65,7 @@ class RunFolder:
 
     def __init__(self, path, kind, *, exclusive=True):
         if kind not in KINDS:
-            raise ValueError(f"run folder kind must be one of {', '.join(KINDS)}; got {kind!r}.")
+            raise InputError(f"run folder kind must be one of {', '.join(KINDS)}; got {kind!r}.")
         if not isinstance(path, (str, os.PathLike)) or not os.fspath(path):
             raise RunFolderError(f"a run folder needs a path; got {path!r}.")
         self.path = os.path.abspath(os.fspath(path))

@@ -3,6 +3,8 @@
 import math
 import numbers
 
+from kerascnn.errors import InputError
+
 
 def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
     """Output size of a convolution or pooling window along one axis.
@@ -44,7 +46,7 @@ def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
         _check_integer(name, value, low)
     if isinstance(padding, str):
         if padding.lower() not in ("same", "valid"):
-            raise ValueError(
+            raise InputError(
                 f"padding must be an int >= 0, 'same' or 'valid'; got {padding!r}."
             )
         if padding.lower() == "same":
@@ -57,7 +59,7 @@ def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
         f"(size - effective kernel + 2*padding) = ({size} - {effective} + 2*{padding}) = {span}"
     )
     if span < 0:
-        raise ValueError(
+        raise InputError(
             f"{described} < 0: the kernel (effective size {effective} for kernel_size="
             f"{kernel_size}, dilation={dilation}) does not fit in the padded input. "
             f"Use padding >= {math.ceil((effective - size) / 2)} or size >= "
@@ -65,7 +67,7 @@ def conv_output_size(size, kernel_size, stride=1, padding=0, dilation=1):
         )
     remainder = span % stride
     if remainder:
-        raise ValueError(
+        raise InputError(
             f"{described} is not divisible by stride {stride}: the last window would "
             f"hang off the edge. {_fixes(size, effective, stride, padding, remainder)} "
             f"(Frameworks floor the division: they would give {span // stride + 1} and "
@@ -91,4 +93,4 @@ def _fixes(size, effective, stride, padding, remainder):
 
 def _check_integer(name, value, low):
     if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < low:
-        raise ValueError(f"{name} must be an integer >= {low}; got {value!r}.")
+        raise InputError(f"{name} must be an integer >= {low}; got {value!r}.")

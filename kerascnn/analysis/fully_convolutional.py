@@ -6,6 +6,7 @@ import keras
 
 from kerascnn.analysis import graph
 from kerascnn.analysis import layer_types
+from kerascnn.errors import InputError
 
 _CONVOLUTION = {1: keras.layers.Conv1D, 2: keras.layers.Conv2D, 3: keras.layers.Conv3D}
 _POOLING = {
@@ -66,14 +67,14 @@ def to_fully_convolutional(model):
             normalisation or merge over the last axis.
     """
     if not graph.is_graph_model(model) or not model.built:
-        raise ValueError(
+        raise InputError(
             f"to_fully_convolutional needs a built functional or Sequential model; "
             f"got {type(model).__name__} {model.name!r}."
         )
     inputs = []
     for x in model.inputs:
         if not 3 <= len(x.shape) <= 5 or None in x.shape[1:]:
-            raise ValueError(
+            raise InputError(
                 f"Input {x.name!r} has shape {x.shape}; to_fully_convolutional needs "
                 "(batch, *spatial, channels) inputs with 1 to 3 spatial axes of the "
                 "fixed size the dense head was trained on."
@@ -137,7 +138,7 @@ class _HeadConverter:
             return outputs
         if kernel_size is None and _acts_on_last_axis(operation):
             return self._mark(operation(*args, **kwargs))
-        raise ValueError(
+        raise InputError(
             f"to_fully_convolutional cannot convert layer {operation.name!r} "
             f"({type(operation).__name__}) acting on flattened features: after the "
             "flattening only Dense, dropout and activations can follow, and, once a "

@@ -6,6 +6,7 @@ import functools
 import keras
 
 from kerascnn import compat
+from kerascnn.errors import InputError
 
 
 @dataclasses.dataclass(frozen=True)
@@ -106,7 +107,7 @@ class _Tracer:
         outputs = operation.compute_output_spec(*args, **kwargs)
         for x in keras_tensors(outputs):
             if None in x.shape[1:]:
-                raise ValueError(
+                raise InputError(
                     f"Layer {prefix + operation.name!r} ({type(operation).__name__}) gives "
                     f"an output of unknown size {x.shape}; the inspector needs every "
                     "size but the batch. Give the layer a fully defined output shape."
@@ -129,20 +130,20 @@ class _Tracer:
 
 def _input_specs(model, input_shape):
     if not model.built:
-        raise ValueError(
+        raise InputError(
             f"Model {model.name!r} is not built, so its layers have no weights yet. "
             "Call it on data or use `model.build((None, *input_shape))` first."
         )
     references = _reference_inputs(model)
     if input_shape is None:
         if references is None:
-            raise ValueError(
+            raise InputError(
                 f"Model {model.name!r} is a subclassed model without declared inputs; "
                 "pass `input_shape` (one example, without the batch axis)."
             )
         shapes = [tuple(x.shape[1:]) for x in references]
         if any(None in shape for shape in shapes):
-            raise ValueError(
+            raise InputError(
                 f"Model {model.name!r} accepts inputs of unknown size {shapes}; "
                 "pass `input_shape`, e.g. input_shape=(224, 224, 3)."
             )
@@ -178,7 +179,7 @@ def _as_shapes(input_shape, references):
     shapes = [tuple(s) for s in input_shape] if nested else [tuple(input_shape)]
     for shape in shapes:
         if not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in shape):
-            raise ValueError(
+            raise InputError(
                 f"input_shape must hold positive integers (one example, no batch "
                 f"axis), e.g. (224, 224, 3); got {input_shape!r}."
             )
@@ -190,7 +191,7 @@ def _as_shapes(input_shape, references):
         for s, e in zip(shapes, expected)
     )
     if not compatible:
-        raise ValueError(
+        raise InputError(
             f"input_shape {input_shape!r} does not fit the model's inputs "
             f"{expected if len(expected) > 1 else expected[0]} (None = any size). "
             "Rebuild the model for that size instead."

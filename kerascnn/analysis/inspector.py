@@ -8,6 +8,7 @@ from kerascnn.analysis import costs
 from kerascnn.analysis import graph
 from kerascnn.analysis import receptive_field
 from kerascnn.analysis import report
+from kerascnn.errors import InputError
 
 # Values each optimizer keeps per trainable parameter (momentum, moments...).
 OPTIMIZER_SLOTS = {
@@ -81,9 +82,9 @@ def inspect(model, batch_size=1, input_shape=None, optimizer="adam"):
     (15470264320, 138357544)
     """
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
+        raise InputError(f"batch_size must be a positive integer; got {batch_size!r}.")
     if optimizer not in OPTIMIZER_SLOTS:
-        raise ValueError(
+        raise InputError(
             f"optimizer must be one of {sorted(OPTIMIZER_SLOTS)}; got {optimizer!r}."
         )
     inputs, calls = graph.trace_calls(model, input_shape)

@@ -15,6 +15,8 @@ import math
 
 import numpy as np
 
+from kerascnn.errors import InputError
+
 _PADDING_MODES = {
     "zeros": "constant",
     "reflect": "reflect",
@@ -74,13 +76,13 @@ def conv(x, w, b=None, stride=1, padding=0, padding_mode="zeros", dilation=1, gr
     x, w = np.asarray(x), np.asarray(w)
     rank = x.ndim - 2
     if w.ndim != rank + 2 or x.shape[-1] != w.shape[-2] * groups or w.shape[-1] % groups:
-        raise ValueError(
+        raise InputError(
             f"Kernel of shape {w.shape} does not fit input {x.shape} with groups={groups}: "
             f"expected {rank} kernel axes, then in_channels / groups = "
             f"{x.shape[-1]} / {groups}, then filters divisible by {groups}."
         )
     if b is not None and np.shape(b) != (w.shape[-1],):
-        raise ValueError(f"Bias must have shape ({w.shape[-1]},); got {np.shape(b)}.")
+        raise InputError(f"Bias must have shape ({w.shape[-1]},); got {np.shape(b)}.")
     windows = _windows(x, w.shape[:rank], stride, padding, dilation, padding_mode)
     rows = windows.reshape(math.prod(windows.shape[: rank + 1]), -1)
     y = rows @ _block_diagonal(w, groups).reshape(-1, w.shape[-1])
@@ -104,7 +106,7 @@ def pool(x, size, stride=None, padding="valid", kind="max"):
     """
     reduce = _reduction(kind)
     if padding not in ("valid", "same"):
-        raise ValueError(f"padding must be 'valid' or 'same'; got {padding!r}.")
+        raise InputError(f"padding must be 'valid' or 'same'; got {padding!r}.")
     x = np.asarray(x, dtype=np.result_type(np.asarray(x).dtype, np.float32))
     windows = _windows(x, size, size if stride is None else stride, padding, 1, fill=np.nan)
     rank = x.ndim - 2
@@ -120,7 +122,7 @@ def global_pool(x, kind="max", keepdims=False):
 def _reduction(kind):
     """The NumPy reduction for `kind`; it skips NaNs, which mark padded cells."""
     if kind not in ("max", "mean"):
-        raise ValueError(f"kind must be 'max' or 'mean'; got {kind!r}.")
+        raise InputError(f"kind must be 'max' or 'mean'; got {kind!r}.")
     return {"max": np.nanmax, "mean": np.nanmean}[kind]
 
 
@@ -140,7 +142,7 @@ def _windows(x, kernel_size, stride, padding, dilation, padding_mode="zeros", fi
     """Returns the view `(batch, *output positions, *kernel_size, channels)` of `x`."""
     rank = x.ndim - 2
     if rank not in (1, 2, 3):
-        raise ValueError(
+        raise InputError(
             f"Input must be (batch, *spatial, channels) with 1 to 3 spatial axes; "
             f"got shape {x.shape}."
         )
@@ -150,7 +152,7 @@ def _windows(x, kernel_size, stride, padding, dilation, padding_mode="zeros", fi
     effective = tuple(d * (k - 1) + 1 for k, d in zip(kernel, dilations))
     widths = _pad_widths(x.shape[1:-1], effective, strides, padding, rank)
     if padding_mode not in _PADDING_MODES:
-        raise ValueError(
+        raise InputError(
             f"padding_mode must be one of {sorted(_PADDING_MODES)}; got {padding_mode!r}."
         )
     pad = [(0, 0), *widths, (0, 0)]
@@ -159,7 +161,7 @@ def _windows(x, kernel_size, stride, padding, dilation, padding_mode="zeros", fi
     else:
         x = np.pad(x, pad, mode=_PADDING_MODES[padding_mode])
     if any(n < k for n, k in zip(x.shape[1:-1], effective)):
-        raise ValueError(
+        raise InputError(
             f"Window of effective size {effective} does not fit the padded input "
             f"{x.shape[1:-1]}."
         )
@@ -179,7 +181,7 @@ def _pad_widths(sizes, effective, strides, padding, rank):
         if padding == "valid":
             return [(0, 0)] * rank
         if padding != "same":
-            raise ValueError(f"padding must be an int, a tuple, 'valid' or 'same'; got {padding!r}.")
+            raise InputError(f"padding must be an int, a tuple, 'valid' or 'same'; got {padding!r}.")
         widths = []
         for n, k, s in zip(sizes, effective, strides):
             total = max((math.ceil(n / s) - 1) * s + k - n, 0)
@@ -191,7 +193,7 @@ def _pad_widths(sizes, effective, strides, padding, rank):
 def _per_axis(value, rank, name, low=1):
     values = tuple(value) if isinstance(value, (tuple, list)) else (value,) * rank
     if len(values) != rank or not all(isinstance(v, (int, np.integer)) and v >= low for v in values):
-        raise ValueError(
+        raise InputError(
             f"{name} must be an int >= {low} or {rank} of them; got {value!r}."
         )
     return values

@@ -26,6 +26,7 @@ from kerascnn.data.folders import (
     decoded,
     finish_fields,
 )
+from kerascnn.errors import InputError
 from kerascnn.files import sha256_file
 
 ARCHIVE_EXTENSIONS = (".tar", ".tar.gz", ".tgz")
@@ -119,7 +120,7 @@ def _image_members(path):
     except (tarfile.TarError, EOFError, OSError) as error:
         if isinstance(error, FileNotFoundError):
             raise
-        raise ValueError(f"{path} cannot be read as a tar archive ({type(error).__name__}: "
+        raise InputError(f"{path} cannot be read as a tar archive ({type(error).__name__}: "
                          f"{error}): the file is damaged or not a tar file.") from None
     return contents, skipped
 
@@ -153,12 +154,12 @@ def _layout(contents, path):
                for split, folder in layout.items()}
     where = f"{path}:{'/'.join(layout['train']) or '.'}"
     if not classes["train"]:
-        raise ValueError(f"{where} has no class sub-folders: put each class's images in "
+        raise InputError(f"{where} has no class sub-folders: put each class's images in "
                          "<folder>/<class name>/ before packing the folder.")
     for split, names in classes.items():
         extra = sorted(set(names) - set(classes["train"]))
         if extra:
-            raise ValueError(f"{path}:{'/'.join(layout[split])} has classes {extra} that the "
+            raise InputError(f"{path}:{'/'.join(layout[split])} has classes {extra} that the "
                              "train folder lacks.")
     return layout, classes["train"]
 

@@ -18,6 +18,8 @@ without channels, and `kind="image"` for images with more than 4 channels.
 import numpy as np
 import tensorflow as tf
 
+from kerascnn.errors import InputError
+
 KINDS = ("image", "signal", "volume")
 
 # Ranks of x, (without channels, with channels), for each kind.
@@ -38,7 +40,7 @@ _PIXEL_TYPES = {
 def check_kind(kind):
     """Raises ValueError unless `kind` is None or one of `KINDS`."""
     if kind is not None and kind not in KINDS:
-        raise ValueError(f"kind must be one of {KINDS} or None; got kind={kind!r}.")
+        raise InputError(f"kind must be one of {KINDS} or None; got kind={kind!r}.")
 
 
 def infer_kind(shape, kind=None):
@@ -59,7 +61,7 @@ def infer_kind(shape, kind=None):
     if kind is not None:
         if rank not in _RANKS[kind]:
             expected = " or ".join(str(r) for r in _RANKS[kind])
-            raise ValueError(
+            raise InputError(
                 f"kind={kind!r} needs an array of rank {expected} (examples first); "
                 f"got shape {tuple(shape)}."
             )
@@ -71,7 +73,7 @@ def infer_kind(shape, kind=None):
         if width == 1 or length >= _SIGNAL_RATIO * width:
             return "signal"
         if width <= 4 and length >= 2 * width:
-            raise ValueError(
+            raise InputError(
                 f"An array of shape {tuple(shape)} is ambiguous: {length}×{width} grey images, "
                 f"or signals of length {length} with {width} channels? Pass kind='image' or "
                 "kind='signal' (--kind on the command line)."
@@ -83,14 +85,14 @@ def infer_kind(shape, kind=None):
         hint = ""
         if shape[1] in (1, 3):
             hint = " It looks channels-first: use np.moveaxis(x, 1, -1) for channels-last."
-        raise ValueError(
+        raise InputError(
             f"An array of shape {tuple(shape)} is ambiguous: images with {shape[-1]} channels "
             "or volumes (N, D, H, W) without a channel axis? Pass kind='image' or "
             f"kind='volume'.{hint}"
         )
     if rank == 5:
         return "volume"
-    raise ValueError(
+    raise InputError(
         f"Examples must be arrays of rank 2 to 5 (examples first: signals (N, L[, C]), "
         f"images (N, H, W[, C]), volumes (N, D, H, W[, C])); got shape {tuple(shape)}."
     )
@@ -106,7 +108,7 @@ def check_pixel_type(x, split):
     if x.dtype.kind in "iuf":
         return
     what, fix = _PIXEL_TYPES.get(x.dtype.kind, (f"values of type {x.dtype}", ""))
-    raise ValueError(
+    raise InputError(
         f"x_{split} holds {what} (dtype {x.dtype}); examples must be integers or floating-point "
         f"numbers.{fix}"
     )
@@ -120,14 +122,14 @@ def check_class_names(names, where="class_names"):
         where: how to name them in the message.
     """
     if isinstance(names, (str, bytes)) or np.ndim(names) != 1:
-        raise ValueError(
+        raise InputError(
             f"{where} must be a list of names, one per class; got {names!r}. Give a list "
             "such as ['cat', 'dog'], not one string."
         )
     names = [n.decode() if isinstance(n, bytes) else str(n) for n in np.asarray(names).tolist()]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
-        raise ValueError(
+        raise InputError(
             f"{where} repeats {repeated}: each class needs its own name (per-class metrics "
             "are keyed by name)."
         )
@@ -161,7 +163,7 @@ def stack_examples(examples, target_size=None, what="images"):
         ValueError: if the examples differ in shape and no `target_size` is given.
     """
     if not len(examples):
-        raise ValueError(f"No {what} to load.")
+        raise InputError(f"No {what} to load.")
     if target_size is not None:
         examples = [resize_image(e, target_size) for e in examples]
     shapes = {}
@@ -170,7 +172,7 @@ def stack_examples(examples, target_size=None, what="images"):
     if len(shapes) > 1:
         common = sorted(shapes.items(), key=lambda item: -item[1])[:5]
         listed = ", ".join(f"{shape} x{count}" for shape, count in common)
-        raise ValueError(
+        raise InputError(
             f"The {what} have {len(shapes)} different shapes ({listed}"
             f"{', ...' if len(shapes) > 5 else ''}). Pass target_size=(height, width) "
             "to resize them all when loading."
@@ -181,7 +183,7 @@ def stack_examples(examples, target_size=None, what="images"):
 def resize_image(image, size):
     """Resizes one image (H, W[, C]) to `size` (bilinear, antialiased), keeping its dtype."""
     if len(size) != 2:
-        raise ValueError(f"target_size must be (height, width); got {size!r}.")
+        raise InputError(f"target_size must be (height, width); got {size!r}.")
     image = np.asarray(image)
     if image.shape[:2] == tuple(size):
         return image
@@ -203,7 +205,7 @@ def check_finite(x, split):
         bad = ~np.isfinite(x[start : start + _CHUNK])
         if bad.any():
             index = start + int(np.argwhere(bad.reshape(len(bad), -1).any(axis=1))[0, 0])
-            raise ValueError(
+            raise InputError(
                 f"x_{split} holds NaN or infinite values (first in example {index}). "
                 "Clean or drop those examples before loading."
             )
@@ -243,33 +245,33 @@ def to_class_indices(y, split, class_names=None):
         y = y[:, 0]
     elif y.ndim == 2:
         if not (np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1)):
-            raise ValueError(
+            raise InputError(
                 f"y_{split} has shape {y.shape}: 2D labels must be one-hot rows; "
                 "pass integer class indices instead."
             )
         y = y.argmax(axis=1)
     if y.ndim != 1:
-        raise ValueError(f"y_{split} must be a vector of class labels; got shape {y.shape}.")
+        raise InputError(f"y_{split} must be a vector of class labels; got shape {y.shape}.")
     if y.dtype.kind in "USO":
         return _string_labels(y, split, class_names)
     if y.dtype.kind == "f":
         fractional = np.flatnonzero(~np.isfinite(y) | (y != np.round(y)))
         if len(fractional):
             i = fractional[0]
-            raise ValueError(
+            raise InputError(
                 f"y_{split} must hold integer class indices; got {y[i]!r} at index {i}. For "
                 "real-valued targets train a regressor: task='regression' (--task regression)."
             )
     elif y.dtype.kind not in "iub":
-        raise ValueError(f"y_{split} must hold class indices or names; got dtype {y.dtype}.")
+        raise InputError(f"y_{split} must hold class indices or names; got dtype {y.dtype}.")
     if not len(y):
-        raise ValueError(f"y_{split} is empty.")
+        raise InputError(f"y_{split} is empty.")
     # Checked before the cast to int64, which would wrap uint64 labels to negative numbers.
     if class_names is None:
         top = y.max()
         if top >= len(y):
             index = int(np.argmax(y))
-            raise ValueError(
+            raise InputError(
                 f"y_{split} holds label {top} (index {index}) but has only {len(y)} examples: "
                 "labels must be class indices 0..K-1. Renumber them (np.unique(y, "
                 "return_inverse=True)[1]) or pass class_names."
@@ -277,7 +279,7 @@ def to_class_indices(y, split, class_names=None):
         class_names = [str(i) for i in range(max(int(top) + 1, 0))]
     bad = np.flatnonzero((y < 0) | (y >= len(class_names)))
     if len(bad):
-        raise ValueError(
+        raise InputError(
             f"y_{split} holds label {y[bad[0]]} (index {bad[0]}), outside the "
             f"{len(class_names)} classes 0..{len(class_names) - 1}."
         )
@@ -298,22 +300,22 @@ def to_targets(y, split):
     y = np.asarray(y)
     if y.dtype.kind in "USOb" or y.dtype.kind in "iu":
         what = "class names" if y.dtype.kind in "USO" else f"{y.dtype} class labels"
-        raise ValueError(
+        raise InputError(
             f"y_{split} holds {what}, but task='regression' needs real-valued targets. Train a "
             "classifier (task='classification'), or pass numeric targets as floats "
             "(y.astype('float32')).")
     if y.dtype.kind != "f":
-        raise ValueError(f"y_{split} must hold real-valued targets; got dtype {y.dtype}.")
+        raise InputError(f"y_{split} must hold real-valued targets; got dtype {y.dtype}.")
     if y.ndim not in (1, 2) or not len(y):
-        raise ValueError(f"y_{split} must be targets of shape (examples,) or (examples, "
+        raise InputError(f"y_{split} must be targets of shape (examples,) or (examples, "
                          f"targets); got shape {y.shape}.")
     bad = np.flatnonzero(~np.isfinite(y.reshape(len(y), -1)).all(axis=1))
     if len(bad):
-        raise ValueError(f"y_{split} holds NaN or infinite targets (first at example "
+        raise InputError(f"y_{split} holds NaN or infinite targets (first at example "
                          f"{bad[0]}). Drop or fill those examples before training.")
     y = y.reshape(len(y), -1).astype(np.float32)
     if y.shape[1] > 1 and np.all((y == 0) | (y == 1)) and np.all(y.sum(axis=1) == 1):
-        raise ValueError(
+        raise InputError(
             f"y_{split} holds one-hot rows (class labels), but task='regression' needs "
             "real-valued targets. Train a classifier (task='classification').")
     return y
@@ -326,7 +328,7 @@ def _string_labels(y, split, class_names):
     lookup = {name: i for i, name in enumerate(class_names)}
     unknown = sorted(set(y.tolist()) - lookup.keys())
     if unknown:
-        raise ValueError(
+        raise InputError(
             f"y_{split} holds labels {unknown[:5]} that are not among the classes "
             f"{list(class_names)}."
         )
@@ -336,14 +338,14 @@ def _string_labels(y, split, class_names):
 def check_classes(y, class_names, split="train"):
     """Raises ValueError for fewer than two classes or a class without examples."""
     if len(class_names) < 2:
-        raise ValueError(
+        raise InputError(
             f"A classifier needs at least two classes; got {len(class_names)} "
             f"({list(class_names)})."
         )
     counts = np.bincount(y, minlength=len(class_names))
     empty = [class_names[i] for i in np.flatnonzero(counts == 0)]
     if empty:
-        raise ValueError(
+        raise InputError(
             f"Classes {empty} have no examples in the {split} split. Integer labels "
             "must run 0..K-1 (subtract 1 from labels counted from 1), and every class "
             "needs examples."

@@ -31,6 +31,8 @@ import math
 import keras
 import tensorflow as tf
 
+from kerascnn.errors import InputError, InputTypeError
+
 FLIP_MODES = ("horizontal", "vertical", "horizontal_and_vertical")
 
 
@@ -38,36 +40,36 @@ def _number(name, value):
     try:
         number = float(value)
     except (TypeError, ValueError):
-        raise ValueError(f"Augmentation {name}={value!r}: the value must be a number.") from None
+        raise InputError(f"Augmentation {name}={value!r}: the value must be a number.") from None
     if not math.isfinite(number):
-        raise ValueError(f"Augmentation {name}={value!r}: the value must be a finite number.")
+        raise InputError(f"Augmentation {name}={value!r}: the value must be a finite number.")
     return number
 
 
 def _fraction(name, value, high=1.0):
     value = _number(name, value)
     if not 0 < value <= high:
-        raise ValueError(f"Augmentation {name}={value!r}: the value must be in (0, {high}].")
+        raise InputError(f"Augmentation {name}={value!r}: the value must be in (0, {high}].")
     return value
 
 
 def _positive(name, value):
     value = _number(name, value)
     if not value > 0:
-        raise ValueError(f"Augmentation {name}={value!r}: the value must be positive.")
+        raise InputError(f"Augmentation {name}={value!r}: the value must be positive.")
     return value
 
 
 def _flip_mode(name, value):
     if value not in FLIP_MODES:
-        raise ValueError(f"Augmentation {name}={value!r}: the value must be one of {FLIP_MODES}.")
+        raise InputError(f"Augmentation {name}={value!r}: the value must be one of {FLIP_MODES}.")
     return value
 
 
 def _operations(name, value):
     value = _number(name, value)
     if value != int(value) or value < 1:
-        raise ValueError(f"Augmentation {name}={value!r}: the value must be an integer >= 1.")
+        raise InputError(f"Augmentation {name}={value!r}: the value must be an integer >= 1.")
     return int(value)
 
 
@@ -111,19 +113,19 @@ def parse_spec(spec):
     elif isinstance(spec, dict):
         items = [(str(name).lower(), value) for name, value in spec.items() if value is not False]
     else:
-        raise TypeError(f"An augmentation spec is a string or a dict; got {type(spec).__name__}.")
+        raise InputTypeError(f"An augmentation spec is a string or a dict; got {type(spec).__name__}.")
     chosen = {}
     for name, value in items:
         if name not in AUGMENTATIONS:
-            raise ValueError(
+            raise InputError(
                 f"Unknown augmentation {name!r}; valid names: {', '.join(AUGMENTATIONS)}."
             )
         if name in chosen:
-            raise ValueError(f"Augmentation {name!r} is given twice in {spec!r}.")
+            raise InputError(f"Augmentation {name!r} is given twice in {spec!r}.")
         default, validate = AUGMENTATIONS[name]
         chosen[name] = validate(name, default if value is None or value is True else value)
     if "mixup" in chosen and "cutmix" in chosen:
-        raise ValueError("Choose one of mixup and cutmix: both mix the same labels.")
+        raise InputError("Choose one of mixup and cutmix: both mix the same labels.")
     return {name: chosen[name] for name in AUGMENTATIONS if name in chosen}
 
 
@@ -230,12 +232,12 @@ class Augmentation:
 
 def _check_input_shape(spec, input_shape):
     if spec and len(input_shape) != 3:
-        raise ValueError(
+        raise InputError(
             f"Augmentations work on images (height, width, channels); these examples have "
             f"shape {input_shape}. Train signals and volumes without augment."
         )
     if "color" in spec and input_shape[-1] != 3:
-        raise ValueError(
+        raise InputError(
             f"Augmentation 'color' changes saturation and hue, which needs RGB images; these "
             f"have {input_shape[-1]} channel(s). Use brightness and contrast instead."
         )

@@ -1,5 +1,7 @@
 """`Data`: a data set's splits in memory, with their tf.data pipelines and folds."""
 
+import hashlib
+
 import numpy as np
 import tensorflow as tf
 
@@ -8,6 +10,7 @@ from kerascnn.data.augment import augmentation
 from kerascnn.data.errors import reading_files
 from kerascnn.data.splits import (check_fraction, shuffled_folds, shuffled_split,
                                   stratified_folds, stratified_split)
+from kerascnn.errors import InputError
 
 SPLITS = ("train", "validation", "test")
 TASKS = ("classification", "regression")
@@ -94,7 +97,7 @@ class Data:
     def __init__(self, *, name, class_names, kind, value_range, sha256, seed, splits,
                  task="classification"):
         if task not in TASKS:
-            raise ValueError(f"task={task!r} is not supported; choose one of {TASKS}.")
+            raise InputError(f"task={task!r} is not supported; choose one of {TASKS}.")
         self.name = name
         self.task = task
         self.class_names = list(class_names)
@@ -135,13 +138,13 @@ class Data:
 
     def _split(self, split):
         if split not in SPLITS:
-            raise ValueError(f"split must be one of {SPLITS}; got {split!r}.")
+            raise InputError(f"split must be one of {SPLITS}; got {split!r}.")
         if split not in self._splits:
             fix = {
                 "validation": " Pass validation_split= to load() or use with_validation().",
                 "test": " Pass test_split= to load() for a source without a test split.",
             }.get(split, "")
-            raise ValueError(f"{self.name} has no {split} split.{fix}")
+            raise InputError(f"{self.name} has no {split} split.{fix}")
         return self._splits[split]
 
     def size(self, split):
@@ -151,7 +154,7 @@ class Data:
     def class_counts(self, split):
         """Returns the number of examples of each class in a split, as a list of int."""
         if self.task == "regression":
-            raise ValueError(f"{self.name} holds regression targets: it has no classes to count.")
+            raise InputError(f"{self.name} holds regression targets: it has no classes to count.")
         labels = self._split(split).labels()
         return np.bincount(labels, minlength=self.num_classes).tolist()
 
@@ -196,7 +199,7 @@ class Data:
         source = self._split(split)
         seed = self.seed if seed is None else seed
         if input_context is not None and epochs is not None:
-            raise ValueError(f"input_context gives one worker's share of one epoch per "
+            raise InputError(f"input_context gives one worker's share of one epoch per "
                              f"iteration; pass epochs=None, not epochs={epochs!r}.")
         if augment is not None and not callable(augment):
             augment_seed = seed if input_context is None else int(
@@ -206,7 +209,7 @@ class Data:
                                    input_shape=self.input_shape)
             augment = augment if augment.spec else None
         if augment is not None and split != "train":
-            raise ValueError(
+            raise InputError(
                 f"Augmentation applies to the train split only; got augment={augment!r} for "
                 f"split={split!r}."
             )
@@ -316,12 +319,12 @@ class Data:
         train, held_out = (np.asarray(p, dtype=np.int64).reshape(-1) for p in (train, held_out))
         for part in (train, held_out):
             if part.size and (part.min() < 0 or part.max() >= len(positions)):
-                raise ValueError(
+                raise InputError(
                     f"fold positions must lie in 0..{len(positions) - 1} (the training data); "
                     f"got {part.min()}..{part.max()}."
                 )
         if np.intersect1d(train, held_out).size:
-            raise ValueError("a fold's training and held-out parts share examples.")
+            raise InputError("a fold's training and held-out parts share examples.")
         fit = self._replace(train=Split(pool, positions[train]), validation=None, test=None)
         if validation_split is not None:
             fit = fit.with_validation(validation_split, seed)
@@ -331,7 +334,7 @@ class Data:
     def _training_pool(self):
         train = self._splits.get("train")
         if train is None:
-            raise ValueError(f"{self.name} has no train split to split further.")
+            raise InputError(f"{self.name} has no train split to split further.")
         validation = self._splits.get("validation")
         if validation is None:
             return train.pool, train.all_positions()
@@ -359,6 +362,28 @@ class Data:
             splits={**self._splits, **splits},
             task=self.task,
         )
+
+    def split_digests(self):
+        """{split: {"size", "sha256"}}: a digest of each split's example positions and labels.
+
+        Two `Data` share a split exactly when the digests agree: the same examples (positions in
+        the same source) with the same labels. run.json keeps them.
+        """
+        record = {}
+        for split in self.split_names:
+            chosen = self._split(split)
+            digest = hashlib.sha256(np.asarray(chosen.all_positions(), dtype="<i8").tobytes())
+            labels = chosen.labels()
+            digest.update(np.asarray(labels, dtype="<f8" if labels.dtype.kind == "f" else "<i8")
+                          .tobytes())
+            record[split] = {"size": self.size(split), "sha256": digest.hexdigest()}
+        return record
+
+    def check_task(self, task, error=InputError):
+        """Raises `error` when `task` (None: any) is not the task this data was loaded for."""
+        if task not in (None, self.task):
+            raise error(f"task={task!r}, but {self.name} was loaded for {self.task}; pass "
+                        f"task={self.task!r}, or load the data with task={task!r}.")
 
     def describe(self):
         """Returns the data set's metadata as a JSON-ready dict (for manifests and reports)."""

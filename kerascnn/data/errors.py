@@ -5,12 +5,14 @@ import re
 
 import tensorflow as tf
 
+from kerascnn.errors import InputError
+
 # The end of the message of a streamed file that changed (`streaming.read_file`).
 CHANGED = (" changed or was deleted after its folder was loaded: load the folder again "
            "(kerascnn.data.load) to read its files as they are now.")
 
 
-class DataError(ValueError):
+class DataError(InputError):
     """Data that cannot be read as asked; the message names the file or folder and the fix."""
 
 

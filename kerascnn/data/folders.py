@@ -6,6 +6,8 @@ import warnings
 import numpy as np
 from PIL import Image
 
+from kerascnn.errors import InputError
+
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif")
 SPLIT_FOLDERS = {"train": "train", "test": "test", "validation": "validation", "val": "validation"}
@@ -85,7 +87,7 @@ def check_every_class(labels, class_names, folder):
     present = set(int(label) for label in labels)
     for label, name in enumerate(class_names):
         if label not in present:
-            raise ValueError(
+            raise InputError(
                 f"Class {name!r} has no readable images in {os.path.join(folder, name)}.")
 
 
@@ -108,7 +110,7 @@ def folder_layout(root, links=None):
         layout = {"train": root}
     class_names = _subfolders(layout["train"], root, links if len(layout) > 1 else [])
     if not class_names:
-        raise ValueError(
+        raise InputError(
             f"{layout['train']} has no class sub-folders: put each class's images in "
             "<folder>/<class name>/."
         )
@@ -116,7 +118,7 @@ def folder_layout(root, links=None):
         extra = sorted(set(_subfolders(folder, root, links if split != "train" else []))
                        - set(class_names))
         if extra:
-            raise ValueError(f"{folder} has classes {extra} that the train folder lacks.")
+            raise InputError(f"{folder} has classes {extra} that the train folder lacks.")
     return layout, class_names
 
 
@@ -215,7 +217,7 @@ def decoded(file):
         if image.mode.startswith("I"):  # 16-bit grey ("I;16", or "I" holding 16 bits)
             pixels = np.asarray(image)
             if pixels.min() < 0 or pixels.max() > 65535:
-                raise ValueError("32-bit grey values outside 0..65535 are not supported")
+                raise InputError("32-bit grey values outside 0..65535 are not supported")
             return pixels.astype(np.uint16), image.format, image.mode
         grey = image.mode in GREY_8BIT_MODES
         return np.asarray(image.convert("L" if grey else "RGB")), image.format, image.mode

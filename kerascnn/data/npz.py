@@ -6,6 +6,7 @@ import zipfile
 import numpy as np
 
 from kerascnn.data.sources import load
+from kerascnn.errors import InputError
 from kerascnn.files import atomic_path
 
 # The key that marks a `.npz` file as written by `to_npz`, which alone it overwrites.
@@ -41,14 +42,14 @@ def to_npz(source, path, *, data_dir=None):
     """
     path = os.fspath(path)
     if not path.endswith(".npz"):
-        raise ValueError(f"path must end in .npz (np.savez adds it otherwise); got {path!r}.")
+        raise InputError(f"path must end in .npz (np.savez adds it otherwise); got {path!r}.")
     check_overwrite(path)
     data = load(source, data_dir=data_dir, test_split=None, stream=False)
     if "validation" in data.split_names:
-        raise ValueError(f"{data.name} has its own validation split, which keras.datasets' "
+        raise InputError(f"{data.name} has its own validation split, which keras.datasets' "
                          "layout has no place for. Move it into the train or test folder.")
     if data.task != "classification":
-        raise ValueError(f"to_npz writes class labels; {data.name} holds regression targets.")
+        raise InputError(f"to_npz writes class labels; {data.name} holds regression targets.")
     arrays = {"class_names": np.array(data.class_names, dtype=str),
               "written_by": np.array(WRITTEN_BY)}
     for split in ("train", "test"):

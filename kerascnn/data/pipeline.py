@@ -16,13 +16,14 @@ epoch k sees exactly the batches an uninterrupted run sees from epoch k on.
 import tensorflow as tf
 
 from kerascnn.data.augment import Augmentation
+from kerascnn.errors import InputError
 
 SEED_STATE = "seed_generator_state"  # Keras' name of a SeedGenerator's state variable
 
 
 def _check_batch_size(batch_size):
     if not isinstance(batch_size, int) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer; got {batch_size!r}.")
+        raise InputError(f"batch_size must be a positive integer; got {batch_size!r}.")
 
 
 def _decoder(images, labels, num_classes):
@@ -170,7 +171,7 @@ def epoch_stream(images, labels, positions, num_classes, batch_size, *, shuffle,
     """
     _check_batch_size(batch_size)
     if augment is not None and not isinstance(augment, Augmentation):
-        raise ValueError("A resumable training stream needs an augmentation spec, not a "
+        raise InputError("A resumable training stream needs an augmentation spec, not a "
                          f"callable; got {augment!r}.")
     positions = tf.constant(positions, dtype=tf.int64)
     steps = steps_per_epoch(int(positions.shape[0]), batch_size)

@@ -6,6 +6,7 @@ import tensorflow as tf
 
 from kerascnn.data.errors import reading_files
 from kerascnn.data.running_stats import RunningMoments
+from kerascnn.errors import InputError
 
 MODES = ("scale", "mean_image", "channel_mean", "standardize", None)
 INTERPOLATIONS = (
@@ -51,22 +52,22 @@ class Preprocessing(keras.layers.Layer):
     ):
         super().__init__(**kwargs)
         if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}; got mode={mode!r}.")
+            raise InputError(f"mode must be one of {MODES}; got mode={mode!r}.")
         if interpolation not in INTERPOLATIONS:
-            raise ValueError(
+            raise InputError(
                 f"interpolation must be one of {INTERPOLATIONS}; got {interpolation!r}."
             )
         if target_shape is not None:
             target_shape = tuple(int(d) for d in target_shape)
             if not 2 <= len(target_shape) <= 4 or min(target_shape) < 1:
-                raise ValueError(
+                raise InputError(
                     "target_shape is the per-example shape with channels last, (length, "
                     f"channels), (H, W, C) or (D, H, W, C); got {target_shape}."
                 )
         if value_range is not None:
             value_range = tuple(float(v) for v in value_range)
             if len(value_range) != 2 or not value_range[0] < value_range[1]:
-                raise ValueError(
+                raise InputError(
                     f"value_range must be (low, high) with low < high; got {value_range}."
                 )
         self.target_shape = target_shape
@@ -81,7 +82,7 @@ class Preprocessing(keras.layers.Layer):
         self._expand = len(example) == len(target) - 1
         self._squeeze = len(example) == len(target) + 1 and example[-1] == 1
         if not (self._expand or self._squeeze or len(example) == len(target)):
-            raise ValueError(
+            raise InputError(
                 f"Preprocessing cannot turn inputs of shape {example} into {target}: the "
                 "ranks must match, up to one channel axis."
             )
@@ -89,7 +90,7 @@ class Preprocessing(keras.layers.Layer):
         self._channel_change = None
         if channels != target[-1]:
             if (channels, target[-1]) not in ((1, 3), (3, 1)):
-                raise ValueError(
+                raise InputError(
                     f"Preprocessing converts 1 <-> 3 channels only; got {channels} channels "
                     f"for a target of {target[-1]} (target_shape={target})."
                 )
@@ -203,7 +204,7 @@ class Preprocessing(keras.layers.Layer):
             if bar is not None:
                 bar.add(1)
         if not count:
-            raise ValueError("adapt() needs at least one training example.")
+            raise InputError("adapt() needs at least one training example.")
         mean_image = image_sum / count
         channel_mean, channel_std = channel_moments.mean, channel_moments.std
         if self.mode == "scale" and self.value_range is None:

@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from kerascnn.data.augment import augmentation
+from kerascnn.errors import InputError
 from kerascnn.figures import figure as new_figure
 from kerascnn.figures import write_png
 
@@ -31,9 +32,9 @@ def preview(data, augment, path, *, n=16, seed=0):
         ValueError: for data that are not images, or a bad `n` or spec.
     """
     if data.kind != "image":
-        raise ValueError(f"preview shows images; {data.name} holds {data.kind}s.")
+        raise InputError(f"preview shows images; {data.name} holds {data.kind}s.")
     if not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive integer; got n={n!r}.")
+        raise InputError(f"n must be a positive integer; got n={n!r}.")
     x, y = data.arrays("train")
     chosen = np.sort(np.random.default_rng(seed).choice(len(y), min(n, len(y)), replace=False))
     images = tf.cast(x[chosen], tf.float32)

@@ -42,6 +42,7 @@ from kerascnn.data.streaming import (
     fit_image,
     pooled_data,
 )
+from kerascnn.errors import InputError
 
 FORMATS = ("encoded", "raw")
 _HEADER = 12  # uint64 payload length, uint32 masked CRC-32C of those 8 bytes
@@ -89,7 +90,7 @@ def compression(path):
         return "GZIP"
     if len(head) >= 2 and head[0] & 0x0F == 8 and (head[0] << 8 | head[1]) % 31 == 0:
         return "ZLIB"
-    raise ValueError(f"{path} is not a TFRecord file: its first record header is damaged or "
+    raise InputError(f"{path} is not a TFRecord file: its first record header is damaged or "
                      "missing. Write it again with tf.io.TFRecordWriter.")
 
 
@@ -130,7 +131,7 @@ class RecordIndex:
         for number, path in enumerate(files):
             kind = compression(path)
             if kind:
-                raise ValueError(
+                raise InputError(
                     f"{path} is {kind}-compressed: its records cannot be read by position. "
                     "Decompress it (rewrite it without compression), or load it in memory "
                     "(stream=False)."
@@ -205,15 +206,15 @@ def _walk(path):
         while position < size:
             head = os.pread(descriptor, _HEADER, position)
             if len(head) < _HEADER:
-                raise ValueError(f"{path} is truncated: {len(head)} bytes of a record header "
+                raise InputError(f"{path} is truncated: {len(head)} bytes of a record header "
                                  f"at byte {position}. Copy or write the file again.")
             length, crc = struct.unpack("<QI", head)
             if crc != masked_crc32c(head[:8]):
-                raise ValueError(f"{path} is damaged: the record header at byte {position} "
+                raise InputError(f"{path} is damaged: the record header at byte {position} "
                                  "fails its checksum. Copy or write the file again.")
             end = position + _HEADER + length + _FOOTER
             if end > size:
-                raise ValueError(f"{path} is truncated: its record at byte {position} needs "
+                raise InputError(f"{path} is truncated: its record at byte {position} needs "
                                  f"{end - size} more bytes. Copy or write the file again.")
             offsets.append(position + _HEADER)
             lengths.append(length)
@@ -356,17 +357,17 @@ class TFRecords:
 
     def __post_init__(self):
         if self.image_format not in FORMATS:
-            raise ValueError(f"image_format must be one of {FORMATS}; got "
+            raise InputError(f"image_format must be one of {FORMATS}; got "
                              f"image_format={self.image_format!r}.")
         if self.shape is not None:
             shape = tuple(self.shape)
             if (len(shape) not in (2, 3) or not all(isinstance(d, int) and d > 0 for d in shape)
                     or (len(shape) == 3 and shape[2] not in (1, 3))):
-                raise ValueError(f"shape must be (height, width[, 1 or 3 channels]) of positive "
+                raise InputError(f"shape must be (height, width[, 1 or 3 channels]) of positive "
                                  f"integers; got shape={self.shape!r}.")
             object.__setattr__(self, "shape", shape if len(shape) == 3 else (*shape, 1))
         if self.image_format == "raw" and self.shape is None:
-            raise ValueError("image_format='raw' needs shape=(height, width[, channels]): raw "
+            raise InputError("image_format='raw' needs shape=(height, width[, channels]): raw "
                              "bytes do not say it.")
         if self.class_names is not None:
             object.__setattr__(self, "class_names", tuple(
@@ -383,10 +384,10 @@ class TFRecords:
             try:
                 fields = json.load(f)
             except ValueError as error:
-                raise ValueError(f"{path} is not valid JSON: {error}.") from None
+                raise InputError(f"{path} is not valid JSON: {error}.") from None
         known = {field.name for field in dataclasses.fields(cls)}
         if not isinstance(fields, dict) or "train" not in fields or set(fields) - known:
-            raise ValueError(f"{path} must hold a JSON object with 'train' and optionally "
+            raise InputError(f"{path} must hold a JSON object with 'train' and optionally "
                              f"{sorted(known - {'train'})}; got "
                              f"{sorted(fields) if isinstance(fields, dict) else fields!r}.")
         folder = os.path.dirname(os.path.abspath(path))
@@ -423,7 +424,7 @@ class TFRecords:
             for pattern in patterns:
                 matches = sorted(glob.glob(os.fspath(pattern)))
                 if not matches:
-                    raise ValueError(f"{split}={os.fspath(pattern)!r} matches no file. Check "
+                    raise InputError(f"{split}={os.fspath(pattern)!r} matches no file. Check "
                                      "the path and the glob pattern.")
                 paths.extend(matches)
             listed[split] = paths
@@ -479,7 +480,7 @@ def _count(path):
 def _first_record(path):
     for record in tf.data.TFRecordDataset(path, compression_type=compression(path)).take(1):
         return record.numpy()
-    raise ValueError(f"{path} holds no records.")
+    raise InputError(f"{path} holds no records.")
 
 
 def _check_features(path, image, label, image_format):
@@ -494,7 +495,7 @@ def _check_features(path, image, label, image_format):
         if kinds.get(key) != kind:
             problem = (f"have no feature {key!r}" if key not in kinds
                        else f"hold {key!r} as {kinds[key]}, not {kind}")
-            raise ValueError(f"The records of {path} {problem}; they hold {found}. "
+            raise InputError(f"The records of {path} {problem}; they hold {found}. "
                              f"Pass {argument}=<{what}>.")
 
 
@@ -519,7 +520,7 @@ def _counts(files):
         try:
             counts.append(_count(path))
         except tf.errors.OpError as error:
-            raise ValueError(f"{path} is truncated or damaged ({error.message.splitlines()[0]})."
+            raise InputError(f"{path} is truncated or damaged ({error.message.splitlines()[0]})."
                              " Copy or write the file again.") from None
     return counts
 
@@ -577,7 +578,7 @@ def _warn_skipped(split, files, positions, starts):
     if not len(skipped):
         return
     if not len(positions):
-        raise ValueError(f"None of the {starts[-1]} {split} records holds a decodable image "
+        raise InputError(f"None of the {starts[-1]} {split} records holds a decodable image "
                          f"(first file {files[0]}). Check image= and image_format=.")
     numbers = np.searchsorted(starts, skipped[:_LISTED], side="right") - 1
     listed = "; ".join(f"{os.path.basename(files[n])} record {p - starts[n]}"
@@ -607,7 +608,7 @@ def _record_formats(source, listed, counts, target_size):
             expected = int(np.prod(source.shape))
             wrong = sorted(size[0] for size in sizes if size[0] != expected)
             if wrong:
-                raise ValueError(f"The {split} records hold {wrong[0]} image bytes, not "
+                raise InputError(f"The {split} records hold {wrong[0]} image bytes, not "
                                  f"{expected} (shape={source.shape}). Declare the shape the "
                                  "raw bytes were written with.")
             sizes = {source.shape[:2]: len(labels)}
@@ -692,7 +693,7 @@ def load_records(source, *, validation_split, test_split, seed, target_size, cla
     pools = {}
     for split, index in indexes.items():
         if len(index) != len(labels[split]):
-            raise ValueError(f"The {split} files changed while they were read: "
+            raise InputError(f"The {split} files changed while they were read: "
                              f"{len(index)} records indexed, {len(labels[split])} labels read.")
         y = y_train if split == "train" else arrays.to_class_indices(labels[split], split,
                                                                      names)[0]
@@ -726,7 +727,7 @@ def _tfds_records(name, data_dir, download, target_size):
     builder = _tfds_builder(name, data_dir, download)
     file_format = str(getattr(builder.info, "file_format", "tfrecord")).lower()
     if "tfrecord" not in file_format:
-        raise ValueError(
+        raise InputError(
             f"TFDS data set {name!r} is stored as {file_format}, not TFRecord: kerascnn "
             "streams TFRecord files only. Load it in memory (stream=False), or prepare it "
             "with file_format='tfrecord'.")
@@ -735,7 +736,7 @@ def _tfds_records(name, data_dir, download, target_size):
     stored = tuple(features[image_key].shape)
     shape = (*target_size, stored[2]) if target_size is not None else stored
     if None in shape:
-        raise ValueError(f"TFDS data set {name!r} has images of varying sizes {stored}: "
+        raise InputError(f"TFDS data set {name!r} has images of varying sizes {stored}: "
                          "pass target_size=(height, width) to stream it, resized.")
     record_format = RecordFormat("tfds", image_key, shape, features=features,
                                  resize=shape[:2] != stored[:2])
@@ -751,7 +752,7 @@ def _tfds_records(name, data_dir, download, target_size):
         formats[split] = record_format
         labels[split] = _tfds_labels(paths, instructions, label_key)
     if "train" not in indexes:
-        raise ValueError(f"TFDS data set {name!r} has no 'train' split; it has "
+        raise InputError(f"TFDS data set {name!r} has no 'train' split; it has "
                          f"{list(builder.info.splits)}.")
     return indexes, formats, labels, list(features[label_key].names)
 

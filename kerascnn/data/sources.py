@@ -14,6 +14,7 @@ from kerascnn.data.archives import is_archive, read_archive
 from kerascnn.data.dataset import Data, Pool, Split
 from kerascnn.data.folders import folder_layout, read_folder
 from kerascnn.data.splits import check_fraction, shuffled_split, stratified_split
+from kerascnn.errors import InputError, InputTypeError
 from kerascnn.files import sha256_file
 
 DATA_DIR_ENV = "KERASCNN_DATA_DIR"
@@ -148,12 +149,12 @@ def load(
             or `<split>.json` files kerascnn did not write.
     """
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
-        raise ValueError(f"seed must be an integer; got seed={seed!r}.")
+        raise InputError(f"seed must be an integer; got seed={seed!r}.")
     arrays.check_kind(kind)
     if task not in ("classification", "regression"):
-        raise ValueError(f"task must be 'classification' or 'regression'; got task={task!r}.")
+        raise InputError(f"task must be 'classification' or 'regression'; got task={task!r}.")
     if task == "regression" and class_names is not None:
-        raise ValueError("class_names name classes; task='regression' has real-valued targets "
+        raise InputError("class_names name classes; task='regression' has real-valued targets "
                          "and none. Leave class_names out.")
     if validation_split is not None:
         check_fraction(validation_split, "validation_split")
@@ -172,11 +173,11 @@ def load(
     tfds_dir = _data_dirs(data_dir)[0]
     if streaming.chooses_streaming(source, stream, target_size, data_dir=tfds_dir):
         if task != "classification":
-            raise ValueError(f"streamed images hold classes; got task={task!r}. Load "
+            raise InputError(f"streamed images hold classes; got task={task!r}. Load "
                              "regression data in memory (stream=False).")
         if records.streamable(source):
             if cache is not None:
-                raise ValueError(f"cache={cache!r} holds decoded images of a streamed folder; "
+                raise InputError(f"cache={cache!r} holds decoded images of a streamed folder; "
                                  "TFDS sets and TFRecords are read by position without one. "
                                  "Leave cache out.")
             return records.load_records(
@@ -189,7 +190,7 @@ def load(
         data.name = named or data.name
         return data
     if cache is not None:
-        raise ValueError(f"cache={cache!r} holds decoded images of a streamed folder; this "
+        raise InputError(f"cache={cache!r} holds decoded images of a streamed folder; this "
                          "source loads into memory. Pass stream=True for a folder, or no cache.")
     if isinstance(source, records.TFRecords):
         raw = RawData(**records.read_records(source, target_size))
@@ -206,7 +207,7 @@ def load(
         path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
         if path is None or path in str(error):
             raise
-        raise ValueError(f"{path}: {error}") from None
+        raise InputError(f"{path}: {error}") from None
 
 
 def _read(source, *, data_dir, download):
@@ -226,7 +227,7 @@ def _read(source, *, data_dir, download):
             return _npz(text)
         if is_archive(text):
             return RawData(**read_archive(text))
-        raise ValueError(
+        raise InputError(
             f"Unknown data source {text!r}: no such .npz file, folder or archive. Use one of "
             f"{', '.join(KERAS_DATASETS)}, 'digits', 'tfds:<name>', a .npz file in "
             "keras.datasets layout, a folder of class sub-folders (or a .tar.gz of one), "
@@ -241,7 +242,7 @@ def _read(source, *, data_dir, download):
             (x_train, y_train), (x_test, y_test) = source
             return RawData("arrays", x_train, y_train, x_test, y_test)
         return RawData("arrays", *source)
-    raise TypeError(
+    raise InputTypeError(
         "source must be a data set name, a path, (x, y), ((x_train, y_train), (x_test, "
         f"y_test)) or a dict of arrays; got {type(source).__name__}."
     )
@@ -290,7 +291,7 @@ def _image_folder_copy(source, data_dir):
 def _check_copy_classes(name, found, path):
     """Refuses an image-folder copy of `name` whose classes are not keras' classes."""
     if list(found) != KERAS_DATASETS[name]:
-        raise ValueError(
+        raise InputError(
             f"{path} holds the classes {list(found)}; as {name!r} it must hold one folder per "
             f"class of keras' {name}, whose sorted names give keras' label order: "
             f"{KERAS_DATASETS[name]}. Rename its class folders, or load it by its path."
@@ -350,7 +351,7 @@ def _npz(path, name=None, class_names=None):
     try:
         archive = np.load(path, allow_pickle=False)
         if not isinstance(archive, Mapping):
-            raise ValueError(
+            raise InputError(
                 f"{path} holds a single array (a .npy file named .npz), not a .npz archive. "
                 "Save the splits with np.savez(path, x_train=..., y_train=..., x_test=..., "
                 "y_test=...)."
@@ -360,14 +361,14 @@ def _npz(path, name=None, class_names=None):
     except (zipfile.BadZipFile, EOFError, zlib.error, OSError) as error:
         if isinstance(error, FileNotFoundError):
             raise
-        raise ValueError(
+        raise InputError(
             f"{path} cannot be read as a .npz archive ({type(error).__name__}: {error}): the "
             "file is empty, truncated or damaged. Write it again with np.savez."
         ) from None
     except ValueError as error:
         if "allow_pickle" not in str(error):
             raise
-        raise ValueError(
+        raise InputError(
             f"{path} holds pickled Python objects, which kerascnn does not load (unpickling "
             "can run code). Save numeric arrays, and class names as a string array."
         ) from None
@@ -381,7 +382,7 @@ def _keras_layout(name, mapping, path="arrays"):
     missing = [key for key in ("x_train", "y_train") if key not in mapping]
     partial = ("x_test" in mapping) != ("y_test" in mapping)
     if missing or partial:
-        raise ValueError(
+        raise InputError(
             f"{path} needs keys x_train, y_train (and optionally x_test, y_test, class_names) "
             f"as keras.datasets uses; found {sorted(mapping.keys())}."
         )
@@ -402,13 +403,13 @@ def _class_arrays(mapping):
     examples = [np.asarray(mapping[name]) for name in mapping]
     empty = [name for name, x in zip(names, examples) if not len(x)]
     if empty:
-        raise ValueError(f"Classes {empty} have no examples.")
+        raise InputError(f"Classes {empty} have no examples.")
     labels = np.concatenate([np.full(len(x), i, np.int64) for i, x in enumerate(examples)])
     try:
         x = np.concatenate(examples)
     except ValueError:
         shapes = {name: x.shape[1:] for name, x in zip(names, examples)}
-        raise ValueError(f"The classes' examples differ in shape: {shapes}.") from None
+        raise InputError(f"The classes' examples differ in shape: {shapes}.") from None
     return RawData("arrays", x, labels, class_names=names)
 
 
@@ -466,14 +467,14 @@ def _assemble(raw, kind, validation_split, test_split, seed, target_size, task):
             continue
         x = arrays.with_channel_axis(_as_examples(x, split, target_size), kind)
         if x.shape[1:] != x_train.shape[1:]:
-            raise ValueError(
+            raise InputError(
                 f"x_{split} examples have shape {x.shape[1:]}, unlike x_train's "
                 f"{x_train.shape[1:]}."
             )
         if regression:
             y = arrays.to_targets(y, split)
             if y.shape[1] != y_train.shape[1]:
-                raise ValueError(f"y_{split} has {y.shape[1]} targets per example, unlike "
+                raise InputError(f"y_{split} has {y.shape[1]} targets per example, unlike "
                                  f"y_train's {y_train.shape[1]}.")
         else:
             y, _ = arrays.to_class_indices(y, split, class_names)
@@ -503,7 +504,7 @@ def _assemble(raw, kind, validation_split, test_split, seed, target_size, task):
     )
     if validation_split is not None:
         if raw.x_val is not None:
-            raise ValueError(
+            raise InputError(
                 f"{raw.name} has its own validation split; pass validation_split=None to use it."
             )
         data = data.with_validation(validation_split, seed)
@@ -512,5 +513,5 @@ def _assemble(raw, kind, validation_split, test_split, seed, target_size, task):
 
 def _check_pair(x, y, split):
     if len(x) != len(y):
-        raise ValueError(f"x_{split} has {len(x)} examples but y_{split} has {len(y)} labels.")
+        raise InputError(f"x_{split} has {len(x)} examples but y_{split} has {len(y)} labels.")
     arrays.check_finite(x, split)

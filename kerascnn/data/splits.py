@@ -5,11 +5,13 @@ import warnings
 import numpy as np
 from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold
 
+from kerascnn.errors import InputError
+
 
 def check_fraction(fraction, argument):
     """Raises ValueError unless 0 < fraction < 1."""
     if not isinstance(fraction, (int, float)) or not 0 < fraction < 1:
-        raise ValueError(
+        raise InputError(
             f"{argument} must be a fraction strictly between 0 and 1; got {fraction!r}."
         )
 
@@ -44,7 +46,7 @@ def stratified_split(y, fraction, seed, *, argument="validation_split", class_na
         count = min(max(int(round(fraction * len(members))), 1), len(members) - 1)
         held_out.append(rng.permutation(members)[:count])
     if not held_out:
-        raise ValueError(
+        raise InputError(
             f"{argument}={fraction} holds out nothing: every class has a single example, so "
             "the held-out split would be empty (and its metrics too). Give each class at least "
             f"two examples, or pass {argument}=None."
@@ -73,11 +75,11 @@ def stratified_folds(y, k, seed, class_names):
         ValueError: for k < 2 or a class with fewer than k examples.
     """
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 2:
-        raise ValueError(f"k must be an integer of at least 2 folds; got k={k!r}.")
+        raise InputError(f"k must be an integer of at least 2 folds; got k={k!r}.")
     counts = np.bincount(y, minlength=len(class_names))
     smallest = int(np.argmin(counts))
     if counts[smallest] < k:
-        raise ValueError(
+        raise InputError(
             f"Class {class_names[smallest]!r} has {counts[smallest]} training examples, "
             f"fewer than k={k} folds: every fold needs each class. Use k <= {counts[smallest]}."
         )
@@ -99,7 +101,7 @@ def shuffled_split(n, fraction, seed):
         ValueError: for fewer than two examples.
     """
     if n < 2:
-        raise ValueError(f"cannot hold out a fraction of {n} example(s); give at least two.")
+        raise InputError(f"cannot hold out a fraction of {n} example(s); give at least two.")
     held = min(max(int(round(fraction * n)), 1), n - 1)
     kept, held_out = next(ShuffleSplit(1, test_size=held, random_state=seed).split(np.zeros(n)))
     return np.sort(kept).astype(np.int64), np.sort(held_out).astype(np.int64)
@@ -108,6 +110,6 @@ def shuffled_split(n, fraction, seed):
 def shuffled_folds(n, k, seed):
     """Returns the k (train, validation) position pairs of a shuffled (unstratified) k-fold."""
     if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or not 2 <= k <= n:
-        raise ValueError(f"k must be an integer from 2 to the {n} examples; got k={k!r}.")
+        raise InputError(f"k must be an integer from 2 to the {n} examples; got k={k!r}.")
     return [(train.astype(np.int64), validation.astype(np.int64))
             for train, validation in KFold(k, shuffle=True, random_state=seed).split(np.zeros(n))]

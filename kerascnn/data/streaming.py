@@ -55,6 +55,7 @@ from kerascnn.data.folders import (
     warn_skipped,
 )
 from kerascnn.data.splits import stratified_split
+from kerascnn.errors import InputError
 from kerascnn.files import atomic_path, atomic_write_json
 
 # `load(stream="auto")` streams a folder whose decoded images (uint8, as the in-memory
@@ -105,11 +106,11 @@ def chooses_streaming(source, stream, target_size, memory_share=None, data_dir=N
     from kerascnn.data import records
 
     if not (isinstance(stream, bool) or (isinstance(stream, str) and stream == "auto")):
-        raise ValueError(f"stream must be 'auto', True or False; got stream={stream!r}.")
+        raise InputError(f"stream must be 'auto', True or False; got stream={stream!r}.")
     is_folder = isinstance(source, (str, os.PathLike)) and os.path.isdir(os.fspath(source))
     streamable = is_folder or records.streamable(source)
     if stream is True and not streamable:
-        raise ValueError(
+        raise InputError(
             f"stream=True streams image folders only, or TFDS sets and TFRecords; got "
             f"{source!r}. Load it in memory (stream=False), or convert it to a folder of "
             "class sub-folders"
@@ -431,7 +432,7 @@ def load_folder(root, *, validation_split, test_split, seed, target_size, class_
     readable = [path for kept in files.values() for path, _ in kept]
     deep_files = sorted(path for path in readable if probes[path].deep)
     if deep_files:
-        raise ValueError(
+        raise InputError(
             f"{deep_files[0]} is a 16-bit image ({len(deep_files)} such files): streaming "
             "reads 8-bit images. Load the folder in memory (stream=False), which keeps them."
         )
@@ -478,7 +479,7 @@ def pooled_data(name, pools, class_names, *, validation_split, test_split, seed)
                 sha256=None, seed=seed, splits=splits)
     if validation_split is not None:
         if "validation" in pools:
-            raise ValueError(f"{data.name} has its own validation split; pass "
+            raise InputError(f"{data.name} has its own validation split; pass "
                              "validation_split=None to use it.")
         data = data.with_validation(validation_split, seed)
     return data
@@ -565,14 +566,14 @@ def common_shape(size_counts, channels, target_size):
         if len(counts) > 1:
             common = sorted(counts.items(), key=lambda item: -item[1])[:5]
             listed = ", ".join(f"{size} x{count}" for size, count in common)
-            raise ValueError(
+            raise InputError(
                 f"The x_{split} images have {len(counts)} different sizes ({listed}"
                 f"{', ...' if len(counts) > 5 else ''}). Pass target_size=(height, width) to "
                 "resize them all when loading."
             )
         shapes.update(counts)
     if len(shapes) > 1:
-        raise ValueError(f"The splits' images differ in size ({sorted(shapes)}). Pass "
+        raise InputError(f"The splits' images differ in size ({sorted(shapes)}). Pass "
                          "target_size=(height, width) to resize them all when loading.")
     return (*next(iter(shapes)), channels)
 

@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from kerascnn.errors import InputError
+
 # TFDS split name -> RawData field suffix.
 _SPLITS = {"train": "train", "test": "test", "validation": "val"}
 
@@ -36,7 +38,7 @@ def read_tfds(name, data_dir, download):
             x, y = _materialise(dataset, image_key, label_key, None not in shape)
             fields[f"x_{suffix}"], fields[f"y_{suffix}"] = x, y
     if "x_train" not in fields:
-        raise ValueError(
+        raise InputError(
             f"TFDS data set {name!r} has no 'train' split; it has {list(builder.info.splits)}."
         )
     return dict(
@@ -60,7 +62,7 @@ def prepared_builder(name, data_dir, download):
     try:
         builder = tfds.builder(name, data_dir=data_dir)
     except tfds.core.DatasetNotFoundError:
-        raise ValueError(
+        raise InputError(
             f"TFDS has no data set {name!r}, and none is prepared in data_dir={data_dir!r}. "
             "Check the name (tfds.list_builders()) and data_dir."
         ) from None
@@ -85,7 +87,7 @@ def image_and_label_keys(info, name):
     images = [key for key in features if isinstance(features[key], tfds.features.Image)]
     labels = [key for key in features if isinstance(features[key], tfds.features.ClassLabel)]
     if not images or not labels:
-        raise ValueError(
+        raise InputError(
             f"TFDS data set {name!r} needs an Image feature and a ClassLabel feature; it has "
             f"{dict(features)}."
         )

@@ -7,6 +7,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from kerascnn.errors import InputError, InputTypeError
+
 
 @dataclasses.dataclass(frozen=True)
 class FitThresholds:
@@ -78,19 +80,19 @@ def load_history(history):
     elif isinstance(history, Mapping):
         columns = history
     else:
-        raise TypeError(
+        raise InputTypeError(
             "`history` must be a keras History, a dict of lists or a path to a history CSV; "
             f"got {type(history).__name__}."
         )
     columns = {key: [float(v) for v in values] for key, values in columns.items()}
     missing = [key for key in ("loss", "val_loss") if key not in columns]
     if missing:
-        raise ValueError(
+        raise InputError(
             f"The history lacks {missing}; it has {sorted(columns)}. Train with validation "
             "data so that `val_loss` is recorded."
         )
     if len({len(values) for values in columns.values()}) != 1 or not columns["loss"]:
-        raise ValueError(
+        raise InputError(
             "History columns must all have one value per epoch (at least one epoch); got "
             f"lengths { {key: len(v) for key, v in columns.items()} }."
         )

@@ -2,7 +2,6 @@
 
 import csv
 import functools
-import hashlib
 import json
 import os
 
@@ -10,6 +9,7 @@ import keras
 import numpy as np
 
 from kerascnn.data.dataset import predict
+from kerascnn.errors import InputError, InputTypeError
 from kerascnn.evaluation import diagnosis as diagnosis_lib
 from kerascnn.evaluation import metrics as metrics_lib
 from kerascnn.evaluation import plots
@@ -79,10 +79,10 @@ def evaluate(model, data=None, *, history=None, mc_dropout=0, ensemble=None, out
     """
     if isinstance(mc_dropout, bool) or not isinstance(mc_dropout, int) or mc_dropout < 0 or (
             mc_dropout == 1):
-        raise ValueError(
+        raise InputError(
             f"mc_dropout must be 0 (off) or a number of passes >= 2; got {mc_dropout!r}.")
     if ensemble is not None and len(ensemble) < 2:
-        raise ValueError(
+        raise InputError(
             f"An ensemble needs at least 2 models; got {len(ensemble)}. Pass ensemble=None.")
     run = _run_record(model)
     if run is not None:
@@ -91,13 +91,13 @@ def evaluate(model, data=None, *, history=None, mc_dropout=0, ensemble=None, out
             history = _run_history(run["folder"])
         data = _run_data(run, data, data_dir, split_seed)
     elif data is None:
-        raise ValueError("evaluate needs `data` (a source, a Data or (x, y)) unless `model` is "
+        raise InputError("evaluate needs `data` (a source, a Data or (x, y)) unless `model` is "
                          "a run folder written by kerascnn.train.")
     columns = diagnosis_lib.load_history(history) if history is not None else None
     model = _load_model(model)
     outputs_kind = _outputs_kind(task, run, model, data)
     if outputs_kind != "probabilities" and (mc_dropout or ensemble is not None):
-        raise ValueError(
+        raise InputError(
             "mc_dropout and ensemble summarise predicted probabilities; this model outputs "
             f"{'regression values' if outputs_kind == 'values' else 'raw class scores'}. "
             "Leave them out.")
@@ -114,7 +114,7 @@ def evaluate(model, data=None, *, history=None, mc_dropout=0, ensemble=None, out
         metrics_lib.check_output_width(width, num_classes)
     y = metrics_lib.check_labels(y, num_classes)
     if len(x) != len(y):
-        raise ValueError(f"Got {len(x)} inputs but {len(y)} labels.")
+        raise InputError(f"Got {len(x)} inputs but {len(y)} labels.")
     if mc_dropout:
         mc_model, stochastic_layers = uncertainty_lib.monte_carlo_model(model, seed=seed)
 
@@ -199,7 +199,7 @@ def _outputs_kind(task, run, model, data):
     """What the model outputs: "probabilities", "scores" (hinge losses) or "values"
     (regression), from `task`, the run's recipe, the data's task or the model's loss."""
     if task is not None and task not in losses.TASKS:
-        raise ValueError(f"task must be one of {losses.TASKS} or None; got task={task!r}.")
+        raise InputError(f"task must be one of {losses.TASKS} or None; got task={task!r}.")
     recipe = (run or {}).get("recipe") or {}
     compiled = losses.output_kind(model)
     task = task or recipe.get("task") or getattr(data, "task", None) or (
@@ -246,23 +246,6 @@ def _save(report, out):
     for name in [*report.figures, *REPORT_FILES]:
         out.claim(name)
     return report.save(out.path)
-
-
-def split_record(data):
-    """{split: {"size", "sha256"}}: a digest of each split's example positions and labels.
-
-    Two `Data` share a split exactly when the digests agree: the same examples (positions in
-    the same source) with the same labels.
-    """
-    record = {}
-    for split in data.split_names:
-        chosen = data._split(split)
-        digest = hashlib.sha256(np.asarray(chosen.all_positions(), dtype="<i8").tobytes())
-        labels = chosen.labels()
-        digest.update(np.asarray(labels, dtype="<f8" if labels.dtype.kind == "f" else "<i8")
-                      .tobytes())
-        record[split] = {"size": data.size(split), "sha256": digest.hexdigest()}
-    return record
 
 
 def _run_record(model):
@@ -348,7 +331,7 @@ def _run_data(run, data, data_dir, split_seed):
                 "data_dir (--data-dir) or the data itself.") from None
     if not hasattr(data, "split_names"):
         return data
-    mine = split_record(data).get("test", {}).get("sha256")
+    mine = data.split_digests().get("test", {}).get("sha256")
     if mine != splits["test"]["sha256"]:
         raise RunFolderError(
             f"the test split of {data.name} ({data.size('test')} examples) is not the one the "
@@ -364,7 +347,7 @@ def _load_model(model):
     if isinstance(model, (str, os.PathLike)):
         return keras.saving.load_model(model)
     if not isinstance(model, keras.Model):
-        raise TypeError(
+        raise InputTypeError(
             f"Expected a keras.Model or the path of a .keras file; got {type(model).__name__}.")
     return model
 
@@ -373,7 +356,7 @@ def _test_arrays(data, class_names, data_dir=None, split_seed=None, task="classi
     """(x, y, class names or None) of the test split of `data`."""
     if isinstance(data, tuple):
         if len(data) != 2:
-            raise ValueError(f"`data` as a tuple must be (x, y); got {len(data)} items.")
+            raise InputError(f"`data` as a tuple must be (x, y); got {len(data)} items.")
         x, y = data
         names = class_names
     else:

@@ -19,6 +19,8 @@ Conventions, stated once and printed in every report:
 import numpy as np
 from sklearn import metrics as sk_metrics
 
+from kerascnn.errors import InputError
+
 ECE_BINS = 15
 MOST_CONFUSED_PAIRS = 5
 CONFIDENT_MISTAKES = 16
@@ -36,7 +38,7 @@ def check_output_width(width, num_classes):
     One sigmoid column is accepted for two classes.
     """
     if width != num_classes and not (width == 1 and num_classes == 2):
-        raise ValueError(
+        raise InputError(
             f"The model outputs {width} values per example but the data has {num_classes} "
             "classes. Evaluate a model trained on these classes (a binary model may have one "
             "sigmoid output), or pass the matching `class_names`."
@@ -64,14 +66,14 @@ def as_probabilities(outputs, num_classes):
     if outputs.ndim == 1:
         outputs = outputs[:, None]
     if outputs.ndim != 2 or not len(outputs):
-        raise ValueError(
+        raise InputError(
             f"Model outputs must have shape (examples, classes) with at least one example; "
             f"got {outputs.shape}."
         )
     check_output_width(outputs.shape[1], num_classes)
     low, high = outputs.min(), outputs.max()
     if low < -PROBABILITY_TOLERANCE or high > 1 + PROBABILITY_TOLERANCE:
-        raise ValueError(
+        raise InputError(
             f"Model outputs range over [{low:.4g}, {high:.4g}], so they are not probabilities "
             "(logits?). End the model with a softmax (or sigmoid for one output)."
         )
@@ -80,7 +82,7 @@ def as_probabilities(outputs, num_classes):
     outputs = np.clip(outputs, 0.0, 1.0)
     sums = outputs.sum(axis=1)
     if np.abs(sums - 1.0).max() > PROBABILITY_TOLERANCE:
-        raise ValueError(
+        raise InputError(
             f"Model output rows sum to between {sums.min():.4g} and {sums.max():.4g}, not 1: "
             "they are not class probabilities (independent sigmoids or logits?). End the "
             "model with a softmax over the classes."
@@ -96,16 +98,16 @@ def check_labels(y_true, num_classes):
     """
     y_true = np.asarray(y_true)
     if y_true.ndim != 1:
-        raise ValueError(
+        raise InputError(
             f"Labels must be integer class indices of shape (examples,); got shape "
             f"{y_true.shape}. For one-hot labels pass `y.argmax(-1)`."
         )
     if y_true.size and not np.array_equal(y_true, np.round(y_true)):
-        raise ValueError("Labels must be integer class indices; got fractional values.")
+        raise InputError("Labels must be integer class indices; got fractional values.")
     y_true = y_true.astype(np.int64)
     outside = y_true[(y_true < 0) | (y_true >= num_classes)]
     if outside.size:
-        raise ValueError(
+        raise InputError(
             f"Label {int(outside[0])} is not a class index of a {num_classes}-class model: "
             f"labels must lie in [0, {num_classes - 1}]. The model's output size and the "
             "data's classes differ."
@@ -196,17 +198,17 @@ def classification_metrics(y_true, probabilities, *, class_names=None, top_k=Non
     num_classes = probabilities.shape[1]
     y_true = check_labels(y_true, num_classes)
     if len(y_true) != len(probabilities) or not len(y_true):
-        raise ValueError(
+        raise InputError(
             f"Got {len(y_true)} labels for {len(probabilities)} predictions; both must be "
             "the same, non-zero number."
         )
     names = [str(n) for n in class_names] if class_names is not None else [
         str(i) for i in range(num_classes)]
     if len(names) != num_classes:
-        raise ValueError(f"Got {len(names)} class names for {num_classes} classes.")
+        raise InputError(f"Got {len(names)} class names for {num_classes} classes.")
     k = default_top_k(num_classes) if top_k is None else int(top_k)
     if not 1 <= k <= num_classes:
-        raise ValueError(f"top_k must be in [1, {num_classes}]; got {top_k}.")
+        raise InputError(f"top_k must be in [1, {num_classes}]; got {top_k}.")
 
     labels = np.arange(num_classes)
     y_pred = probabilities.argmax(axis=1)
@@ -273,15 +275,15 @@ def check_targets(y_true, width=None):
     """
     y_true = np.asarray(y_true)
     if y_true.dtype.kind not in "f" or y_true.ndim not in (1, 2) or not len(y_true):
-        raise ValueError(
+        raise InputError(
             f"Regression targets must be floats of shape (examples,) or (examples, targets); "
             f"got dtype {y_true.dtype} and shape {y_true.shape}. Class labels need a "
             "classifier (task='classification').")
     y_true = y_true.reshape(len(y_true), -1).astype(np.float64)
     if not np.isfinite(y_true).all():
-        raise ValueError("Regression targets hold NaN or infinite values; drop those examples.")
+        raise InputError("Regression targets hold NaN or infinite values; drop those examples.")
     if width is not None and y_true.shape[1] != width:
-        raise ValueError(f"The model predicts {width} value(s) per example but the targets "
+        raise InputError(f"The model predicts {width} value(s) per example but the targets "
                          f"have {y_true.shape[1]}.")
     return y_true
 
@@ -304,7 +306,7 @@ def regression_metrics(y_true, y_pred, *, target_names=None):
     y_true = check_targets(y_true)
     y_pred = np.asarray(y_pred, dtype=np.float64).reshape(len(y_pred), -1)
     if y_pred.shape != y_true.shape:
-        raise ValueError(f"Got predictions of shape {y_pred.shape} for targets of shape "
+        raise InputError(f"Got predictions of shape {y_pred.shape} for targets of shape "
                          f"{y_true.shape}; both must be (examples, targets).")
     names = ([str(n) for n in target_names] if target_names is not None
              else [str(i) for i in range(y_true.shape[1])])

@@ -13,6 +13,8 @@ import keras
 import numpy as np
 from sklearn import metrics as sk_metrics
 
+from kerascnn.errors import InputError
+
 DROPOUT_LAYERS = (keras.layers.Dropout, keras.layers.GaussianDropout, keras.layers.AlphaDropout)
 # Class-name markers of dropout-family layers outside keras: kerascnn.layers' DropConnectDense
 # and StochasticDepth, and timm-style DropPath.
@@ -71,12 +73,12 @@ def monte_carlo_model(model, seed=None):
     try:
         mc_model = keras.models.clone_model(model, clone_function=clone, recursive=True)
     except ValueError as error:
-        raise ValueError(
+        raise InputError(
             f"Monte-Carlo dropout needs a Functional or Sequential model; "
             f"{type(model).__name__} '{model.name}' cannot be cloned: {error}"
         ) from error
     if not names:
-        raise ValueError(
+        raise InputError(
             f"Model '{model.name}' has no dropout layer, so Monte-Carlo dropout would repeat "
             "one deterministic prediction. Use mc_dropout=0 or a model with Dropout."
         )

@@ -4,6 +4,8 @@
 import keras
 from keras import ops
 
+from kerascnn.errors import InputError
+
 
 @keras.saving.register_keras_serializable(package="kerascnn")
 class Maxout(keras.layers.Layer):
@@ -24,9 +26,9 @@ class Maxout(keras.layers.Layer):
     def __init__(self, units=None, pieces=2, kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
         if units is not None and (isinstance(units, bool) or not isinstance(units, int) or units < 1):
-            raise ValueError(f"Maxout units must be a positive int or None; got {units!r}.")
+            raise InputError(f"Maxout units must be a positive int or None; got {units!r}.")
         if isinstance(pieces, bool) or not isinstance(pieces, int) or pieces < 2:
-            raise ValueError(f"Maxout pieces must be an int >= 2 (k affine pieces); got {pieces!r}.")
+            raise InputError(f"Maxout pieces must be an int >= 2 (k affine pieces); got {pieces!r}.")
         self.units, self.pieces = units, pieces
         self.kernel_initializer = keras.initializers.get(kernel_initializer)
 
@@ -90,21 +92,21 @@ def parse_activation(activation):
         return activation, None
     name, argument = activation.split(":", 1)
     if name not in PARAMETRIC or PARAMETRIC[name][1] is None:
-        raise ValueError(
+        raise InputError(
             f"activation={activation!r}: only 'leaky_relu' and 'maxout' take an argument after "
             "':' (e.g. 'leaky_relu:0.1', 'maxout:2')."
         )
     try:
         value = float(argument) if name == "leaky_relu" else int(argument)
     except ValueError:
-        raise ValueError(
+        raise InputError(
             f"activation={activation!r}: {argument!r} is not a "
             f"{'number' if name == 'leaky_relu' else 'whole number'}."
         ) from None
     if name == "leaky_relu" and not 0 <= value < 1:
-        raise ValueError(f"activation={activation!r}: the slope must be in [0, 1), e.g. 0.1.")
+        raise InputError(f"activation={activation!r}: the slope must be in [0, 1), e.g. 0.1.")
     if name == "maxout" and value < 2:
-        raise ValueError(f"activation={activation!r}: maxout needs at least 2 pieces.")
+        raise InputError(f"activation={activation!r}: maxout needs at least 2 pieces.")
     return name, value
 
 

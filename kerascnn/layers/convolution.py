@@ -9,6 +9,7 @@ import math
 
 import keras
 
+from kerascnn.errors import InputError
 from kerascnn.layers.factories import check_choice, spatial_rank
 from kerascnn.layers.padding import (
     PADDING_MODES,
@@ -31,7 +32,7 @@ CONV_KINDS = (
 )
 
 
-class SpatialSizeError(ValueError):
+class SpatialSizeError(InputError):
     """A layer would receive a map smaller than its (dilated) kernel."""
 
     def __init__(self, layer, size, kernel, what="window"):
@@ -102,7 +103,7 @@ def smallest_side(windows, limit=4096):
     for side in range(1, limit + 1):
         if vanishing_window(windows, side) is None:
             return side
-    raise ValueError(f"No input side up to {limit} fits the windows {windows}.")
+    raise InputError(f"No input side up to {limit} fits the windows {windows}.")
 
 
 def _tuple(value, rank):
@@ -142,7 +143,7 @@ def pad(x, padding, kernel, strides, padding_mode, name):
             return x, "same"
         pairs = _same_pairs(x.shape[1:-1], kernel, strides)
     elif isinstance(padding, str):
-        raise ValueError(f"padding={padding!r} must be 'valid', 'same' or explicit sizes.")
+        raise InputError(f"padding={padding!r} must be 'valid', 'same' or explicit sizes.")
     else:
         pairs = normalize_padding(padding, rank)
     sizes = x.shape[1:-1]
@@ -203,12 +204,12 @@ def conv(
     kernel, strides = _tuple(kernel_size, rank), _tuple(strides, rank)
     dilation = _tuple(dilation, rank)
     if kind == "grouped" and groups < 2:
-        raise ValueError(f"conv kind 'grouped' needs groups >= 2; got groups={groups}.")
+        raise InputError(f"conv kind 'grouped' needs groups >= 2; got groups={groups}.")
     if kind == "dilated" and max(dilation) < 2:
-        raise ValueError(f"conv kind 'dilated' needs dilation >= 2; got dilation={dilation}.")
+        raise InputError(f"conv kind 'dilated' needs dilation >= 2; got dilation={dilation}.")
     channels = x.shape[-1]
     if groups > 1 and (channels % groups or filters % groups):
-        raise ValueError(
+        raise InputError(
             f"{name}: groups={groups} must divide both the input channels ({channels}) and "
             f"the filters ({filters})."
         )
@@ -218,7 +219,7 @@ def conv(
         _check_window(x, window, name)
     common = dict(padding=keras_padding, kernel_initializer=kernel_initializer)
     if drop_connect and kind not in ("standard", "grouped", "dilated"):
-        raise ValueError(
+        raise InputError(
             f"{name}: drop_connect applies to 'standard', 'grouped' and 'dilated' convolutions; "
             f"got kind={kind!r}."
         )
@@ -236,7 +237,7 @@ def conv(
         x = depthwise(x, kernel, strides, dilation, 1, False, f"{name}_dw", common)
         return _layer("Conv", rank)(filters, 1, use_bias=use_bias, name=f"{name}_pw")(x)
     if rank == 1:
-        raise ValueError(f"conv kind {kind!r} factorises a 2D or 3D kernel; the input is 1D.")
+        raise InputError(f"conv kind {kind!r} factorises a 2D or 3D kernel; the input is 1D.")
     if kind == "flattened":
         x = _layer("Conv", rank)(filters, 1, use_bias=False, name=f"{name}_lateral")(x)
     for axis in range(rank):

@@ -6,6 +6,7 @@ means the same thing in every family (one option, one place).
 
 import keras
 
+from kerascnn.errors import InputError
 from kerascnn.layers.activations import PARAMETRIC, activation_layer, parse_activation
 
 NORMALIZATIONS = ("batch", "layer", "group", "instance", "none")
@@ -14,7 +15,7 @@ NORMALIZATIONS = ("batch", "layer", "group", "instance", "none")
 def check_choice(value, choices, what):
     """Raises ValueError naming `value` and the valid `choices` unless value is one of them."""
     if value not in choices:
-        raise ValueError(f"{what}={value!r} is not supported; choose one of {tuple(choices)}.")
+        raise InputError(f"{what}={value!r} is not supported; choose one of {tuple(choices)}.")
     return value
 
 
@@ -32,7 +33,7 @@ def check_activation(activation):
     try:
         keras.activations.get(activation)
     except (ValueError, TypeError):
-        raise ValueError(
+        raise InputError(
             f"activation={activation!r} is not a Keras activation; use a name such as "
             "'relu', 'tanh', 'gelu', 'swish', 'relu6', 'sigmoid' or 'linear', or "
             "'leaky_relu:0.1', 'prelu', 'maxout:2'."

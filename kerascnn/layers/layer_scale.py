@@ -2,6 +2,8 @@
 
 import keras
 
+from kerascnn.errors import InputError
+
 
 @keras.saving.register_keras_serializable(package="kerascnn")
 class LayerScale(keras.layers.Layer):
@@ -23,7 +25,7 @@ class LayerScale(keras.layers.Layer):
         super().__init__(**kwargs)
         number = isinstance(init_value, (int, float)) and not isinstance(init_value, bool)
         if not number or init_value <= 0:
-            raise ValueError(
+            raise InputError(
                 f"LayerScale init_value must be a positive number such as 1e-6; got {init_value!r}."
             )
         self.init_value = init_value

@@ -3,6 +3,8 @@
 import keras
 import tensorflow as tf
 
+from kerascnn.errors import InputError
+
 
 @keras.saving.register_keras_serializable(package="kerascnn")
 class LocalResponseNormalization(keras.layers.Layer):
@@ -22,7 +24,7 @@ class LocalResponseNormalization(keras.layers.Layer):
     def __init__(self, size=5, bias=2.0, alpha=1e-4, beta=0.75, **kwargs):
         super().__init__(**kwargs)
         if size < 1 or size % 2 == 0:
-            raise ValueError(f"LRN size must be a positive odd number of channels; got {size!r}.")
+            raise InputError(f"LRN size must be a positive odd number of channels; got {size!r}.")
         self.size, self.bias, self.alpha, self.beta = size, bias, alpha, beta
 
     def call(self, x):

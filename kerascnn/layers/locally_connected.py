@@ -5,6 +5,8 @@ import math
 import keras
 from keras import ops
 
+from kerascnn.errors import InputError
+
 
 class _LocallyConnected(keras.layers.Layer):
     """Every output position has its own filters over its window (no weight sharing).
@@ -20,7 +22,7 @@ class _LocallyConnected(keras.layers.Layer):
                  kernel_initializer="glorot_uniform", **kwargs):
         super().__init__(**kwargs)
         if isinstance(filters, bool) or not isinstance(filters, int) or filters < 1:
-            raise ValueError(f"{type(self).__name__} filters must be a positive int; got {filters!r}.")
+            raise InputError(f"{type(self).__name__} filters must be a positive int; got {filters!r}.")
         self.filters = filters
         self.kernel_size = _tuple(kernel_size, self.rank)
         self.strides = _tuple(strides, self.rank)
@@ -32,7 +34,7 @@ class _LocallyConnected(keras.layers.Layer):
         out = []
         for n, k, s in zip(sizes, self.kernel_size, self.strides):
             if n is None or n < k:
-                raise ValueError(
+                raise InputError(
                     f"{self.name}: a locally connected layer needs every input size known and at "
                     f"least its window {self.kernel_size}; got {tuple(sizes)}."
                 )

@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from kerascnn.errors import InputError
+
 PADDING_MODES = ("zeros", "reflect", "replicate")
 
 
@@ -17,13 +19,13 @@ def normalize_padding(padding, rank):
         return tuple((padding, padding) for _ in range(rank))
     padding = tuple(padding)
     if len(padding) != rank:
-        raise ValueError(
+        raise InputError(
             f"padding={padding!r} has {len(padding)} entries but the input has {rank} spatial "
             f"axes; give one int, or one int or (before, after) pair per axis."
         )
     pairs = tuple((p, p) if isinstance(p, int) else tuple(p) for p in padding)
     if any(len(p) != 2 or min(p) < 0 for p in pairs):
-        raise ValueError(f"padding={padding!r} must be non-negative ints or (before, after) pairs.")
+        raise InputError(f"padding={padding!r} must be non-negative ints or (before, after) pairs.")
     return pairs
 
 
@@ -42,7 +44,7 @@ class SpatialPadding(keras.layers.Layer):
     def __init__(self, padding=1, mode="zeros", **kwargs):
         super().__init__(**kwargs)
         if mode not in PADDING_MODES:
-            raise ValueError(f"padding mode {mode!r} is unknown; choose one of {PADDING_MODES}.")
+            raise InputError(f"padding mode {mode!r} is unknown; choose one of {PADDING_MODES}.")
         self.padding = padding
         self.mode = mode
 
@@ -52,7 +54,7 @@ class SpatialPadding(keras.layers.Layer):
             for axis, (before, after) in enumerate(self.pairs, start=1):
                 size = input_shape[axis]
                 if size is not None and max(before, after) >= size:
-                    raise ValueError(
+                    raise InputError(
                         f"{self.name}: reflect padding of {max(before, after)} needs a spatial "
                         f"size above it; got {size}. Use mode='replicate' or 'zeros'."
                     )

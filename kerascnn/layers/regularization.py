@@ -3,10 +3,12 @@
 import keras
 from keras import ops
 
+from kerascnn.errors import InputError
+
 
 def _check_rate(rate, what):
     if not 0.0 <= rate < 1.0:
-        raise ValueError(f"{what} rate must be in [0, 1); got {rate!r}.")
+        raise InputError(f"{what} rate must be in [0, 1); got {rate!r}.")
 
 
 @keras.saving.register_keras_serializable(package="kerascnn")

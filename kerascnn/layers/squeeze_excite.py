@@ -2,6 +2,7 @@
 
 import keras
 
+from kerascnn.errors import InputError
 from kerascnn.layers.convolution import global_pool
 
 
@@ -18,7 +19,7 @@ def squeeze_excite(x, ratio, name, activation="relu"):
         `x` multiplied by per-channel gates in (0, 1).
     """
     if not 0 < ratio <= 1:
-        raise ValueError(f"se_ratio must be in (0, 1], e.g. 1/16 or 0.25; got {ratio!r}.")
+        raise InputError(f"se_ratio must be in (0, 1], e.g. 1/16 or 0.25; got {ratio!r}.")
     channels = x.shape[-1]
     rank = len(x.shape) - 2
     conv = getattr(keras.layers, f"Conv{rank}D")

@@ -19,6 +19,7 @@ from Keras' default initialisers, not the papers' Gaussians and unit biases.
 
 import collections
 
+from kerascnn.errors import InputError
 from kerascnn.layers import factories
 from kerascnn.layers.blocks import PLAIN_CONV_KINDS, conv_norm_act
 from kerascnn.layers.convolution import Window, ceil_max_pool
@@ -70,7 +71,7 @@ def _check_options(name, conv_kind, groups, hidden_units, width_multiplier):
     """Validates the AlexNet-only options and their combination before any layer is built."""
     factories.check_choice(conv_kind, PLAIN_CONV_KINDS, "conv_kind")
     if groups > 1 and conv_kind != "standard":
-        raise ValueError(
+        raise InputError(
             f"{name}: groups={groups} splits standard convolutions into towers; it cannot be "
             f"combined with conv_kind={conv_kind!r}. Use groups=1 or conv_kind='standard'."
         )

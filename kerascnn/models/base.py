@@ -6,6 +6,7 @@ import os
 
 import keras
 
+from kerascnn.errors import InputError
 from kerascnn.layers import factories
 from kerascnn.layers.convolution import global_pool, smallest_side, vanishing_window
 from kerascnn.layers.padding import PADDING_MODES
@@ -20,7 +21,7 @@ POOLINGS = (None, "avg", "max")
 ROUNDINGS = ("nearest", "down")
 
 
-class InputTooSmallError(ValueError):
+class InputTooSmallError(InputError):
     """The input is smaller than the smallest one a network accepts (found before building).
 
     Attributes:
@@ -41,26 +42,26 @@ def check_common(*, include_top, weights, input_tensor, input_shape, pooling, cl
             channels-first as Keras' image data format.
     """
     if keras.config.image_data_format() != "channels_last":
-        raise ValueError(
+        raise InputError(
             f"{name}: kerascnn builds channels-last networks, but "
             f"keras.config.image_data_format() is {keras.config.image_data_format()!r}. Call "
             "keras.config.set_image_data_format('channels_last') and give inputs as "
             "(height, width, channels)."
         )
     if not isinstance(include_top, bool):
-        raise ValueError(f"{name}: include_top must be True or False; got {include_top!r}.")
+        raise InputError(f"{name}: include_top must be True or False; got {include_top!r}.")
     if isinstance(classes, bool) or not isinstance(classes, int) or classes < 1:
-        raise ValueError(f"{name}: classes (num_classes) must be a positive int; got {classes!r}.")
+        raise InputError(f"{name}: classes (num_classes) must be a positive int; got {classes!r}.")
     factories.check_choice(pooling, POOLINGS, "pooling")
     if classifier_activation is not None:
         factories.check_activation(classifier_activation)
         if factories.is_layer_activation(classifier_activation):
-            raise ValueError(
+            raise InputError(
                 f"{name}: classifier_activation={classifier_activation!r} is a hidden-layer "
                 "choice; the classifier takes a Keras activation such as 'softmax' or None."
             )
     if weights is not None and not (isinstance(weights, str) and os.path.isfile(weights)):
-        raise ValueError(
+        raise InputError(
             f"{name}: weights={weights!r} is neither None nor an existing weights file. "
             "kerascnn downloads nothing: train one, or fine-tune from saved_models/."
         )
@@ -69,13 +70,13 @@ def check_common(*, include_top, weights, input_tensor, input_shape, pooling, cl
         if not 2 <= len(shape) <= 4 or not _positive_int(shape[-1]) or not all(
             n is None or _positive_int(n) for n in shape[:-1]
         ):
-            raise ValueError(
+            raise InputError(
                 f"{name}: input_shape={input_shape!r} must be positive ints, channels last "
                 "(None for a variable size): (length, channels), (height, width, channels) or "
                 "(depth, height, width, channels)."
             )
     if input_tensor is not None and not 3 <= len(input_tensor.shape) <= 5:
-        raise ValueError(
+        raise InputError(
             f"{name}: input_tensor of shape {tuple(input_tensor.shape)} needs a batch axis, "
             "1 to 3 spatial axes and the channels."
         )
@@ -91,24 +92,24 @@ def _number(value):
 
 def _check_rate(name, option, value):
     if not _number(value) or not 0 <= value < 1:
-        raise ValueError(f"{name}: {option} must be in [0, 1); got {value!r}.")
+        raise InputError(f"{name}: {option} must be in [0, 1); got {value!r}.")
 
 
 def _check_flag(name, option, value):
     if not isinstance(value, bool):
-        raise ValueError(f"{name}: {option} must be True or False; got {value!r}.")
+        raise InputError(f"{name}: {option} must be True or False; got {value!r}.")
 
 
 def _check_width_multiplier(name, option, value):
     if not _number(value) or not value > 0:
-        raise ValueError(
+        raise InputError(
             f"{name}: {option} must be a positive number; got {value!r} (e.g. 0.25, 0.5 or 1.0)."
         )
 
 
 def _check_se_ratio(name, option, value):
     if value is not None and (not _number(value) or not 0 <= value <= 1):
-        raise ValueError(
+        raise InputError(
             f"{name}: {option}={value!r} must be in [0, 1] (0 or None for no SE, 1/16 for SENet, "
             "0.25 for ResNet-RS)."
         )
@@ -116,7 +117,7 @@ def _check_se_ratio(name, option, value):
 
 def _check_positive_int(name, option, value):
     if not _positive_int(value):
-        raise ValueError(f"{name}: {option} must be a positive int; got {value!r}.")
+        raise InputError(f"{name}: {option} must be a positive int; got {value!r}.")
 
 
 # The options several families share, each checked here and nowhere else.
@@ -182,7 +183,7 @@ def input_shape_of(input_tensor, input_shape, default_input_shape, include_top, 
     else:
         shape = (None,) * (len(default_input_shape) - 1) + (default_input_shape[-1],)
     if include_top and None in shape[:-1]:
-        raise ValueError(
+        raise InputError(
             f"{name}: with include_top=True every input size must be known; got {shape}. "
             "Give a static input_shape, or build with include_top=False."
         )
@@ -315,7 +316,7 @@ def hidden_units(units, default, width_multiplier, name, option="hidden_units"):
     if units is None:
         return tuple(scaled(u, width_multiplier) for u in default)
     if not isinstance(units, (list, tuple)) or not all(_positive_int(u) for u in units):
-        raise ValueError(
+        raise InputError(
             f"{name}: {option}={units!r} must be a tuple of positive ints, "
             "e.g. (256, 256), or () for none."
         )

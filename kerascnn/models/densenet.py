@@ -13,6 +13,7 @@ augmentation, Sec. 4.2); `spatial_dropout` drops whole maps after each transitio
 
 import keras
 
+from kerascnn.errors import InputError
 from kerascnn.layers import factories
 from kerascnn.layers.convolution import Window, conv, pad, pool
 from kerascnn.models import base
@@ -90,10 +91,10 @@ def windows(blocks, *, padding_mode):
 def _check_options(name, growth_rate, compression):
     """Validates the DenseNet-only options before any layer is built."""
     if isinstance(growth_rate, bool) or not isinstance(growth_rate, int) or growth_rate < 1:
-        raise ValueError(f"{name}: growth_rate must be a positive int such as 32; got "
+        raise InputError(f"{name}: growth_rate must be a positive int such as 32; got "
                          f"{growth_rate!r}.")
     if not 0 < compression <= 1:
-        raise ValueError(f"{name}: compression must be in (0, 1], e.g. 0.5 (DenseNet-BC) or 1 "
+        raise InputError(f"{name}: compression must be in (0, 1], e.g. 0.5 (DenseNet-BC) or 1 "
                          f"(no compression); got {compression!r}.")
 
 

@@ -40,6 +40,7 @@ import string
 
 import keras
 
+from kerascnn.errors import InputError
 from kerascnn.layers import factories
 from kerascnn.layers.blocks import PLAIN_CONV_KINDS, conv_norm_act
 from kerascnn.layers.convolution import Window, global_pool, pool
@@ -300,7 +301,7 @@ def googlenet_without_aux(model):
     """
     names = {layer.name for layer in model.layers}
     if "predictions" not in names:
-        raise ValueError(
+        raise InputError(
             f"googlenet_without_aux needs a model with a 'predictions' layer (include_top=True); "
             f"{model.name!r} has none."
         )

@@ -6,6 +6,7 @@ a softmax output instead of the scaled tanh and RBF units. This is the LeNet of 
 most courses; its parameter counts are 3,246 (LeNet-1) and 61,706 (LeNet-5, 32×32 input).
 """
 
+from kerascnn.errors import InputError
 from kerascnn.layers import factories
 from kerascnn.layers.convolution import Window, conv, pool
 from kerascnn.models import base
@@ -40,7 +41,7 @@ def _kernel_sizes(kernel_size, count, name):
     sizes = tuple(kernel_size) if isinstance(kernel_size, (list, tuple)) else (kernel_size,) * count
     if len(sizes) != count or not all(isinstance(k, int) and not isinstance(k, bool) and k > 0
                                       for k in sizes):
-        raise ValueError(f"{name}: kernel_size={kernel_size!r} must be a positive int or one "
+        raise InputError(f"{name}: kernel_size={kernel_size!r} must be a positive int or one "
                          f"per convolution ({count}), e.g. {(5, 3)[:count] if count <= 2 else 5}.")
     return sizes
 
@@ -98,7 +99,7 @@ def LeNet(
     base.check_options(name, width_multiplier=width_multiplier)  # the widths scale by it
     filters = base.hidden_units(filters, paper_filters, width_multiplier, name, "filters")
     if not filters:
-        raise ValueError(f"{name}: filters=() leaves no convolution; give at least one width.")
+        raise InputError(f"{name}: filters=() leaves no convolution; give at least one width.")
     kernel_sizes = _kernel_sizes(kernel_size, len(filters), name)
     x, inputs, shape = base.begin(
         name, include_top=include_top, weights=weights, input_tensor=input_tensor,

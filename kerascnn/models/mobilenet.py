@@ -11,6 +11,7 @@ counts, layer names and, with copied weights, outputs are the same:
   Dense layer where keras uses an equivalent 1×1 convolution.
 """
 
+from kerascnn.errors import InputError
 from kerascnn.layers import factories
 from kerascnn.layers.blocks import keras_conv_norm_act
 from kerascnn.layers.convolution import Window
@@ -90,7 +91,7 @@ def _check_options(name, conv_kind, depth_multiplier):
     if isinstance(depth_multiplier, bool) or not (
         isinstance(depth_multiplier, int) and depth_multiplier >= 1
     ):
-        raise ValueError(
+        raise InputError(
             f"{name}: depth_multiplier must be a positive int (depthwise outputs per channel); "
             f"got {depth_multiplier!r}."
         )

@@ -7,6 +7,7 @@ import inspect
 import json
 import os
 
+from kerascnn.errors import InputError
 from kerascnn.models.base import KERAS_ARGUMENTS, smallest_input_side
 
 _REGISTRY = {}
@@ -123,7 +124,7 @@ def get_model_entry(name):
     if name not in _REGISTRY:
         close = difflib.get_close_matches(str(name), _REGISTRY, n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
-        raise ValueError(
+        raise InputError(
             f"Unknown model {name!r}.{hint} Available: {', '.join(list_models())}."
         )
     return _REGISTRY[name]
@@ -152,7 +153,7 @@ def build_model(name, *, input_shape=None, num_classes=None, **options):
     if "classes" in options:
         classes = options.pop("classes")
         if num_classes is not None and num_classes != classes:
-            raise ValueError(
+            raise InputError(
                 f"{name}: num_classes={num_classes!r} and classes={classes!r} name the same "
                 "count; give one."
             )
@@ -160,7 +161,7 @@ def build_model(name, *, input_shape=None, num_classes=None, **options):
     unknown = sorted(set(options) - set(entry.options))
     if unknown:
         valid = [o for o in entry.options if o not in ("input_shape", "classes")]
-        raise ValueError(f"{name} has no option {', '.join(unknown)}; its options: {valid}.")
+        raise InputError(f"{name} has no option {', '.join(unknown)}; its options: {valid}.")
     if num_classes is not None:
         options["classes"] = num_classes
     return entry.builder(input_shape=input_shape, **options)

@@ -22,6 +22,7 @@ Choices and deviations, none of which changes a parameter count:
 
 import keras
 
+from kerascnn.errors import InputError
 from kerascnn.layers import factories
 from kerascnn.layers.blocks import conv_norm_act, residual_add
 from kerascnn.layers.convolution import CONV_KINDS, Window, pool
@@ -108,7 +109,7 @@ def basic_block(
     """
     del stride_on
     if groups != 1 or base_width != 64:
-        raise ValueError(
+        raise InputError(
             f"{name}: the basic block supports only groups=1 and base_width=64; got "
             f"groups={groups}, base_width={base_width}. Use a bottleneck model (resnet50, "
             "resnext50_32x4d) for grouped widths."
@@ -219,27 +220,27 @@ def _check_options(name, block, blocks_per_stage, *, stem, stride_on, shortcut, 
     """Validates the ResNet-only options and their combinations before any layer is built."""
     factories.check_choice(block, tuple(BLOCKS), "block")
     if len(blocks_per_stage) != len(STAGE_WIDTHS) or min(blocks_per_stage) < 1:
-        raise ValueError(f"blocks_per_stage={blocks_per_stage!r} needs 4 positive counts.")
+        raise InputError(f"blocks_per_stage={blocks_per_stage!r} needs 4 positive counts.")
     factories.check_choice(stem, tuple(STEMS), "stem")
     factories.check_choice(stride_on, STRIDE_ON, "stride_on")
     factories.check_choice(shortcut, SHORTCUTS, "shortcut")
     factories.check_choice(conv_kind, CONV_KINDS, "conv_kind")
     base.check_options(name, groups=groups)
     if isinstance(base_width, bool) or not isinstance(base_width, int) or base_width < 1:
-        raise ValueError(f"{name}: base_width={base_width!r} must be a positive int.")
+        raise InputError(f"{name}: base_width={base_width!r} must be a positive int.")
     if conv_kind == "dilated":
-        raise ValueError(
+        raise InputError(
             "conv_kind='dilated' is not supported by ResNet: its strided 3×3 convolutions "
             f"cannot be dilated. Choose one of {tuple(k for k in CONV_KINDS if k != 'dilated')}."
         )
     if conv_kind == "grouped" and groups < 2:
-        raise ValueError(f"conv_kind='grouped' needs groups >= 2; got groups={groups}.")
+        raise InputError(f"conv_kind='grouped' needs groups >= 2; got groups={groups}.")
     if groups > 1 and conv_kind not in ("standard", "grouped"):
-        raise ValueError(
+        raise InputError(
             f"groups={groups} needs conv_kind 'standard' or 'grouped'; got {conv_kind!r}."
         )
     if zero_init_residual and factories.check_norm(norm) == "none":
-        raise ValueError(
+        raise InputError(
             "zero_init_residual=True zeroes a normalisation gamma; it needs norm != 'none'."
         )
 

@@ -23,6 +23,7 @@ import numbers
 
 import keras
 
+from kerascnn.errors import InputError
 from kerascnn.layers.blocks import conv_norm_act, residual_add
 from kerascnn.layers.convolution import Window, global_pool, pool
 from kerascnn.models import base
@@ -78,7 +79,7 @@ def classifier_head(x, *, include_top, pooling, classes, classifier_activation, 
 def _check_logit_scale(name, logit_scale):
     if (not isinstance(logit_scale, numbers.Real) or isinstance(logit_scale, bool)
             or not logit_scale > 0):
-        raise ValueError(f"{name}: logit_scale must be a positive number; got {logit_scale!r} "
+        raise InputError(f"{name}: logit_scale must be a positive number; got {logit_scale!r} "
                          "(Page's 0.125, or 1 for plain logits).")
 
 

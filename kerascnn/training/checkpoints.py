@@ -17,6 +17,7 @@ import keras
 import numpy as np
 
 from kerascnn.data.pipeline import SEED_STATE
+from kerascnn.errors import InputError
 from kerascnn.run_folder import RunFolderError
 from kerascnn.training.precision import policy_scope
 
@@ -124,7 +125,7 @@ def finite_weights(model):
                if np.issubdtype(w.dtype, np.floating))
 
 
-class TrainingDivergedError(ValueError):
+class TrainingDivergedError(InputError):
     """Training stopped at a non-finite loss; the message names the epoch and likely causes."""
 
 

@@ -5,6 +5,8 @@ import os
 
 import tensorflow as tf
 
+from kerascnn.errors import InputError
+
 STRATEGIES = (None, "mirrored", "multi_worker")
 
 
@@ -32,7 +34,7 @@ def get_strategy(strategy=None):
     if strategy == "multi_worker":
         check_tf_config(os.environ.get("TF_CONFIG"))
         return tf.distribute.MultiWorkerMirroredStrategy()
-    raise ValueError(f"strategy={strategy!r} is unknown; choose one of {STRATEGIES} or pass a tf.distribute.Strategy.")
+    raise InputError(f"strategy={strategy!r} is unknown; choose one of {STRATEGIES} or pass a tf.distribute.Strategy.")
 
 
 def check_tf_config(text):
@@ -44,7 +46,7 @@ def check_tf_config(text):
     example = ('TF_CONFIG=\'{"cluster": {"worker": ["host1:2222", "host2:2222"]}, '
                '"task": {"type": "worker", "index": 0}}\' (index 1 on host2)')
     if not text:
-        raise ValueError(
+        raise InputError(
             "strategy='multi_worker' reads its cluster from the TF_CONFIG environment variable, "
             f"which is not set. Set it on every worker, e.g. {example}; or use 'mirrored' on one "
             "machine."
@@ -57,7 +59,7 @@ def check_tf_config(text):
     task = config.get("task") if isinstance(config, dict) else None
     addresses = isinstance(cluster, dict) and (cluster.get("worker") or cluster.get("chief"))
     if not (addresses and isinstance(task, dict) and {"type", "index"} <= set(task)):
-        raise ValueError(
+        raise InputError(
             f"TF_CONFIG={text!r} must be JSON with a 'cluster' listing the 'worker' (and "
             f"'chief') addresses and this process's 'task' (type and index); e.g. {example}."
         )

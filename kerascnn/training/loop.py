@@ -17,8 +17,8 @@ import kerascnn
 from kerascnn.data.errors import reading_files
 from kerascnn.data.pipeline import steps_per_epoch
 from kerascnn.data.preprocessing import split_network
+from kerascnn.errors import InputError
 from kerascnn.evaluation import evaluate
-from kerascnn.evaluation.evaluator import split_record
 from kerascnn import losses
 from kerascnn.files import sha256_file
 from kerascnn.models.googlenet import LOSS_WEIGHTS as GOOGLENET_LOSS_WEIGHTS
@@ -170,7 +170,7 @@ def train(
     if isinstance(optimizer, str):  # a recipe's optimizer by name
         recipe_overrides["optimizer"], optimizer = optimizer, None
     elif optimizer is not None and not callable(optimizer):
-        raise ValueError(
+        raise InputError(
             "optimizer must be None, a name (sgd, adam, adamw, rmsprop) or a callable "
             f"(recipe, learning_rate, steps_per_epoch) -> Optimizer; got {optimizer!r}.")
     recipe = get_recipe(recipe, epochs=epochs, batch_size=batch_size, augment=augment,
@@ -181,7 +181,7 @@ def train(
     options = network.model_options(name, recipe, model_options) if name else {}
     run_precision = precision.choose_precision(recipe.precision)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer; got seed={seed!r}.")
+        raise InputError(f"seed must be a non-negative integer; got seed={seed!r}.")
     seed = int(seed)
     strategy = distribute.get_strategy(strategy)
     chief = multi_worker.is_chief(strategy)
@@ -336,7 +336,7 @@ def _train(run, state_run, model, name, data, recipe, *, seed, strategy, out, op
             "keras": keras.__version__,
             "model": fingerprint["model"],
             "model_options": options,
-            "data": {**fingerprint["data"], "source": source, "splits": split_record(data)},
+            "data": {**fingerprint["data"], "source": source, "splits": data.split_digests()},
             "network_input_shape": list(split_network(net)[1].inputs[0].shape[1:]),
             "recipe": recipe.to_dict(),
             "precision": run_precision.to_dict(),
@@ -410,7 +410,7 @@ def _check_outputs(net, data, recipe):
                     f"{data.num_outputs}) with no activation" if recipe.task == "regression"
                     else f"{data.num_classes} classes; end it in Dense({data.num_classes}, "
                     f"activation={'softmax' if softmax else None!r})")
-            raise ValueError(
+            raise InputError(
                 f"the model gives {width} outputs per example but {data.name} has {what}.")
         if recipe.task == "regression":
             continue
@@ -419,14 +419,14 @@ def _check_outputs(net, data, recipe):
         probabilities = (low >= -PROBABILITY_TOLERANCE and high <= 1 + PROBABILITY_TOLERANCE
                          and np.all(np.abs(sums - 1) <= PROBABILITY_TOLERANCE * width))
         if softmax and not probabilities:
-            raise ValueError(
+            raise InputError(
                 f"the model's outputs are not class probabilities (values from {low:.3g} to "
                 f"{high:.3g}, rows summing to {sums.min():.3g}..{sums.max():.3g}): it ends in "
                 "logits. kerascnn trains with cross-entropy on probabilities: end the model in "
                 "activation='softmax' (or add keras.layers.Softmax()), or train with "
                 "loss='hinge' on raw scores.")
         if not softmax and probabilities:
-            raise ValueError(
+            raise InputError(
                 f"loss={loss!r} is the multiclass SVM loss on raw class scores, but the model "
                 "ends in a softmax (its rows sum to 1, so no margin of 1 can be met): end it "
                 "in a linear layer (classifier_activation=None).")
@@ -453,12 +453,12 @@ def _check_model(model):
         return None
     if isinstance(model, (str, os.PathLike)) and str(model).endswith(".keras"):
         if not os.path.isfile(model):
-            raise ValueError(f"model file {model!r} does not exist.")
+            raise InputError(f"model file {model!r} does not exist.")
         return None
     if isinstance(model, str):
         get_model_entry(model)
         return model
-    raise ValueError(f"model must be a registry name, a keras.Model or a .keras path; got {model!r}.")
+    raise InputError(f"model must be a registry name, a keras.Model or a .keras path; got {model!r}.")
 
 
 def _load_data(data, data_dir, load_options, recipe, seed):
@@ -473,13 +473,10 @@ def _load_data(data, data_dir, load_options, recipe, seed):
     if isinstance(data, Data) and given:
         listed = ", ".join(f"{key}={value!r}" for key, value in given.items())
         verb = "tells" if len(given) == 1 else "tell"
-        raise ValueError(f"{listed} {verb} how to read a data source, but `data` is a Data "
+        raise InputError(f"{listed} {verb} how to read a data source, but `data` is a Data "
                          "already read; pass them to kerascnn.data.load instead.")
     if isinstance(data, Data):
-        if data.task != recipe.task:
-            raise ValueError(f"{data.name} was loaded for {data.task}, but the recipe's task is "
-                             f"{recipe.task!r}; load it with task={recipe.task!r} or train with "
-                             f"task={data.task!r}.")
+        data.check_task(recipe.task)
         # Loaded by the caller: its arguments are unknown, its name and split seed are not.
         return data, {"source": data.name, "loaded_by": "caller", "seed": data.seed,
                       "kind": data.kind, "task": data.task}

@@ -24,6 +24,7 @@ import keras
 import tensorflow as tf
 
 from kerascnn import compat
+from kerascnn.errors import InputError
 
 
 def is_multi_worker(strategy):
@@ -144,7 +145,7 @@ def _check_workers_agree(strategy, **values):
     differ = [name for name, (s, squares) in zip(values, sums) if s * s != squares * replicas]
     if differ:
         given = ", ".join(f"{name}={value}" for name, value in values.items())
-        raise ValueError(
+        raise InputError(
             f"The workers called fit with different {', '.join(differ)} (this one: {given}); "
             "every worker must train the same epochs on as many batches. A resumed run must "
             "read its checkpoint from a folder that every worker sees."
@@ -183,7 +184,7 @@ def _distribute(strategy, dataset, made_for):
         actual = (context.num_input_pipelines, context.input_pipeline_id,
                   context.num_replicas_in_sync)
         if actual != given:
-            raise ValueError(
+            raise InputError(
                 f"The datasets were made for input pipeline {given[1]} of {given[0]} with "
                 f"{given[2]} replicas, but this worker is pipeline {actual[1]} of {actual[0]} "
                 f"with {actual[2]}; make them with "

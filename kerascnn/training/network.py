@@ -3,6 +3,7 @@
 import keras
 
 from kerascnn.data.preprocessing import Preprocessing, split_network
+from kerascnn.errors import InputError
 from kerascnn.models.registry import accepts_input, get_model_entry
 
 
@@ -40,10 +41,10 @@ def model_options(name, recipe, options=None):
     options = dict(options or {})
     lacking = sorted(set(options) - set(accepted))
     if lacking:
-        raise ValueError(f"{name} has no option {', '.join(lacking)}; its options: {accepted}.")
+        raise InputError(f"{name} has no option {', '.join(lacking)}; its options: {accepted}.")
     lacking = [k for k, _ in recipe.model_options if k not in accepted]
     if lacking:
-        raise ValueError(
+        raise InputError(
             f"recipe {recipe.name!r} sets the model option(s) {', '.join(lacking)}, which {name} "
             f"does not take (its options: {accepted}). Use another recipe (e.g. 'quick') with "
             f"--option / model_options for {name}, or get_recipe({recipe.name!r}, "

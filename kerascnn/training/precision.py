@@ -18,6 +18,8 @@ import os
 
 import keras
 
+from kerascnn.errors import InputError
+
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 POLICIES = {"float32": "float32", "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 FAST_BFLOAT16_FLAGS = ("amx_bf16", "avx512_bf16")
@@ -85,13 +87,13 @@ def choose_precision(precision="auto", *, gpu=None):
         ValueError: for an unknown precision, or float16 without a GPU.
     """
     if precision not in PRECISIONS:
-        raise ValueError(f"precision must be one of {PRECISIONS}; got {precision!r}.")
+        raise InputError(f"precision must be one of {PRECISIONS}; got {precision!r}.")
     if gpu is None:
         import tensorflow as tf
 
         gpu = bool(tf.config.list_physical_devices("GPU"))
     if precision == "float16" and not gpu:
-        raise ValueError(
+        raise InputError(
             "precision='float16' needs a GPU (CPUs emulate float16 slowly); use 'bfloat16' on a "
             "CPU with bfloat16 units, 'auto' or 'float32'.")
     if precision != "auto":
@@ -163,7 +165,7 @@ def with_policy(model, policy):
         with policy_scope(policy):  # layers that make sublayers in __init__ take the global one
             copy = keras.saving.deserialize_keras_object(config)
     except (NotImplementedError, TypeError, ValueError) as error:
-        raise ValueError(
+        raise InputError(
             f"{model.name} cannot be rebuilt from its config to compute in {policy} ({error}); "
             "give its custom layers a get_config and register them "
             "(keras.saving.register_keras_serializable), or use precision='float32'.") from error

@@ -7,6 +7,7 @@ import math
 import numbers
 import os
 
+from kerascnn.errors import InputError
 from kerascnn.layers.factories import check_choice
 from kerascnn.losses import check_loss
 from kerascnn.training.precision import PRECISIONS
@@ -135,12 +136,12 @@ class Recipe:
             _number("validation_split", self.validation_split, low=0, high=1, high_open=True)
         milestones = self.milestones
         if not isinstance(milestones, (tuple, list)) or not milestones:
-            raise ValueError(f"recipe milestones must be fractions of the run in (0, 1); got "
+            raise InputError(f"recipe milestones must be fractions of the run in (0, 1); got "
                              f"{milestones!r}.")
         for milestone in milestones:
             _number("milestones", milestone, low=0, high=1, low_open=True, high_open=True)
         if self.weight_decay_mode == "l2" and self.optimizer != "sgd":
-            raise ValueError(
+            raise InputError(
                 f"weight_decay_mode='l2' is implemented for SGD; got optimizer="
                 f"{self.optimizer!r}. Use weight_decay_mode='decoupled' (for adamw, its own).")
 
@@ -149,7 +150,7 @@ class Recipe:
         fields = {f.name for f in dataclasses.fields(self)}
         unknown = sorted(set(overrides) - fields)
         if unknown:
-            raise ValueError(f"Recipe has no field {', '.join(unknown)}; fields: {sorted(fields)}.")
+            raise InputError(f"Recipe has no field {', '.join(unknown)}; fields: {sorted(fields)}.")
         return dataclasses.replace(self, **overrides)
 
     def to_dict(self):
@@ -173,18 +174,18 @@ def _option_pairs(options):
         except TypeError:
             items = None
         if items is None or any(len(pair) != 2 for pair in items):
-            raise ValueError(f"recipe model_options must be a dict of builder options, such as "
+            raise InputError(f"recipe model_options must be a dict of builder options, such as "
                              f"{{'norm': 'batch'}}; got {options!r}.")
     for name, _ in items:
         if not isinstance(name, str) or not name.isidentifier():
-            raise ValueError(f"recipe model_options: {name!r} is not an option name.")
+            raise InputError(f"recipe model_options: {name!r} is not an option name.")
         if name in _NOT_MODEL_OPTIONS:
             hint = (f"use the recipe's own field {name}=" if name in ("dropout", "drop_path_rate")
                     else "the data and train() decide it")
-            raise ValueError(f"recipe model_options cannot set {name!r}: {hint}.")
+            raise InputError(f"recipe model_options cannot set {name!r}: {hint}.")
     names = [name for name, _ in items]
     if len(set(names)) != len(names):
-        raise ValueError(f"recipe model_options name an option twice: {names}.")
+        raise InputError(f"recipe model_options name an option twice: {names}.")
     return tuple(sorted(((name, tuple(value) if isinstance(value, list) else value)
                          for name, value in items), key=lambda pair: pair[0]))
 
@@ -199,13 +200,13 @@ def _number(field, value, *, low=None, high=None, low_open=False, high_open=Fals
         bounds = ("(" if low_open else "[") + f"{low}, {high}" + (")" if high_open else "]")
         allowed = f"a finite number in {bounds}" if high is not None else (
             f"a finite number {'>' if low_open else '>='} {low}")
-        raise ValueError(f"recipe {field} must be {allowed}; got {value!r}.")
+        raise InputError(f"recipe {field} must be {allowed}; got {value!r}.")
 
 
 def _integer(field, value, *, low):
     """Checks that a recipe field is an integer >= `low`."""
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
-        raise ValueError(f"recipe {field} must be an integer >= {low}; got {value!r}.")
+        raise InputError(f"recipe {field} must be an integer >= {low}; got {value!r}.")
 
 
 RECIPES = {
@@ -286,7 +287,7 @@ def get_recipe(recipe="quick", **overrides):
     elif recipe in RECIPES:
         base = RECIPES[recipe]
     else:
-        raise ValueError(f"Unknown recipe {recipe!r}; choose one of {sorted(RECIPES)} or pass a Recipe.")
+        raise InputError(f"Unknown recipe {recipe!r}; choose one of {sorted(RECIPES)} or pass a Recipe.")
     return base.replace(**overrides)
 
 

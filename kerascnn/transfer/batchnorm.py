@@ -9,6 +9,8 @@
 
 import keras
 
+from kerascnn.errors import InputError
+
 POLICIES = ("frozen", "train_affine", "train")
 
 
@@ -27,7 +29,7 @@ class FixedStatisticsBatchNormalization(keras.layers.BatchNormalization):
 def check_policy(bn):
     """Raises ValueError unless `bn` is one of POLICIES."""
     if bn not in POLICIES:
-        raise ValueError(f"bn must be one of {', '.join(POLICIES)}; got bn={bn!r}.")
+        raise InputError(f"bn must be one of {', '.join(POLICIES)}; got bn={bn!r}.")
 
 
 def is_batchnorm(layer):

@@ -133,10 +133,8 @@ def finetune(
             or (head_epochs == 0 and freeze == "base"):
         raise TransferError(f"head_epochs must be a positive int (0 skips the head phase when "
                             f"freeze is not 'base'); got {head_epochs!r}.")
-    if isinstance(data, Data) and recipe_overrides.get("task") not in (None, data.task):
-        raise TransferError(f"task={recipe_overrides['task']!r}, but {data.name} was loaded for "
-                            f"{data.task}; pass task={data.task!r}, or load the data with "
-                            f"task={recipe_overrides['task']!r}.")
+    if isinstance(data, Data):
+        data.check_task(recipe_overrides.get("task"), TransferError)
     model, provenance = load_source(source, safe_mode=safe_mode)
     data = features.load_data(data, data_dir, recipe.validation_split, seed, task=recipe.task)
     recipe = get_recipe(recipe, task=data.task)

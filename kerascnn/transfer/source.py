@@ -11,6 +11,7 @@ import numpy as np
 
 import kerascnn.data  # noqa: F401  (registers Preprocessing for loading)
 import kerascnn.models  # noqa: F401  (registers kerascnn's layers for loading)
+from kerascnn.errors import InputError
 from kerascnn.files import config_objects, sha256_file
 
 # The small trained models kerascnn ships as package data (a wheel carries them).
@@ -19,7 +20,7 @@ SAVED_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__fi
 _MISSING_CLASS = re.compile(r"Could not locate (?:class|function) '([^']+)'")
 
 
-class TransferError(ValueError):
+class TransferError(InputError):
     """A fine-tuning source or option that cannot be used; the message says why and the fix."""
 
 

@@ -15,6 +15,7 @@ import numpy as np
 
 from kerascnn.compat import safe_mode_scope
 from kerascnn.data.preprocessing import Preprocessing, split_network
+from kerascnn.errors import InputError
 from kerascnn.transfer import channels
 from kerascnn.transfer.source import TransferError
 
@@ -155,7 +156,7 @@ def rebuild(model, *, classes=None, input_shape=None, input_channels=None, layer
         TransferError: a subclassed model, whose structure is code rather than config.
     """
     if linear_head and softmax_head:
-        raise ValueError("a head is linear or a softmax, not both.")
+        raise InputError("a head is linear or a softmax, not both.")
     if not hasattr(model, "get_config") or "layers" not in (model.get_config() or {}):
         raise TransferError(
             f"{model.name!r} is a subclassed keras.Model; head surgery needs a functional or "

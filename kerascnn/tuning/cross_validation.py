@@ -27,6 +27,7 @@ from kerascnn.data.splits import (
     stratified_folds,
     stratified_split,
 )
+from kerascnn.errors import InputError
 from kerascnn.run_folder import LOCK as RUN_LOCK
 from kerascnn.training import checkpoints
 from kerascnn.losses import loss_name
@@ -69,7 +70,7 @@ UNLIMITED_FAILURES = 2**31 - 1
 def check_tuner(tuner):
     """Raises ValueError unless `tuner` names one of KerasTuner's Oracles."""
     if tuner not in TUNERS:
-        raise ValueError(f"Unknown tuner {tuner!r}; choose one of {sorted(TUNERS)}.")
+        raise InputError(f"Unknown tuner {tuner!r}; choose one of {sorted(TUNERS)}.")
 
 
 def default_objective(task, loss):
@@ -86,10 +87,10 @@ def check_objective(objective, task=None):
         task: the data's task ("classification" or "regression"); None skips that check.
     """
     if objective not in OBJECTIVES:
-        raise ValueError(f"Unknown objective {objective!r}; choose one of {sorted(OBJECTIVES)}.")
+        raise InputError(f"Unknown objective {objective!r}; choose one of {sorted(OBJECTIVES)}.")
     if task is not None and OBJECTIVES[objective].task != task:
         fitting = sorted(k for k, v in OBJECTIVES.items() if v.task == task)
-        raise ValueError(f"objective={objective!r} scores {OBJECTIVES[objective].task}, but the "
+        raise InputError(f"objective={objective!r} scores {OBJECTIVES[objective].task}, but the "
                          f"data holds {task} targets; choose one of {fitting}.")
     return objective, OBJECTIVES[objective].direction
 
@@ -134,7 +135,7 @@ def fold_indices(data, folds, *, seed, groups=None, validation_split=0.1):
     labels = data.training_labels()
     regression = data.task == "regression"
     if groups is not None and len(groups) != len(labels):
-        raise ValueError(
+        raise InputError(
             f"groups has {len(groups)} entries but {data.name} has {len(labels)} training "
             "examples (train plus validation); give one group per training example."
         )
@@ -150,7 +151,7 @@ def fold_indices(data, folds, *, seed, groups=None, validation_split=0.1):
         pairs = (shuffled_folds(len(labels), int(folds), seed) if regression
                  else stratified_folds(labels, int(folds), seed, data.class_names))
     else:
-        raise ValueError(
+        raise InputError(
             f"folds must be an int (1 for one validation split, k >= 2 for k-fold) or a "
             f"scikit-learn splitter; got {folds!r}."
         )
@@ -167,7 +168,7 @@ def _group_folds(labels, k, groups, seed, validation_split, regression):
         splitter = model_selection.GroupShuffleSplit(1, test_size=validation_split,
                                                      random_state=seed)
     elif count < k:
-        raise ValueError(f"folds={k} needs at least {k} groups; groups holds {count}. Use "
+        raise InputError(f"folds={k} needs at least {k} groups; groups holds {count}. Use "
                          f"folds <= {count}, or finer groups.")
     elif regression:
         splitter = model_selection.GroupKFold(k)

@@ -13,6 +13,7 @@ from typing import NamedTuple
 import keras
 import numpy as np
 
+from kerascnn.errors import InputError
 from kerascnn.models.registry import get_model_entry
 from kerascnn.run_folder import RunFolder, RunFolderError
 from kerascnn.training import train
@@ -230,9 +231,8 @@ def tune(
                             prune=prune, error_score=error_score)
     model_name, build = _check_model(model)
     base = get_recipe(recipe, epochs=epochs)
-    if isinstance(data, Data) and task not in (None, data.task):
-        raise ValueError(f"task={task!r}, but {data.name} was loaded for {data.task}; pass "
-                         f"task={data.task!r}, or load the data with task={task!r}.")
+    if isinstance(data, Data):
+        data.check_task(task)
     task = task or (data.task if isinstance(data, Data) else base.task)
     base = get_recipe(base, task=task)
     objective = objective or default_objective(task, base.loss)
@@ -300,7 +300,7 @@ def tune(
             shutil.rmtree(path, ignore_errors=True)
 
 
-class SearchError(ValueError):
+class SearchError(InputError):
     """A search that cannot give a result: every trial failed (each with its error)."""
 
 
@@ -531,7 +531,7 @@ def _check_model(model):
         return model, None
     if callable(model) and not isinstance(model, keras.Model):
         return None, model
-    raise ValueError(
+    raise InputError(
         f"model must be a registry name or a callable build(hp) -> keras.Model; got {model!r}."
     )
 

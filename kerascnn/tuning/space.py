@@ -15,6 +15,7 @@ import dataclasses
 import keras_tuner
 
 from kerascnn.data.augment import parse_spec
+from kerascnn.errors import InputError
 from kerascnn.models.registry import get_model_entry, minimum_input_size
 from kerascnn.training.recipes import Recipe
 
@@ -51,7 +52,7 @@ GENERIC_FAMILY_SPACE = {"dropout": {"min": 0.0, "max": 0.5, "step": 0.1},
                         "activation": ["relu", "swish"]}
 
 
-class SpaceError(ValueError):
+class SpaceError(InputError):
     """A search space that names an unknown hyperparameter or holds an empty range."""
 
 

@@ -24,6 +24,8 @@ import os
 
 import tomllib
 
+from kerascnn.errors import InputError
+
 # key -> the types it accepts
 STUDY_KEYS = {
     "model": (str,),
@@ -46,7 +48,7 @@ STUDY_KEYS = {
 TUNER_NAMES = ("bayesian", "grid", "hyperband", "random")  # cross_validation.TUNERS' keys
 
 
-class StudyError(ValueError):
+class StudyError(InputError):
     """A study that cannot run: a study file that cannot be read, an unknown key, a value of
     the wrong type, or a setting out of its range (in a file or in `tune`'s arguments)."""
 

@@ -11,7 +11,6 @@ from PIL import Image
 from kerascnn.data import CacheError, FileChangedError, load
 from kerascnn.data.errors import reading_files
 from kerascnn.data.sources import DATA_DIR_ENV
-from kerascnn.evaluation.evaluator import split_record
 
 
 def _write_images(folder, count, seed, size=(10, 12), formats=("png",), mode="RGB"):
@@ -39,7 +38,7 @@ def _load_both(root, **options):
 
 
 def _assert_same(memory, streamed):
-    assert split_record(streamed) == split_record(memory)
+    assert streamed.split_digests() == memory.split_digests()
     assert streamed.input_shape == memory.input_shape
     for split in memory.split_names:
         x, y = memory.arrays(split)

@@ -11,7 +11,6 @@ from sklearn.datasets import load_digits
 
 import kerascnn
 from kerascnn.data import Preprocessing, TFRecords, load, records, streaming
-from kerascnn.evaluation.evaluator import split_record
 
 
 def _example(image_bytes, label):
@@ -70,7 +69,7 @@ def test_same_splits_folds_and_pixels_as_the_arrays(both):
     assert streamed.describe()["storage"] == "files"
     assert memory.describe()["storage"] == "memory"
     assert {**streamed.describe(), "storage": "memory"} == memory.describe()
-    assert split_record(streamed) == split_record(memory) == split_record(reference)
+    assert streamed.split_digests() == memory.split_digests() == reference.split_digests()
     assert streamed.input_shape == (8, 8, 1)
     for (mem_train, mem_held), (str_train, str_held) in zip(memory.folds(3, seed=5),
                                                             streamed.folds(3, seed=5)):
@@ -177,7 +176,7 @@ def test_auto_streams_above_the_memory_share_and_json_specs(tmp_path, shards, mo
     monkeypatch.setattr(streaming, "MEMORY_SHARE", 1.1 * size / memory)
     in_memory = load(str(spec))
     assert in_memory.describe()["storage"] == "memory"
-    assert split_record(in_memory) == split_record(streamed)
+    assert in_memory.split_digests() == streamed.split_digests()
 
 
 @pytest.fixture(scope="module")
@@ -207,7 +206,7 @@ def test_tfds_set_streams_as_it_loads(tiny_tfds):
     streamed = load("tfds:tiny_digits", stream=True, **options)
     assert streamed.describe()["storage"] == "files"
     assert {**streamed.describe(), "storage": "memory"} == memory.describe()
-    assert split_record(streamed) == split_record(memory)
+    assert streamed.split_digests() == memory.split_digests()
     for split in ("x_train", "x_val", "x_test"):
         np.testing.assert_array_equal(np.asarray(getattr(streamed, split)),
                                       getattr(memory, split))
@@ -252,7 +251,7 @@ def test_own_validation_shards_fold_as_in_memory(tmp_path, digits):
         class_names=[f"digit {i}" for i in range(10)], name="digits shards")
     memory, streamed = (load(source, stream=stream, test_split=0.1, seed=4)
                         for stream in (False, True))
-    assert split_record(streamed) == split_record(memory)
+    assert streamed.split_digests() == memory.split_digests()
     assert streamed.class_names[3] == "digit 3" and streamed.name == "digits shards"
     (mem_train, mem_held), (str_train, str_held) = next(zip(memory.folds(2), streamed.folds(2)))
     np.testing.assert_array_equal(str_train._split("train").all_positions(),

@@ -10,7 +10,6 @@ from PIL import Image
 import kerascnn
 from kerascnn.data import Preprocessing, load, streaming
 from kerascnn.data.running_stats import RunningMoments
-from kerascnn.evaluation.evaluator import split_record
 
 
 def _write_folder(root, per_class, seed=0, corrupt=True):
@@ -57,7 +56,7 @@ def test_same_files_in_the_same_splits_and_folds(both):
     assert memory.describe()["storage"] == "memory"
     assert streamed.describe()["storage"] == "files"
     assert {**streamed.describe(), "storage": "memory"} == memory.describe()
-    assert split_record(streamed) == split_record(memory)  # the run.json digests
+    assert streamed.split_digests() == memory.split_digests()  # the run.json digests
     np.testing.assert_array_equal(streamed.training_labels(), memory.training_labels())
     for (mem_train, mem_held), (str_train, str_held) in zip(memory.folds(3, seed=5),
                                                             streamed.folds(3, seed=5)):
@@ -182,7 +181,7 @@ def test_a_folder_with_its_own_validation_split_folds_alike(tmp_path):
     for split, count in (("train", 9), ("validation", 4), ("test", 3)):
         _write_folder(tmp_path / "split" / split, per_class=count, seed=count, corrupt=False)
     memory, streamed = _load_both(tmp_path / "split", target_size=(12, 12))
-    assert split_record(streamed) == split_record(memory)
+    assert streamed.split_digests() == memory.split_digests()
     for (mem_train, _), (str_train, _) in zip(memory.folds(2), streamed.folds(2)):
         np.testing.assert_array_equal(np.asarray(str_train.x_train), mem_train.x_train)
 
@@ -216,7 +215,7 @@ def test_mixed_sizes_need_a_target_size(folder):
 def test_a_few_thousand_files_stream_as_they_load(tmp_path):
     root = _write_folder(tmp_path / "large", per_class=1000)
     memory, streamed = _load_both(root, target_size=(16, 16), validation_split=0.1, seed=7)
-    assert split_record(streamed) == split_record(memory)
+    assert streamed.split_digests() == memory.split_digests()
     for (mem_train, _), (str_train, _) in zip(memory.folds(5, seed=1), streamed.folds(5, seed=1)):
         np.testing.assert_array_equal(_positions(str_train, "train"),
                                       _positions(mem_train, "train"))
