@@ -25,6 +25,13 @@ ECE_BINS = 15
 MOST_CONFUSED_PAIRS = 5
 CONFIDENT_MISTAKES = 16
 PROBABILITY_TOLERANCE = 5e-3
+# The figures a command prints and a run record keeps, of those a report has.
+HEADLINE_METRICS = ("accuracy", "macro_f1", "log_loss", "r2", "mae", "rmse")
+
+
+def headline(metrics, prefix=""):
+    """The HEADLINE_METRICS of a report's `metrics` (those it has), as floats, keys prefixed."""
+    return {f"{prefix}{key}": float(metrics[key]) for key in HEADLINE_METRICS if key in metrics}
 
 
 def default_top_k(num_classes):
