@@ -11,8 +11,33 @@ def _check_rate(rate, what):
         raise InputError(f"{what} rate must be in [0, 1); got {rate!r}.")
 
 
+class _DropConnect:
+    """DropConnect on a Keras layer's kernel, shared by `DropConnectDense` and the
+    `DropConnectConv*D`: listed before the layer's class, it takes `rate` and `seed`, masks
+    the kernel while training (see `DropConnectDense`) and calls the layer's
+    `_linear(inputs, kernel)`, its output before the activation."""
+
+    def __init__(self, *args, rate=0.5, seed=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        _check_rate(rate, "DropConnect")
+        self.rate = rate
+        self.seed = seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def call(self, inputs, training=False):
+        kernel = self.kernel
+        if training and self.rate > 0:
+            keep = keras.random.uniform(ops.shape(kernel), seed=self.seed_generator) >= self.rate
+            kernel = ops.where(keep, kernel / (1.0 - self.rate), ops.zeros_like(kernel))
+        outputs = self._linear(inputs, kernel)
+        return self.activation(outputs) if self.activation is not None else outputs
+
+    def get_config(self):
+        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+
+
 @keras.saving.register_keras_serializable(package="kerascnn")
-class DropConnectDense(keras.layers.Dense):
+class DropConnectDense(_DropConnect, keras.layers.Dense):
     """A Dense layer whose weights are zeroed at random during training (Wan et al., 2013).
 
     Each training step draws one Bernoulli mask over the kernel (shared by the batch) and
@@ -27,24 +52,11 @@ class DropConnectDense(keras.layers.Dense):
     """
 
     def __init__(self, units, rate=0.5, seed=None, **kwargs):
-        super().__init__(units, **kwargs)
-        _check_rate(rate, "DropConnect")
-        self.rate = rate
-        self.seed = seed
-        self.seed_generator = keras.random.SeedGenerator(seed)
+        super().__init__(units, rate=rate, seed=seed, **kwargs)
 
-    def call(self, inputs, training=False):
-        kernel = self.kernel
-        if training and self.rate > 0:
-            keep = keras.random.uniform(ops.shape(kernel), seed=self.seed_generator) >= self.rate
-            kernel = ops.where(keep, kernel / (1.0 - self.rate), ops.zeros_like(kernel))
+    def _linear(self, inputs, kernel):
         outputs = ops.matmul(inputs, kernel)
-        if self.use_bias:
-            outputs = outputs + self.bias
-        return self.activation(outputs) if self.activation is not None else outputs
-
-    def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+        return outputs + self.bias if self.use_bias else outputs
 
 
 @keras.saving.register_keras_serializable(package="kerascnn")
@@ -83,26 +95,12 @@ class StochasticDepth(keras.layers.Layer):
 def _drop_connect_conv(base_class):
     """A convolution class whose kernel is masked at random during training (DropConnect)."""
 
-    class DropConnectConv(base_class):
-        def __init__(self, *args, rate=0.5, seed=None, **kwargs):
-            super().__init__(*args, **kwargs)
-            _check_rate(rate, "DropConnect")
-            self.rate = rate
-            self.seed = seed
-            self.seed_generator = keras.random.SeedGenerator(seed)
-
-        def call(self, inputs, training=False):
-            kernel = self.kernel
-            if training and self.rate > 0:
-                keep = keras.random.uniform(ops.shape(kernel), seed=self.seed_generator) >= self.rate
-                kernel = ops.where(keep, kernel / (1.0 - self.rate), ops.zeros_like(kernel))
+    class DropConnectConv(_DropConnect, base_class):
+        def _linear(self, inputs, kernel):
             outputs = self.convolution_op(inputs, kernel)
             if self.use_bias:
                 outputs = outputs + ops.reshape(self.bias, (1,) * (self.rank + 1) + (self.filters,))
-            return self.activation(outputs) if self.activation is not None else outputs
-
-        def get_config(self):
-            return {**super().get_config(), "rate": self.rate, "seed": self.seed}
+            return outputs
 
     rank = base_class.__name__[-2]
     DropConnectConv.__name__ = DropConnectConv.__qualname__ = f"DropConnectConv{rank}D"

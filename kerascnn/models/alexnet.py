@@ -83,26 +83,19 @@ def AlexNet(
     default_input_shape,
     /,
     *,
-    include_top,
-    weights,
-    input_tensor,
-    input_shape,
-    pooling,
-    classes,
-    classifier_activation,
-    name,
-    activation,
-    norm,
-    lrn,
-    groups,
-    padding_mode,
-    conv_kind,
-    width_multiplier,
-    se_ratio,
-    hidden_units,
-    dropout,
-    spatial_dropout,
-    drop_connect,
+    include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name,
+    activation="relu",
+    norm="none",
+    lrn=True,
+    groups=1,
+    padding_mode="zeros",
+    conv_kind="standard",
+    width_multiplier=1.0,
+    se_ratio=None,
+    hidden_units=None,
+    dropout=0.5,
+    spatial_dropout=0.0,
+    drop_connect=0.0,
 ):
     """Builds an AlexNet-style network: five convolutions with LRN and max-pooling, then FC.
 
@@ -157,29 +150,8 @@ def AlexNet(
     paper="Krizhevsky, Sutskever & Hinton, 'ImageNet classification with deep convolutional "
     "neural networks', NIPS 2012, Fig. 2 and section 3.5 (single tower)",
 )
-def alexnet(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="alexnet",
-    *,
-    activation="relu",
-    norm="none",
-    lrn=True,
-    groups=1,
-    padding_mode="zeros",
-    conv_kind="standard",
-    width_multiplier=1.0,
-    se_ratio=None,
-    hidden_units=None,
-    dropout=0.5,
-    spatial_dropout=0.0,
-    drop_connect=0.0,
-):
+@base.variant(AlexNet)
+def alexnet(**arguments):
     """AlexNet: 96 11×11/4, 256 5×5, 384-384-256 3×3 convolutions, LRN, FC 4096-4096.
 
     Args:
@@ -206,7 +178,7 @@ def alexnet(
     Returns:
         A `keras.Model`.
     """
-    return AlexNet(ALEXNET, (227, 227, 3), **locals())
+    return AlexNet(ALEXNET, (227, 227, 3), **arguments)
 
 
 @register_model(
@@ -214,31 +186,10 @@ def alexnet(
     paper="Zeiler & Fergus, 'Visualizing and understanding convolutional networks', "
     "ECCV 2014 (arXiv 1311.2901), Fig. 3",
 )
-def zfnet(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="zfnet",
-    *,
-    activation="relu",
-    norm="none",
-    lrn=True,
-    groups=1,
-    padding_mode="zeros",
-    conv_kind="standard",
-    width_multiplier=1.0,
-    se_ratio=None,
-    hidden_units=None,
-    dropout=0.5,
-    spatial_dropout=0.0,
-    drop_connect=0.0,
-):
+@base.variant(AlexNet)
+def zfnet(**arguments):
     """ZFNet: AlexNet with a 96 7×7/2 first layer and a 5×5/2 second, dense layers 3-5.
 
     Args: as `alexnet`.
     """
-    return AlexNet(ZFNET, (224, 224, 3), **locals())
+    return AlexNet(ZFNET, (224, 224, 3), **arguments)

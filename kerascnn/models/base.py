@@ -1,6 +1,8 @@
 """What every architecture shares: arguments and their checks, input sizes, widths, the head."""
 
 import contextvars
+import functools
+import inspect
 import numbers
 import os
 
@@ -17,6 +19,9 @@ KERAS_ARGUMENTS = (
     "include_top", "weights", "input_tensor", "input_shape", "pooling", "classes",
     "classifier_activation", "name",
 )
+# Their defaults in a variant's signature (`variant`); `name` defaults to the variant's own.
+KERAS_DEFAULTS = {"include_top": True, "weights": None, "input_tensor": None, "input_shape": None,
+                  "pooling": None, "classes": 1000, "classifier_activation": "softmax"}
 POOLINGS = (None, "avg", "max")
 ROUNDINGS = ("nearest", "down")
 
@@ -31,6 +36,43 @@ class InputTooSmallError(InputError):
     def __init__(self, message, minimum):
         super().__init__(message)
         self.minimum = minimum
+
+
+def variant(family, **defaults):
+    """Makes `fn(**arguments)` a variant of the family builder `family`, with its own signature.
+
+    `family` takes keras.applications' arguments (`KERAS_ARGUMENTS`), then its options, all
+    keyword-only, the options with their defaults. The variant's signature is those arguments,
+    positional or keyword, with `KERAS_DEFAULTS` (`name`: the variant's name), then the
+    options, keyword-only, `defaults` overriding the family's (e.g. `variant(ResNet,
+    groups=32, base_width=4)`). A call binds it as a `def` would (TypeError for an unknown
+    keyword) and passes `fn` every argument by keyword.
+    """
+
+    def decorator(fn):
+        values = {**KERAS_DEFAULTS, "name": fn.__name__, **defaults}
+        parameters = [
+            p.replace(kind=p.POSITIONAL_OR_KEYWORD if p.name in KERAS_ARGUMENTS else p.kind,
+                      default=values.pop(p.name, p.default))
+            for p in inspect.signature(family).parameters.values() if p.kind is p.KEYWORD_ONLY
+        ]
+        if values:
+            raise TypeError(f"{fn.__name__}: {family.__name__} has no option {', '.join(values)}.")
+        signature = inspect.Signature(parameters)
+
+        @functools.wraps(fn)
+        def builder(*args, **kwargs):
+            try:
+                bound = signature.bind(*args, **kwargs)
+            except TypeError as error:
+                raise TypeError(f"{fn.__name__}(): {error}") from None
+            bound.apply_defaults()
+            return fn(**bound.arguments)
+
+        builder.__signature__ = signature
+        return builder
+
+    return decorator
 
 
 def check_common(*, include_top, weights, input_tensor, input_shape, pooling, classes,

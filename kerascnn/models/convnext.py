@@ -89,23 +89,16 @@ def ConvNeXt(
     default_input_shape,
     /,
     *,
-    include_top,
-    weights,
-    input_tensor,
-    input_shape,
-    pooling,
-    classes,
-    classifier_activation,
-    name,
-    norm,
-    activation,
-    padding_mode,
-    width_multiplier,
-    layer_scale_init_value,
-    drop_path_rate,
-    dropout,
-    spatial_dropout,
-    drop_connect,
+    include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name,
+    norm="layer",
+    activation="gelu",
+    padding_mode="zeros",
+    width_multiplier=1.0,
+    layer_scale_init_value=1e-6,
+    drop_path_rate=0.0,
+    dropout=0.0,
+    spatial_dropout=0.0,
+    drop_connect=0.0,
 ):
     """Builds a ConvNeXt (Liu et al., 2022, Table 9).
 
@@ -166,26 +159,8 @@ def ConvNeXt(
     default_input_shape=(224, 224, 3),
     paper="Liu et al., 'A ConvNet for the 2020s', CVPR 2022, Table 9 (ConvNeXt-T)",
 )
-def convnext_tiny(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="convnext_tiny",
-    *,
-    norm="layer",
-    activation="gelu",
-    padding_mode="zeros",
-    width_multiplier=1.0,
-    layer_scale_init_value=1e-6,
-    drop_path_rate=0.0,
-    dropout=0.0,
-    spatial_dropout=0.0,
-    drop_connect=0.0,
-):
+@base.variant(ConvNeXt)
+def convnext_tiny(**arguments):
     """ConvNeXt-T: stages of 3, 3, 9 and 3 blocks, 96 to 768 channels.
 
     Args:
@@ -207,4 +182,4 @@ def convnext_tiny(
     Returns:
         A `keras.Model`.
     """
-    return ConvNeXt((3, 3, 9, 3), (96, 192, 384, 768), (224, 224, 3), **locals())
+    return ConvNeXt((3, 3, 9, 3), (96, 192, 384, 768), (224, 224, 3), **arguments)

@@ -103,25 +103,18 @@ def DenseNet(
     default_input_shape,
     /,
     *,
-    include_top,
-    weights,
-    input_tensor,
-    input_shape,
-    pooling,
-    classes,
-    classifier_activation,
-    name,
-    growth_rate,
-    compression,
-    bottleneck,
-    norm,
-    activation,
-    padding_mode,
-    width_multiplier,
-    dropout,
-    spatial_dropout,
-    block_dropout,
-    drop_connect,
+    include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name,
+    growth_rate=32,
+    compression=0.5,
+    bottleneck=True,
+    norm="batch",
+    activation="relu",
+    padding_mode="zeros",
+    width_multiplier=1.0,
+    dropout=0.0,
+    spatial_dropout=0.0,
+    block_dropout=0.0,
+    drop_connect=0.0,
 ):
     """Builds a DenseNet (Huang et al., 2017, Table 1).
 
@@ -180,28 +173,8 @@ _PAPER = "Huang et al., 'Densely connected convolutional networks', CVPR 2017, T
 
 
 @register_model(default_input_shape=(224, 224, 3), paper=_PAPER)
-def densenet121(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="densenet121",
-    *,
-    growth_rate=32,
-    compression=0.5,
-    bottleneck=True,
-    norm="batch",
-    activation="relu",
-    padding_mode="zeros",
-    width_multiplier=1.0,
-    dropout=0.0,
-    spatial_dropout=0.0,
-    block_dropout=0.0,
-    drop_connect=0.0,
-):
+@base.variant(DenseNet)
+def densenet121(**arguments):
     """DenseNet-121: dense blocks of 6, 12, 24 and 16 layers, k = 32.
 
     Args:
@@ -225,64 +198,24 @@ def densenet121(
     Returns:
         A `keras.Model`.
     """
-    return DenseNet((6, 12, 24, 16), (224, 224, 3), **locals())
+    return DenseNet((6, 12, 24, 16), (224, 224, 3), **arguments)
 
 
 @register_model(default_input_shape=(224, 224, 3), paper=_PAPER)
-def densenet169(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="densenet169",
-    *,
-    growth_rate=32,
-    compression=0.5,
-    bottleneck=True,
-    norm="batch",
-    activation="relu",
-    padding_mode="zeros",
-    width_multiplier=1.0,
-    dropout=0.0,
-    spatial_dropout=0.0,
-    block_dropout=0.0,
-    drop_connect=0.0,
-):
+@base.variant(DenseNet)
+def densenet169(**arguments):
     """DenseNet-169: dense blocks of 6, 12, 32 and 32 layers, k = 32.
 
     Args: as `densenet121`.
     """
-    return DenseNet((6, 12, 32, 32), (224, 224, 3), **locals())
+    return DenseNet((6, 12, 32, 32), (224, 224, 3), **arguments)
 
 
 @register_model(default_input_shape=(224, 224, 3), paper=_PAPER)
-def densenet201(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="densenet201",
-    *,
-    growth_rate=32,
-    compression=0.5,
-    bottleneck=True,
-    norm="batch",
-    activation="relu",
-    padding_mode="zeros",
-    width_multiplier=1.0,
-    dropout=0.0,
-    spatial_dropout=0.0,
-    block_dropout=0.0,
-    drop_connect=0.0,
-):
+@base.variant(DenseNet)
+def densenet201(**arguments):
     """DenseNet-201: dense blocks of 6, 12, 48 and 32 layers, k = 32.
 
     Args: as `densenet121`.
     """
-    return DenseNet((6, 12, 48, 32), (224, 224, 3), **locals())
+    return DenseNet((6, 12, 48, 32), (224, 224, 3), **arguments)

@@ -154,22 +154,15 @@ def EfficientNet(
     default_input_shape,
     /,
     *,
-    include_top,
-    weights,
-    input_tensor,
-    input_shape,
-    pooling,
-    classes,
-    classifier_activation,
-    name,
-    activation,
-    norm,
-    padding_mode,
-    width_multiplier,
-    se_ratio,
-    dropout,
-    drop_connect,
-    drop_path_rate,
+    include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name,
+    activation="swish",
+    norm="batch",
+    padding_mode="zeros",
+    width_multiplier=1.0,
+    se_ratio=0.25,
+    dropout=0.2,
+    drop_connect=0.0,
+    drop_path_rate=0.2,
 ):
     """Builds an EfficientNet: a 3×3/2 stem, MBConv stages, a 1×1 convolution, a classifier.
 
@@ -214,30 +207,23 @@ def EfficientNet(
     return base.finish(inputs, x, name, weights)
 
 
-@register_model(
-    default_input_shape=(224, 224, 3),
-    paper="Tan & Le, 'EfficientNet: Rethinking model scaling for convolutional neural "
-    "networks', ICML 2019, Table 1 (EfficientNet-B0)",
-)
-def efficientnet_b0(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="efficientnet_b0",
-    *,
-    activation="swish",
-    norm="batch",
-    padding_mode="zeros",
-    width_multiplier=1.0,
-    se_ratio=0.25,
-    dropout=0.2,
-    drop_connect=0.0,
-    drop_path_rate=0.2,
-):
+_PAPER = ("Tan & Le, 'EfficientNet: Rethinking model scaling for convolutional neural networks', "
+          "ICML 2019")
+
+
+def _compound_variant(variant):
+    """Registers EfficientNet-`variant` ("b1" .. "b7") with its input side, and gives it its
+    width and dropout as defaults (COMPOUND_SCALING)."""
+    width, _, side, dropout = COMPOUND_SCALING[variant]
+    register = register_model(default_input_shape=(side, side, 3),
+                              paper=f"{_PAPER}, Table 2 (EfficientNet-{variant.upper()})")
+    defaults = base.variant(EfficientNet, width_multiplier=width, dropout=dropout)
+    return lambda fn: register(defaults(fn))
+
+
+@register_model(default_input_shape=(224, 224, 3), paper=f"{_PAPER}, Table 1 (EfficientNet-B0)")
+@base.variant(EfficientNet)
+def efficientnet_b0(**arguments):
     """EfficientNet-B0: Table 1's MBConv stages; 5,330,564 parameters (5.3M in the paper).
 
     Keras' EfficientNetB0 counts 7 more: the statistics of its input Normalization layer.
@@ -264,221 +250,67 @@ def efficientnet_b0(
     Returns:
         A `keras.Model`.
     """
-    return EfficientNet(EFFICIENTNET_B0, (224, 224, 3), **locals())
+    return EfficientNet(EFFICIENTNET_B0, (224, 224, 3), **arguments)
 
 
-@register_model(
-    default_input_shape=(240, 240, 3),
-    paper="Tan & Le, 'EfficientNet: Rethinking model scaling for convolutional neural "
-    "networks', ICML 2019, Table 2 (EfficientNet-B1)",
-)
-def efficientnet_b1(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="efficientnet_b1",
-    *,
-    activation="swish",
-    norm="batch",
-    padding_mode="zeros",
-    width_multiplier=1.0,
-    se_ratio=0.25,
-    dropout=0.2,
-    drop_connect=0.0,
-    drop_path_rate=0.2,
-):
+@_compound_variant("b1")
+def efficientnet_b1(**arguments):
     """EfficientNet-B1: B0 1.1× deeper, 240×240 inputs; 7,856,232 parameters.
 
     Args: as `efficientnet_b0` (`width_multiplier` defaults to B1's width coefficient).
     """
-    return EfficientNet(*_scaled("b1"), **locals())
+    return EfficientNet(*_scaled("b1"), **arguments)
 
 
-@register_model(
-    default_input_shape=(260, 260, 3),
-    paper="Tan & Le, 'EfficientNet: Rethinking model scaling for convolutional neural "
-    "networks', ICML 2019, Table 2 (EfficientNet-B2)",
-)
-def efficientnet_b2(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="efficientnet_b2",
-    *,
-    activation="swish",
-    norm="batch",
-    padding_mode="zeros",
-    width_multiplier=1.1,
-    se_ratio=0.25,
-    dropout=0.3,
-    drop_connect=0.0,
-    drop_path_rate=0.2,
-):
+@_compound_variant("b2")
+def efficientnet_b2(**arguments):
     """EfficientNet-B2: B0 1.1× wider and 1.2× deeper, 260×260 inputs; 9,177,562 parameters.
 
     Args: as `efficientnet_b0` (`width_multiplier` defaults to B2's width coefficient).
     """
-    return EfficientNet(*_scaled("b2"), **locals())
+    return EfficientNet(*_scaled("b2"), **arguments)
 
 
-@register_model(
-    default_input_shape=(300, 300, 3),
-    paper="Tan & Le, 'EfficientNet: Rethinking model scaling for convolutional neural "
-    "networks', ICML 2019, Table 2 (EfficientNet-B3)",
-)
-def efficientnet_b3(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="efficientnet_b3",
-    *,
-    activation="swish",
-    norm="batch",
-    padding_mode="zeros",
-    width_multiplier=1.2,
-    se_ratio=0.25,
-    dropout=0.3,
-    drop_connect=0.0,
-    drop_path_rate=0.2,
-):
+@_compound_variant("b3")
+def efficientnet_b3(**arguments):
     """EfficientNet-B3: B0 1.2× wider and 1.4× deeper, 300×300 inputs; 12,320,528 parameters.
 
     Args: as `efficientnet_b0` (`width_multiplier` defaults to B3's width coefficient).
     """
-    return EfficientNet(*_scaled("b3"), **locals())
+    return EfficientNet(*_scaled("b3"), **arguments)
 
 
-@register_model(
-    default_input_shape=(380, 380, 3),
-    paper="Tan & Le, 'EfficientNet: Rethinking model scaling for convolutional neural "
-    "networks', ICML 2019, Table 2 (EfficientNet-B4)",
-)
-def efficientnet_b4(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="efficientnet_b4",
-    *,
-    activation="swish",
-    norm="batch",
-    padding_mode="zeros",
-    width_multiplier=1.4,
-    se_ratio=0.25,
-    dropout=0.4,
-    drop_connect=0.0,
-    drop_path_rate=0.2,
-):
+@_compound_variant("b4")
+def efficientnet_b4(**arguments):
     """EfficientNet-B4: B0 1.4× wider and 1.8× deeper, 380×380 inputs; 19,466,816 parameters.
 
     Args: as `efficientnet_b0` (`width_multiplier` defaults to B4's width coefficient).
     """
-    return EfficientNet(*_scaled("b4"), **locals())
+    return EfficientNet(*_scaled("b4"), **arguments)
 
 
-@register_model(
-    default_input_shape=(456, 456, 3),
-    paper="Tan & Le, 'EfficientNet: Rethinking model scaling for convolutional neural "
-    "networks', ICML 2019, Table 2 (EfficientNet-B5)",
-)
-def efficientnet_b5(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="efficientnet_b5",
-    *,
-    activation="swish",
-    norm="batch",
-    padding_mode="zeros",
-    width_multiplier=1.6,
-    se_ratio=0.25,
-    dropout=0.4,
-    drop_connect=0.0,
-    drop_path_rate=0.2,
-):
+@_compound_variant("b5")
+def efficientnet_b5(**arguments):
     """EfficientNet-B5: B0 1.6× wider and 2.2× deeper, 456×456 inputs; 30,562,520 parameters.
 
     Args: as `efficientnet_b0` (`width_multiplier` defaults to B5's width coefficient).
     """
-    return EfficientNet(*_scaled("b5"), **locals())
+    return EfficientNet(*_scaled("b5"), **arguments)
 
 
-@register_model(
-    default_input_shape=(528, 528, 3),
-    paper="Tan & Le, 'EfficientNet: Rethinking model scaling for convolutional neural "
-    "networks', ICML 2019, Table 2 (EfficientNet-B6)",
-)
-def efficientnet_b6(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="efficientnet_b6",
-    *,
-    activation="swish",
-    norm="batch",
-    padding_mode="zeros",
-    width_multiplier=1.8,
-    se_ratio=0.25,
-    dropout=0.5,
-    drop_connect=0.0,
-    drop_path_rate=0.2,
-):
+@_compound_variant("b6")
+def efficientnet_b6(**arguments):
     """EfficientNet-B6: B0 1.8× wider and 2.6× deeper, 528×528 inputs; 43,265,136 parameters.
 
     Args: as `efficientnet_b0` (`width_multiplier` defaults to B6's width coefficient).
     """
-    return EfficientNet(*_scaled("b6"), **locals())
+    return EfficientNet(*_scaled("b6"), **arguments)
 
 
-@register_model(
-    default_input_shape=(600, 600, 3),
-    paper="Tan & Le, 'EfficientNet: Rethinking model scaling for convolutional neural "
-    "networks', ICML 2019, Table 2 (EfficientNet-B7)",
-)
-def efficientnet_b7(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="efficientnet_b7",
-    *,
-    activation="swish",
-    norm="batch",
-    padding_mode="zeros",
-    width_multiplier=2.0,
-    se_ratio=0.25,
-    dropout=0.5,
-    drop_connect=0.0,
-    drop_path_rate=0.2,
-):
+@_compound_variant("b7")
+def efficientnet_b7(**arguments):
     """EfficientNet-B7: B0 2.0× wider and 3.1× deeper, 600×600 inputs; 66,658,680 parameters.
 
     Args: as `efficientnet_b0` (`width_multiplier` defaults to B7's width coefficient).
     """
-    return EfficientNet(*_scaled("b7"), **locals())
+    return EfficientNet(*_scaled("b7"), **arguments)

@@ -185,26 +185,19 @@ def GoogLeNet(
     default_input_shape,
     /,
     *,
-    include_top,
-    weights,
-    input_tensor,
-    input_shape,
-    pooling,
-    classes,
-    classifier_activation,
-    name,
-    aux_logits,
-    activation,
-    norm,
-    lrn,
-    padding_mode,
-    conv_kind,
-    width_multiplier,
-    se_ratio,
-    dropout,
-    aux_dropout,
-    spatial_dropout,
-    drop_connect,
+    include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name,
+    aux_logits=True,
+    activation="relu",
+    norm="none",
+    lrn=True,
+    padding_mode="zeros",
+    conv_kind="standard",
+    width_multiplier=1.0,
+    se_ratio=0.0,
+    dropout=0.4,
+    aux_dropout=0.7,
+    spatial_dropout=0.0,
+    drop_connect=0.0,
 ):
     """Builds a GoogLeNet: a convolutional stem, stages of inception modules, a classifier.
 
@@ -312,30 +305,10 @@ def googlenet_without_aux(model):
     default_input_shape=(224, 224, 3),
     paper="Szegedy et al., 'Going deeper with convolutions', CVPR 2015, Table 1 and Fig. 3",
     outputs="predictions, aux1_predictions, aux2_predictions (aux_logits=False: predictions)",
+    loss_weights=LOSS_WEIGHTS,
 )
-def googlenet(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="googlenet",
-    *,
-    aux_logits=True,
-    activation="relu",
-    norm="none",
-    lrn=True,
-    padding_mode="zeros",
-    conv_kind="standard",
-    width_multiplier=1.0,
-    se_ratio=0.0,
-    dropout=0.4,
-    aux_dropout=0.7,
-    spatial_dropout=0.0,
-    drop_connect=0.0,
-):
+@base.variant(GoogLeNet)
+def googlenet(**arguments):
     """GoogLeNet (Inception v1): Table 1's nine inception modules, auxiliary heads on 4a, 4d.
 
     With its top the model has THREE outputs by default, [predictions, aux1_predictions,
@@ -367,4 +340,4 @@ def googlenet(
     Returns:
         A `keras.Model`: three outputs with the top and aux_logits, else one.
     """
-    return GoogLeNet(GOOGLENET_STAGES, AUXILIARY_AFTER, (224, 224, 3), **locals())
+    return GoogLeNet(GOOGLENET_STAGES, AUXILIARY_AFTER, (224, 224, 3), **arguments)

@@ -227,21 +227,14 @@ def InceptionV3(
     default_input_shape,
     /,
     *,
-    include_top,
-    weights,
-    input_tensor,
-    input_shape,
-    pooling,
-    classes,
-    classifier_activation,
-    name,
-    activation,
-    norm,
-    padding_mode,
-    width_multiplier,
-    dropout,
-    drop_connect,
-    aux_logits,
+    include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name,
+    activation="relu",
+    norm="batch",
+    padding_mode="zeros",
+    width_multiplier=1.0,
+    dropout=0.2,
+    drop_connect=0.0,
+    aux_logits=False,
 ):
     """Builds an Inception-v3: the stem, the modules of `table`, a classifier.
 
@@ -296,25 +289,10 @@ def InceptionV3(
     default_input_shape=(299, 299, 3),
     paper="Szegedy et al., 'Rethinking the Inception architecture for computer vision', "
     "CVPR 2016, Table 1 and Figs. 5-7 and 10 (filters of the authors' release)",
+    loss_weights=LOSS_WEIGHTS,
 )
-def inception_v3(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="inception_v3",
-    *,
-    activation="relu",
-    norm="batch",
-    padding_mode="zeros",
-    width_multiplier=1.0,
-    dropout=0.2,
-    drop_connect=0.0,
-    aux_logits=False,
-):
+@base.variant(InceptionV3)
+def inception_v3(**arguments):
     """Inception-v3 at 299×299: Table 1; 23,851,784 parameters as keras.applications' InceptionV3.
 
     Args:
@@ -335,4 +313,4 @@ def inception_v3(
     Returns:
         A `keras.Model`.
     """
-    return InceptionV3(INCEPTION_V3, (299, 299, 3), **locals())
+    return InceptionV3(INCEPTION_V3, (299, 299, 3), **arguments)

@@ -57,26 +57,19 @@ def LeNet(
     default_input_shape,
     /,
     *,
-    include_top,
-    weights,
-    input_tensor,
-    input_shape,
-    pooling,
-    classes,
-    classifier_activation,
-    name,
-    activation,
-    norm,
-    first_padding,
-    padding_mode,
-    pool_kind,
-    kernel_size,
-    filters,
-    hidden_units,
-    width_multiplier,
-    dropout,
-    spatial_dropout,
-    drop_connect,
+    include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name,
+    activation="tanh",
+    norm="none",
+    first_padding="auto",
+    padding_mode="zeros",
+    pool_kind="avg",
+    kernel_size=5,
+    filters=None,
+    hidden_units=None,
+    width_multiplier=1.0,
+    dropout=0.0,
+    spatial_dropout=0.0,
+    drop_connect=0.0,
 ):
     """Builds a LeNet: convolutions each followed by 2×2 pooling, then a classifier.
 
@@ -140,34 +133,13 @@ def LeNet(
     paper="LeCun et al., 'Comparison of learning algorithms for handwritten digit "
     "recognition', 1995, LeNet-1",
 )
-def lenet1(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=10,
-    classifier_activation="softmax",
-    name="lenet1",
-    *,
-    activation="tanh",
-    norm="none",
-    first_padding="valid",
-    padding_mode="zeros",
-    pool_kind="avg",
-    kernel_size=5,
-    filters=None,
-    hidden_units=None,
-    width_multiplier=1.0,
-    dropout=0.0,
-    spatial_dropout=0.0,
-    drop_connect=0.0,
-):
+@base.variant(LeNet, classes=10, first_padding="valid")
+def lenet1(**arguments):
     """LeNet-1: 4 and 12 maps of 5×5 'valid' convolutions, average pooling, 10 outputs.
 
     Args: as `lenet5`.
     """
-    return LeNet((4, 12), (), (28, 28, 1), **locals())
+    return LeNet((4, 12), (), (28, 28, 1), **arguments)
 
 
 @register_model(
@@ -175,29 +147,8 @@ def lenet1(
     paper="LeCun et al., 'Gradient-based learning applied to document recognition', 1998, "
     "Fig. 2",
 )
-def lenet5(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=10,
-    classifier_activation="softmax",
-    name="lenet5",
-    *,
-    activation="tanh",
-    norm="none",
-    first_padding="auto",
-    padding_mode="zeros",
-    pool_kind="avg",
-    kernel_size=5,
-    filters=None,
-    hidden_units=None,
-    width_multiplier=1.0,
-    dropout=0.0,
-    spatial_dropout=0.0,
-    drop_connect=0.0,
-):
+@base.variant(LeNet, classes=10)
+def lenet5(**arguments):
     """LeNet-5: 6 and 16 maps of 5×5 convolutions, average pooling, FC 120-84-10.
 
     Args:
@@ -223,4 +174,4 @@ def lenet5(
     Returns:
         A `keras.Model`.
     """
-    return LeNet((6, 16), (120, 84), (32, 32, 1), **locals())
+    return LeNet((6, 16), (120, 84), (32, 32, 1), **arguments)

@@ -103,24 +103,17 @@ def MobileNet(
     default_input_shape,
     /,
     *,
-    include_top,
-    weights,
-    input_tensor,
-    input_shape,
-    pooling,
-    classes,
-    classifier_activation,
-    name,
-    width_multiplier,
-    depth_multiplier,
-    activation,
-    norm,
-    padding_mode,
-    conv_kind,
-    se_ratio,
-    dropout,
-    spatial_dropout,
-    drop_connect,
+    include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name,
+    width_multiplier=1.0,
+    depth_multiplier=1,
+    activation="relu6",
+    norm="batch",
+    padding_mode="zeros",
+    conv_kind="depthwise_separable",
+    se_ratio=0.0,
+    dropout=1e-3,
+    spatial_dropout=0.0,
+    drop_connect=0.0,
 ):
     """Builds a MobileNet: a 3×3/2 convolution, depthwise-separable blocks, a classifier.
 
@@ -172,27 +165,8 @@ def MobileNet(
     paper="Howard et al., 'MobileNets: Efficient convolutional neural networks for mobile "
     "vision applications', 2017, Table 1",
 )
-def mobilenet(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="mobilenet",
-    *,
-    width_multiplier=1.0,
-    depth_multiplier=1,
-    activation="relu6",
-    norm="batch",
-    padding_mode="zeros",
-    conv_kind="depthwise_separable",
-    se_ratio=0.0,
-    dropout=1e-3,
-    spatial_dropout=0.0,
-    drop_connect=0.0,
-):
+@base.variant(MobileNet)
+def mobilenet(**arguments):
     """MobileNet v1 (1.0 MobileNet-224): Table 1, 4,253,864 parameters as keras.applications.
 
     Args:
@@ -216,4 +190,4 @@ def mobilenet(
     Returns:
         A `keras.Model`.
     """
-    return MobileNet(32, MOBILENET_V1_BLOCKS, (224, 224, 3), **locals())
+    return MobileNet(32, MOBILENET_V1_BLOCKS, (224, 224, 3), **arguments)

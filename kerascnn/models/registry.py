@@ -29,6 +29,8 @@ class ModelEntry:
         paper: the reference (authors, year, and the table the configuration comes from).
         options: the keyword arguments the builder accepts, in signature order.
         outputs: what the model with its top returns, for `kerascnn list`.
+        loss_weights: {output layer name: its weight in the training loss}, declared by the
+            families whose models have auxiliary outputs (see `auxiliary_loss_weight`).
     """
 
     name: str
@@ -38,19 +40,24 @@ class ModelEntry:
     paper: str
     options: tuple
     outputs: str = "predictions"
+    loss_weights: dict = dataclasses.field(default_factory=dict, hash=False)
 
 
-def register_model(*, default_input_shape, paper, outputs="predictions"):
+def register_model(*, default_input_shape, paper, outputs="predictions", loss_weights=None):
     """Registers a builder under its function name; the builder itself is returned unchanged.
 
     Args:
         default_input_shape: the paper's input shape.
         paper: the reference and the table the configuration comes from.
         outputs: the outputs of the model with its top, described for `kerascnn list`.
+        loss_weights: None, or {output layer name: loss weight} for a model with auxiliary
+            outputs (e.g. GoogLeNet's 0.3 on "aux1_predictions").
 
     Raises:
-        TypeError: the builder's signature does not start with keras.applications' arguments.
+        TypeError: the builder's signature does not start with keras.applications' arguments,
+            or another model gives one of its outputs another loss weight.
     """
+    loss_weights = dict(loss_weights or {})
 
     def decorator(fn):
         parameters = tuple(inspect.signature(fn).parameters)
@@ -59,13 +66,29 @@ def register_model(*, default_input_shape, paper, outputs="predictions"):
                 f"{fn.__name__} must start with keras.applications' arguments {KERAS_ARGUMENTS}; "
                 f"its parameters: {parameters}."
             )
+        for entry in _REGISTRY.values():  # `auxiliary_loss_weight` looks outputs up by name
+            for output, weight in loss_weights.items():
+                if entry.name != fn.__name__ and entry.loss_weights.get(output, weight) != weight:
+                    raise TypeError(f"{fn.__name__} weighs {output!r} by {weight}, "
+                                    f"{entry.name} by {entry.loss_weights[output]}.")
         family = fn.__module__.rsplit(".", 1)[-1]
         _REGISTRY[fn.__name__] = ModelEntry(
-            fn.__name__, family, fn, tuple(default_input_shape), paper, parameters, outputs
+            fn.__name__, family, fn, tuple(default_input_shape), paper, parameters, outputs,
+            loss_weights,
         )
         return fn
 
     return decorator
+
+
+def auxiliary_loss_weight(output_name, default=0.3):
+    """The loss weight that a registered model declares for its output `output_name` (e.g.
+    0.3 for GoogLeNet's "aux1_predictions", 0.4 for Inception-v3's "aux_predictions"), else
+    `default`."""
+    for entry in _REGISTRY.values():
+        if output_name in entry.loss_weights:
+            return entry.loss_weights[output_name]
+    return default
 
 
 def minimum_input_size(name, *, rank=2, channels=None, **options):

@@ -251,30 +251,23 @@ def ResNet(
     default_input_shape,
     /,
     *,
-    include_top,
-    weights,
-    input_tensor,
-    input_shape,
-    pooling,
-    classes,
-    classifier_activation,
-    name,
-    stem,
-    stride_on,
-    shortcut,
-    groups,
-    base_width,
-    se_ratio,
-    norm,
-    activation,
-    padding_mode,
-    conv_kind,
-    width_multiplier,
-    zero_init_residual,
-    dropout,
-    spatial_dropout,
-    drop_connect,
-    drop_path_rate,
+    include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name,
+    stem="standard",
+    stride_on="3x3",
+    shortcut="projection",
+    groups=1,
+    base_width=64,
+    se_ratio=0.0,
+    norm="batch",
+    activation="relu",
+    padding_mode="zeros",
+    conv_kind="standard",
+    width_multiplier=1.0,
+    zero_init_residual=False,
+    dropout=0.0,
+    spatial_dropout=0.0,
+    drop_connect=0.0,
+    drop_path_rate=0.0,
 ):
     """Builds a ResNet: a stem, four stages of residual blocks, a classifier.
 
@@ -346,103 +339,28 @@ def _paper(table):
 
 
 @register_model(default_input_shape=IMAGENET, paper=_paper("Table 1, 18-layer"))
-def resnet18(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="resnet18",
-    *,
-    stem="standard",
-    stride_on="3x3",
-    shortcut="projection",
-    groups=1,
-    base_width=64,
-    se_ratio=0.0,
-    norm="batch",
-    activation="relu",
-    padding_mode="zeros",
-    conv_kind="standard",
-    width_multiplier=1.0,
-    zero_init_residual=False,
-    dropout=0.0,
-    spatial_dropout=0.0,
-    drop_connect=0.0,
-    drop_path_rate=0.0,
-):
+@base.variant(ResNet)
+def resnet18(**arguments):
     """ResNet-18: basic blocks, 2-2-2-2 (He et al. 2016, Table 1); 11,689,512 parameters.
 
     Args: as `resnet50`.
     """
-    return ResNet("basic", (2, 2, 2, 2), IMAGENET, **locals())
+    return ResNet("basic", (2, 2, 2, 2), IMAGENET, **arguments)
 
 
 @register_model(default_input_shape=IMAGENET, paper=_paper("Table 1, 34-layer"))
-def resnet34(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="resnet34",
-    *,
-    stem="standard",
-    stride_on="3x3",
-    shortcut="projection",
-    groups=1,
-    base_width=64,
-    se_ratio=0.0,
-    norm="batch",
-    activation="relu",
-    padding_mode="zeros",
-    conv_kind="standard",
-    width_multiplier=1.0,
-    zero_init_residual=False,
-    dropout=0.0,
-    spatial_dropout=0.0,
-    drop_connect=0.0,
-    drop_path_rate=0.0,
-):
+@base.variant(ResNet)
+def resnet34(**arguments):
     """ResNet-34: basic blocks, 3-4-6-3 (He et al. 2016, Table 1); 21,797,672 parameters.
 
     Args: as `resnet50`.
     """
-    return ResNet("basic", (3, 4, 6, 3), IMAGENET, **locals())
+    return ResNet("basic", (3, 4, 6, 3), IMAGENET, **arguments)
 
 
 @register_model(default_input_shape=IMAGENET, paper=_paper("Table 1, 50-layer"))
-def resnet50(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="resnet50",
-    *,
-    stem="standard",
-    stride_on="3x3",
-    shortcut="projection",
-    groups=1,
-    base_width=64,
-    se_ratio=0.0,
-    norm="batch",
-    activation="relu",
-    padding_mode="zeros",
-    conv_kind="standard",
-    width_multiplier=1.0,
-    zero_init_residual=False,
-    dropout=0.0,
-    spatial_dropout=0.0,
-    drop_connect=0.0,
-    drop_path_rate=0.0,
-):
+@base.variant(ResNet)
+def resnet50(**arguments):
     """ResNet-50: bottlenecks, 3-4-6-3 (He et al. 2016, Table 1); 25,557,032 parameters.
 
     Args:
@@ -475,77 +393,27 @@ def resnet50(
     Returns:
         A `keras.Model`.
     """
-    return ResNet("bottleneck", (3, 4, 6, 3), IMAGENET, **locals())
+    return ResNet("bottleneck", (3, 4, 6, 3), IMAGENET, **arguments)
 
 
 @register_model(default_input_shape=IMAGENET, paper=_paper("Table 1, 101-layer"))
-def resnet101(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="resnet101",
-    *,
-    stem="standard",
-    stride_on="3x3",
-    shortcut="projection",
-    groups=1,
-    base_width=64,
-    se_ratio=0.0,
-    norm="batch",
-    activation="relu",
-    padding_mode="zeros",
-    conv_kind="standard",
-    width_multiplier=1.0,
-    zero_init_residual=False,
-    dropout=0.0,
-    spatial_dropout=0.0,
-    drop_connect=0.0,
-    drop_path_rate=0.0,
-):
+@base.variant(ResNet)
+def resnet101(**arguments):
     """ResNet-101: bottlenecks, 3-4-23-3 (He et al. 2016, Table 1); 44,549,160 parameters.
 
     Args: as `resnet50`.
     """
-    return ResNet("bottleneck", (3, 4, 23, 3), IMAGENET, **locals())
+    return ResNet("bottleneck", (3, 4, 23, 3), IMAGENET, **arguments)
 
 
 @register_model(default_input_shape=IMAGENET, paper=_paper("Table 1, 152-layer"))
-def resnet152(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="resnet152",
-    *,
-    stem="standard",
-    stride_on="3x3",
-    shortcut="projection",
-    groups=1,
-    base_width=64,
-    se_ratio=0.0,
-    norm="batch",
-    activation="relu",
-    padding_mode="zeros",
-    conv_kind="standard",
-    width_multiplier=1.0,
-    zero_init_residual=False,
-    dropout=0.0,
-    spatial_dropout=0.0,
-    drop_connect=0.0,
-    drop_path_rate=0.0,
-):
+@base.variant(ResNet)
+def resnet152(**arguments):
     """ResNet-152: bottlenecks, 3-8-36-3 (He et al. 2016, Table 1); 60,192,808 parameters.
 
     Args: as `resnet50`.
     """
-    return ResNet("bottleneck", (3, 8, 36, 3), IMAGENET, **locals())
+    return ResNet("bottleneck", (3, 8, 36, 3), IMAGENET, **arguments)
 
 
 @register_model(
@@ -553,38 +421,13 @@ def resnet152(
     paper="Xie et al., 'Aggregated residual transformations for deep neural networks', "
     "CVPR 2017, Table 1, ResNeXt-50 (32×4d)",
 )
-def resnext50_32x4d(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="resnext50_32x4d",
-    *,
-    stem="standard",
-    stride_on="3x3",
-    shortcut="projection",
-    groups=32,
-    base_width=4,
-    se_ratio=0.0,
-    norm="batch",
-    activation="relu",
-    padding_mode="zeros",
-    conv_kind="standard",
-    width_multiplier=1.0,
-    zero_init_residual=False,
-    dropout=0.0,
-    spatial_dropout=0.0,
-    drop_connect=0.0,
-    drop_path_rate=0.0,
-):
+@base.variant(ResNet, groups=32, base_width=4)
+def resnext50_32x4d(**arguments):
     """ResNeXt-50 (32×4d): ResNet-50 with 32 groups of 4 channels per 64 (Xie et al. 2017).
 
     Args: as `resnet50`.
     """
-    return ResNet("bottleneck", (3, 4, 6, 3), IMAGENET, **locals())
+    return ResNet("bottleneck", (3, 4, 6, 3), IMAGENET, **arguments)
 
 
 @register_model(
@@ -592,38 +435,13 @@ def resnext50_32x4d(
     paper="Hu et al., 'Squeeze-and-excitation networks', CVPR 2018, Table 1 (SE-ResNet-50), "
     "Fig. 3 (SE-ResNet module)",
 )
-def se_resnet50(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="se_resnet50",
-    *,
-    stem="standard",
-    stride_on="3x3",
-    shortcut="projection",
-    groups=1,
-    base_width=64,
-    se_ratio=1 / 16,
-    norm="batch",
-    activation="relu",
-    padding_mode="zeros",
-    conv_kind="standard",
-    width_multiplier=1.0,
-    zero_init_residual=False,
-    dropout=0.0,
-    spatial_dropout=0.0,
-    drop_connect=0.0,
-    drop_path_rate=0.0,
-):
+@base.variant(ResNet, se_ratio=1 / 16)
+def se_resnet50(**arguments):
     """SE-ResNet-50: SE with reduction 16 on every residual branch, before the addition.
 
     Args: as `resnet50`.
     """
-    return ResNet("bottleneck", (3, 4, 6, 3), IMAGENET, **locals())
+    return ResNet("bottleneck", (3, 4, 6, 3), IMAGENET, **arguments)
 
 
 @register_model(
@@ -631,33 +449,8 @@ def se_resnet50(
     paper="Bello et al., 'Revisiting ResNets: improved training and scaling strategies', "
     "NeurIPS 2021, ResNet-RS-50 at 160×160",
 )
-def resnet_rs50(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="resnet_rs50",
-    *,
-    stem="rs",
-    stride_on="3x3",
-    shortcut="avg_down",
-    groups=1,
-    base_width=64,
-    se_ratio=0.25,
-    norm="batch",
-    activation="relu",
-    padding_mode="zeros",
-    conv_kind="standard",
-    width_multiplier=1.0,
-    zero_init_residual=False,
-    dropout=0.25,
-    spatial_dropout=0.0,
-    drop_connect=0.0,
-    drop_path_rate=0.0,
-):
+@base.variant(ResNet, stem="rs", shortcut="avg_down", se_ratio=0.25, dropout=0.25)
+def resnet_rs50(**arguments):
     """ResNet-RS-50: ResNet-D stem and shortcuts, SE 0.25, dropout 0.25 (Bello et al. 2021).
 
     The released configuration (TensorFlow Model Garden, keras' ResNetRS50) trains RS-50
@@ -665,4 +458,4 @@ def resnet_rs50(
 
     Args: as `resnet50`.
     """
-    return ResNet("bottleneck", (3, 4, 6, 3), (160, 160, 3), **locals())
+    return ResNet("bottleneck", (3, 4, 6, 3), (160, 160, 3), **arguments)

@@ -88,18 +88,11 @@ def PageResNet(
     default_input_shape,
     /,
     *,
-    include_top,
-    weights,
-    input_tensor,
-    input_shape,
-    pooling,
-    classes,
-    classifier_activation,
-    name,
-    activation,
-    norm,
-    width_multiplier,
-    logit_scale,
+    include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name,
+    activation="relu",
+    norm="batch",
+    width_multiplier=1.0,
+    logit_scale=0.125,
 ):
     """Builds a network of Page's kind from a stage table, then its scaled classifier.
 
@@ -138,21 +131,8 @@ def PageResNet(
     "DAWNBench), `net()`; identity shortcuts of He et al., 'Deep residual learning for image "
     "recognition', CVPR 2016",
 )
-def resnet9(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=10,
-    classifier_activation="softmax",
-    name="resnet9",
-    *,
-    activation="relu",
-    norm="batch",
-    width_multiplier=1.0,
-    logit_scale=0.125,
-):
+@base.variant(PageResNet, classes=10)
+def resnet9(**arguments):
     """ResNet-9: prep 64, then 128, 256, 512 with max-pools, residual blocks at 128 and 512.
 
     Page 2018–2019 (davidcpage/cifar10-fast, `net()`); 6,573,120 trainable parameters at
@@ -170,4 +150,4 @@ def resnet9(
     Returns:
         A `keras.Model`.
     """
-    return PageResNet(STAGES, (32, 32, 3), **locals())
+    return PageResNet(STAGES, (32, 32, 3), **arguments)

@@ -88,21 +88,14 @@ def ResNetV2(
     default_input_shape,
     /,
     *,
-    include_top,
-    weights,
-    input_tensor,
-    input_shape,
-    pooling,
-    classes,
-    classifier_activation,
-    name,
-    norm,
-    activation,
-    padding_mode,
-    width_multiplier,
-    dropout,
-    drop_connect,
-    drop_path_rate,
+    include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name,
+    norm="batch",
+    activation="relu",
+    padding_mode="zeros",
+    width_multiplier=1.0,
+    dropout=0.0,
+    drop_connect=0.0,
+    drop_path_rate=0.0,
 ):
     """Builds a pre-activation ResNet: a stem, four stages of pre-activation bottlenecks.
 
@@ -159,24 +152,8 @@ def _register(depth):
 
 
 @_register(50)
-def resnet50v2(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="resnet50v2",
-    *,
-    norm="batch",
-    activation="relu",
-    padding_mode="zeros",
-    width_multiplier=1.0,
-    dropout=0.0,
-    drop_connect=0.0,
-    drop_path_rate=0.0,
-):
+@base.variant(ResNetV2)
+def resnet50v2(**arguments):
     """ResNet-50 v2 (pre-activation): 3-4-6-3 bottlenecks; 25,613,800 parameters as Keras' ResNet50V2.
 
     Args:
@@ -195,30 +172,14 @@ def resnet50v2(
     Returns:
         A `keras.Model`.
     """
-    return ResNetV2((3, 4, 6, 3), IMAGENET, **locals())
+    return ResNetV2((3, 4, 6, 3), IMAGENET, **arguments)
 
 
 @_register(101)
-def resnet101v2(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="resnet101v2",
-    *,
-    norm="batch",
-    activation="relu",
-    padding_mode="zeros",
-    width_multiplier=1.0,
-    dropout=0.0,
-    drop_connect=0.0,
-    drop_path_rate=0.0,
-):
+@base.variant(ResNetV2)
+def resnet101v2(**arguments):
     """ResNet-101 v2 (pre-activation): 3-4-23-3 bottlenecks; 44,675,560 parameters as Keras'.
 
     Args: as `resnet50v2`.
     """
-    return ResNetV2((3, 4, 23, 3), IMAGENET, **locals())
+    return ResNetV2((3, 4, 23, 3), IMAGENET, **arguments)

@@ -90,21 +90,14 @@ def SqueezeNet(
     default_input_shape,
     /,
     *,
-    include_top,
-    weights,
-    input_tensor,
-    input_shape,
-    pooling,
-    classes,
-    classifier_activation,
-    name,
-    activation,
-    norm,
-    padding_mode,
-    conv_kind,
-    width_multiplier,
-    dropout,
-    spatial_dropout,
+    include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name,
+    activation="relu",
+    norm="none",
+    padding_mode="zeros",
+    conv_kind="standard",
+    width_multiplier=1.0,
+    dropout=0.5,
+    spatial_dropout=0.0,
 ):
     """Builds a SqueezeNet: a convolution, fire modules and ceil-mode pools, a convolutional classifier.
 
@@ -163,24 +156,8 @@ def _register(version):
 
 
 @_register("1.0")
-def squeezenet1_0(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="squeezenet1_0",
-    *,
-    activation="relu",
-    norm="none",
-    padding_mode="zeros",
-    conv_kind="standard",
-    width_multiplier=1.0,
-    dropout=0.5,
-    spatial_dropout=0.0,
-):
+@base.variant(SqueezeNet)
+def squeezenet1_0(**arguments):
     """SqueezeNet 1.0: a 96 7×7/2 convolution and eight fire modules (Table 1); 1,248,424 parameters.
 
     Args:
@@ -198,30 +175,14 @@ def squeezenet1_0(
     Returns:
         A `keras.Model`.
     """
-    return SqueezeNet(SQUEEZENET_1_0, (224, 224, 3), **locals())
+    return SqueezeNet(SQUEEZENET_1_0, (224, 224, 3), **arguments)
 
 
 @_register("1.1")
-def squeezenet1_1(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="squeezenet1_1",
-    *,
-    activation="relu",
-    norm="none",
-    padding_mode="zeros",
-    conv_kind="standard",
-    width_multiplier=1.0,
-    dropout=0.5,
-    spatial_dropout=0.0,
-):
+@base.variant(SqueezeNet)
+def squeezenet1_1(**arguments):
     """SqueezeNet 1.1: a 64 3×3/2 convolution, earlier pools (the authors' v1.1); 1,235,496 parameters.
 
     Args: as `squeezenet1_0`.
     """
-    return SqueezeNet(SQUEEZENET_1_1, (224, 224, 3), **locals())
+    return SqueezeNet(SQUEEZENET_1_1, (224, 224, 3), **arguments)

@@ -41,24 +41,17 @@ def VGG(
     depths,
     /,
     *,
-    include_top,
-    weights,
-    input_tensor,
-    input_shape,
-    pooling,
-    classes,
-    classifier_activation,
-    name,
-    activation,
-    norm,
-    padding_mode,
-    conv_kind,
-    width_multiplier,
-    se_ratio,
-    hidden_units,
-    dropout,
-    spatial_dropout,
-    drop_connect,
+    include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name,
+    activation="relu",
+    norm="none",
+    padding_mode="zeros",
+    conv_kind="standard",
+    width_multiplier=1.0,
+    se_ratio=None,
+    hidden_units=None,
+    dropout=0.5,
+    spatial_dropout=0.0,
+    drop_connect=0.0,
 ):
     """Builds a VGG network: five stages of 3×3 convolutions and max-pooling, then FC.
 
@@ -111,85 +104,28 @@ def _register(configuration):
     )
 
 @_register("A")
-def vgg11(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="vgg11",
-    *,
-    activation="relu",
-    norm="none",
-    padding_mode="zeros",
-    conv_kind="standard",
-    width_multiplier=1.0,
-    se_ratio=None,
-    hidden_units=None,
-    dropout=0.5,
-    spatial_dropout=0.0,
-    drop_connect=0.0,
-):
+@base.variant(VGG)
+def vgg11(**arguments):
     """VGG-11 (configuration A): 1, 1, 2, 2, 2 convolutions per stage.
 
     Args: as `vgg16`.
     """
-    return VGG((1, 1, 2, 2, 2), **locals())
+    return VGG((1, 1, 2, 2, 2), **arguments)
 
 
 @_register("B")
-def vgg13(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="vgg13",
-    *,
-    activation="relu",
-    norm="none",
-    padding_mode="zeros",
-    conv_kind="standard",
-    width_multiplier=1.0,
-    se_ratio=None,
-    hidden_units=None,
-    dropout=0.5,
-    spatial_dropout=0.0,
-    drop_connect=0.0,
-):
+@base.variant(VGG)
+def vgg13(**arguments):
     """VGG-13 (configuration B): 2, 2, 2, 2, 2 convolutions per stage.
 
     Args: as `vgg16`.
     """
-    return VGG((2, 2, 2, 2, 2), **locals())
+    return VGG((2, 2, 2, 2, 2), **arguments)
 
 
 @_register("D")
-def vgg16(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="vgg16",
-    *,
-    activation="relu",
-    norm="none",
-    padding_mode="zeros",
-    conv_kind="standard",
-    width_multiplier=1.0,
-    se_ratio=None,
-    hidden_units=None,
-    dropout=0.5,
-    spatial_dropout=0.0,
-    drop_connect=0.0,
-):
+@base.variant(VGG)
+def vgg16(**arguments):
     """VGG-16 (configuration D): 2, 2, 3, 3, 3 convolutions per stage.
 
     Args:
@@ -214,33 +150,14 @@ def vgg16(
     Returns:
         A `keras.Model`.
     """
-    return VGG((2, 2, 3, 3, 3), **locals())
+    return VGG((2, 2, 3, 3, 3), **arguments)
 
 
 @_register("E")
-def vgg19(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="vgg19",
-    *,
-    activation="relu",
-    norm="none",
-    padding_mode="zeros",
-    conv_kind="standard",
-    width_multiplier=1.0,
-    se_ratio=None,
-    hidden_units=None,
-    dropout=0.5,
-    spatial_dropout=0.0,
-    drop_connect=0.0,
-):
+@base.variant(VGG)
+def vgg19(**arguments):
     """VGG-19 (configuration E): 2, 2, 4, 4, 4 convolutions per stage.
 
     Args: as `vgg16`.
     """
-    return VGG((2, 2, 4, 4, 4), **locals())
+    return VGG((2, 2, 4, 4, 4), **arguments)

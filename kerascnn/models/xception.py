@@ -92,24 +92,17 @@ def Xception(
     default_input_shape,
     /,
     *,
-    include_top,
-    weights,
-    input_tensor,
-    input_shape,
-    pooling,
-    classes,
-    classifier_activation,
-    name,
-    width_multiplier,
-    activation,
-    norm,
-    padding_mode,
-    conv_kind,
-    se_ratio,
-    dropout,
-    spatial_dropout,
-    drop_connect,
-    drop_path_rate,
+    include_top, weights, input_tensor, input_shape, pooling, classes, classifier_activation, name,
+    width_multiplier=1.0,
+    activation="relu",
+    norm="batch",
+    padding_mode="zeros",
+    conv_kind="depthwise_separable",
+    se_ratio=0.0,
+    dropout=0.5,
+    spatial_dropout=0.0,
+    drop_connect=0.0,
+    drop_path_rate=0.0,
 ):
     """Builds an Xception: a convolutional stem, residual separable blocks, separable convs.
 
@@ -121,18 +114,8 @@ def Xception(
         default_input_shape: the paper's input.
         include_top, weights, input_tensor, input_shape, pooling, classes,
             classifier_activation, name: as in keras.applications.
-        width_multiplier: every layer has int(filters × width_multiplier) filters.
-        activation: the activation ("relu" in the paper).
-        norm: normalisation after every convolution.
-        padding_mode: "zeros", "reflect" or "replicate".
-        conv_kind: "depthwise_separable" (the paper), or "standard" or "spatially_separable"
-            for every separable convolution.
-        se_ratio: squeeze-and-excitation on each residual branch when > 0.
-        dropout: dropout before the classifier (0.5 in the paper, Sec. 4.3).
-        spatial_dropout: rate of whole maps dropped after each residual block.
-        drop_connect: DropConnect rate on the classifier weights.
-        drop_path_rate: stochastic depth of the residual branches, rising linearly from 0 in
-            the first block to this rate in the last (timm's rule).
+        width_multiplier, activation, norm, padding_mode, conv_kind, se_ratio, dropout,
+            spatial_dropout, drop_connect, drop_path_rate: as in `xception`.
 
     Returns:
         A `keras.Model`.
@@ -182,27 +165,8 @@ def Xception(
     paper="Chollet, 'Xception: Deep learning with depthwise separable convolutions', 2017, "
     "Fig. 5",
 )
-def xception(
-    include_top=True,
-    weights=None,
-    input_tensor=None,
-    input_shape=None,
-    pooling=None,
-    classes=1000,
-    classifier_activation="softmax",
-    name="xception",
-    *,
-    width_multiplier=1.0,
-    activation="relu",
-    norm="batch",
-    padding_mode="zeros",
-    conv_kind="depthwise_separable",
-    se_ratio=0.0,
-    dropout=0.5,
-    spatial_dropout=0.0,
-    drop_connect=0.0,
-    drop_path_rate=0.0,
-):
+@base.variant(Xception)
+def xception(**arguments):
     """Xception: entry, middle (8 blocks) and exit flows of Fig. 5; 22,910,480 parameters.
 
     Args:
@@ -225,4 +189,4 @@ def xception(
     Returns:
         A `keras.Model`.
     """
-    return Xception((32, 64), XCEPTION_BLOCKS, (1536, 2048), (299, 299, 3), **locals())
+    return Xception((32, 64), XCEPTION_BLOCKS, (1536, 2048), (299, 299, 3), **arguments)

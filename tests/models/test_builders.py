@@ -11,6 +11,7 @@ import keras
 
 import kerascnn
 from kerascnn.models import base, get_model_entry, minimum_input_size
+from kerascnn.models.lenet import LeNet
 
 MODELS = kerascnn.list_models()
 KERAS_DEFAULTS = {"include_top": True, "weights": None, "input_tensor": None, "input_shape": None,
@@ -55,6 +56,21 @@ def test_signature_names_keras_arguments_then_every_option(name):
     assert get_model_entry(name).options == tuple(parameters)
     missing = [p.name for p in options if p.name not in documented(builder)]
     assert not missing, f"{name}'s docstring does not describe {missing}"
+
+
+def test_variants_take_their_family_signature_with_their_own_defaults():
+    signature = inspect.signature(kerascnn.models.resnext50_32x4d)
+    assert {k: signature.parameters[k].default for k in ("name", "groups", "base_width")} == {
+        "name": "resnext50_32x4d", "groups": 32, "base_width": 4}
+    assert inspect.signature(kerascnn.models.resnet50).parameters["groups"].default == 1
+    assert inspect.signature(kerascnn.models.lenet1).parameters["classes"].default == 10
+    assert "stem: " in kerascnn.models.resnet50.__doc__
+    with pytest.raises(TypeError, match=r"resnet50\(\): got an unexpected keyword argument 'colour'"):
+        kerascnn.models.resnet50(colour="red")
+    with pytest.raises(TypeError, match=r"lenet5\(\): too many positional arguments"):
+        kerascnn.models.lenet5(*[None] * 9)
+    with pytest.raises(TypeError, match="LeNet has no option groups"):
+        base.variant(LeNet, groups=2)(lambda **arguments: None)
 
 
 @pytest.mark.parametrize("name", MODELS)

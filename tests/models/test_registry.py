@@ -5,7 +5,9 @@ import pytest
 import keras
 
 import kerascnn
-from kerascnn.models import get_model_entry, minimum_input_size
+from kerascnn.models import base, get_model_entry, minimum_input_size
+from kerascnn.models.lenet import LeNet
+from kerascnn.models.registry import auxiliary_loss_weight, register_model
 
 MODELS = kerascnn.list_models()
 # Deeper twins of a registered network build the same blocks: their round trip runs with -m slow.
@@ -119,3 +121,26 @@ def test_lenet_counts_match_the_literature():
     padded = kerascnn.build_model("lenet5", input_shape=(28, 28, 1))
     assert padded.get_layer("conv1").output.shape[1:3] == (28, 28)
     assert padded.count_params() == 61_706
+
+
+def test_families_declare_the_loss_weights_of_their_auxiliary_outputs():
+    # GoogLeNet's 0.3 (Szegedy et al. 2015, section 5), Inception-v3's 0.4 (TF-slim).
+    assert auxiliary_loss_weight("aux1_predictions") == auxiliary_loss_weight("aux2_predictions") == 0.3
+    assert auxiliary_loss_weight("aux_predictions") == 0.4
+    assert auxiliary_loss_weight("predictions") == 1.0
+    assert auxiliary_loss_weight("extra_head") == 0.3
+    assert auxiliary_loss_weight("extra_head", default=0.5) == 0.5
+    model = kerascnn.build_model("googlenet", input_shape=(32, 32, 3), num_classes=CLASSES,
+                                 width_multiplier=1 / 16)
+    assert set(model.output_names) == set(get_model_entry("googlenet").loss_weights)
+
+
+def test_an_output_name_has_one_loss_weight_across_the_registry():
+    @base.variant(LeNet, classes=10)
+    def clashing(**arguments):
+        """A model weighting Inception-v3's auxiliary output otherwise."""
+
+    with pytest.raises(TypeError, match="clashing weighs 'aux_predictions' by 0.5, inception_v3 by 0.4"):
+        register_model(default_input_shape=(32, 32, 1), paper="none",
+                       loss_weights={"aux_predictions": 0.5})(clashing)
+    assert "clashing" not in kerascnn.list_models()
