@@ -91,7 +91,7 @@ def peer(files):
     """The plain tf.data reading of the same shards, with the same decoder and outputs."""
     import tensorflow as tf
 
-    from kerascnn.data.streaming import JPEG_DCT
+    from kerascnn.data.pools import JPEG_DCT
 
     spec = {"image/encoded": tf.io.FixedLenFeature([], tf.string),
             "image/class/label": tf.io.FixedLenFeature([], tf.int64)}

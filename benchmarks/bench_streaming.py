@@ -127,7 +127,7 @@ def throughput(folder, cache_dir, rounds):
     import keras
     import tensorflow as tf
 
-    from kerascnn.data import load, streaming
+    from kerascnn.data import load, pools
 
     ours = load(folder, stream=True, test_split=None)
     ours_ds = ours.pipeline("train", BATCH_SIZE)
@@ -136,10 +136,10 @@ def throughput(folder, cache_dir, rounds):
         verbose=False)
     rates = {"kerascnn": epoch_rate(ours_ds, rounds), "keras": epoch_rate(keras_ds, rounds)}
     # The same JPEG decoder as Keras' (libjpeg's fast DCT) rather than Pillow's accurate one.
-    accurate, streaming.JPEG_DCT = streaming.JPEG_DCT, ""
+    accurate, pools.JPEG_DCT = pools.JPEG_DCT, ""
     same_decoder = load(folder, stream=True, test_split=None).pipeline("train", BATCH_SIZE)
     rates["kerascnn, fast DCT"] = epoch_rate(same_decoder, rounds)
-    streaming.JPEG_DCT = accurate
+    pools.JPEG_DCT = accurate
     shutil.rmtree(cache_dir, ignore_errors=True)
     start = time.perf_counter()
     cached = load(folder, stream=True, test_split=None, cache=os.path.join(cache_dir, "ours"))

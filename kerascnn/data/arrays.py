@@ -169,15 +169,21 @@ def stack_examples(examples, target_size=None, what="images"):
     shapes = {}
     for e in examples:
         shapes[np.shape(e)] = shapes.get(np.shape(e), 0) + 1
-    if len(shapes) > 1:
-        common = sorted(shapes.items(), key=lambda item: -item[1])[:5]
+    check_one_shape(shapes, what)
+    return np.stack(examples)
+
+
+def check_one_shape(counts, what, noun="shapes"):
+    """Raises ValueError naming the most common shapes when `counts` ({shape: examples of
+    that shape}) holds more than one; `what` and `noun` name the examples and their shapes."""
+    if len(counts) > 1:
+        common = sorted(counts.items(), key=lambda item: -item[1])[:5]
         listed = ", ".join(f"{shape} x{count}" for shape, count in common)
         raise InputError(
-            f"The {what} have {len(shapes)} different shapes ({listed}"
-            f"{', ...' if len(shapes) > 5 else ''}). Pass target_size=(height, width) "
+            f"The {what} have {len(counts)} different {noun} ({listed}"
+            f"{', ...' if len(counts) > 5 else ''}). Pass target_size=(height, width) "
             "to resize them all when loading."
         )
-    return np.stack(examples)
 
 
 def resize_image(image, size):

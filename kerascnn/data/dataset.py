@@ -72,7 +72,7 @@ class Data:
     a few GB). Examples keep their raw dtype and values, with a channel axis; labels are int
     class indices. Validation splits and folds are index views on the same arrays: reading
     `x_train` of a fold copies, while `pipeline()` and `folds()` do not. A streamed image
-    folder (`load(folder, stream=True)`, `kerascnn.data.streaming`) holds file lists instead:
+    folder (`load(folder, stream=True)`, `kerascnn.data.streamed_folders`) holds file lists instead:
     the same splits and folds, its `x_*` read from the files only when asked for, and
     `describe()["storage"]` is "files" rather than "memory". For regression
     (`task="regression"`) the targets are float32 (examples, targets), there are no classes,
@@ -342,7 +342,7 @@ class Data:
             return train.pool, np.sort(
                 np.concatenate([train.all_positions(), validation.all_positions()])
             )
-        if hasattr(train.pool, "merged"):  # files (kerascnn.data.streaming): join the lists
+        if hasattr(train.pool, "merged"):  # files (kerascnn.data.pools): join the lists
             pool = train.pool.merged(train.all_positions(), validation.pool,
                                      validation.all_positions())
             return pool, np.arange(len(pool.y), dtype=np.int64)
@@ -412,6 +412,35 @@ class Data:
             + (f"classes={self.num_classes})" if self.task == "classification"
                else f"regression targets={self.num_outputs})")
         )
+
+
+def with_test_split(splits, test_split, seed, class_names, task="classification"):
+    """Returns {split: `Split`} with a test split held out of the train split when `splits`
+    (a source's own) has none and `test_split` asks for one: stratified, or shuffled for
+    regression."""
+    if "test" in splits or not test_split:
+        return splits
+    pool = splits["train"].pool
+    if task == "regression":
+        kept, held_out = shuffled_split(len(pool.y), test_split, seed)
+    else:
+        kept, held_out = stratified_split(pool.y, test_split, seed, argument="test_split",
+                                          class_names=class_names)
+    return {**splits, "train": Split(pool, kept), "test": Split(pool, held_out)}
+
+
+def with_validation_split(data, validation_split, seed):
+    """Returns `data.with_validation(validation_split, seed)`, or `data` for None.
+
+    Raises:
+        ValueError: for a `data` with its own validation split (`load` keeps it as it is).
+    """
+    if validation_split is None:
+        return data
+    if "validation" in data.split_names:
+        raise InputError(f"{data.name} has its own validation split; pass "
+                         "validation_split=None to use it.")
+    return data.with_validation(validation_split, seed)
 
 
 def predict(model, examples, batch_size=256):

@@ -1,24 +1,21 @@
-"""TFRecord shards and prepared TFDS sets read by position: data larger than memory.
+"""TFRecord shards (`TFRecords`) read into memory, or by position: data larger than memory.
 
-`load(TFRecords(...), stream=True)` and `load("tfds:<name>", stream=True)` list the records
-of each split's files instead of decoding them into arrays. A `Data` then holds
-`RecordPool`s: an offset index (one int64 offset and length per record, built by reading
-only the 12-byte record headers) and the labels, split and folded by position exactly as the
-in-memory loader splits its arrays. Pipelines read each batch of records by position
-(`os.pread` in one Python call per batch), then parse and decode them in TensorFlow graph
-ops (`kerascnn.data.streaming.decode_image`, or TFDS's own `deserialize_example`), so both
-modes give the same pixels.
+`load(TFRecords(...), stream=True)` lists the records of each split's files instead of
+decoding them into arrays (so does `load("tfds:<name>", stream=True)` for a prepared TFDS
+set: `kerascnn.data.tfds_source`). A `Data` then holds `RecordPool`s: an offset index (one
+int64 offset and length per record, built by reading only the 12-byte record headers) and
+the labels, split and folded by position exactly as the in-memory loader splits its arrays.
+Pipelines read each batch of records by position (`os.pread` in one Python call per batch),
+then parse and decode them in TensorFlow graph ops (`kerascnn.data.pools.decode_image`, or
+TFDS's own `deserialize_example`), so both modes give the same pixels.
 
 Loading TFRecords reads every record once in parallel tf.data calls (as the folder loader
 decodes every file): labels for the stratified splits, image sizes and channels, and the
 records whose image cannot be decoded, which are left out and listed in one warning in both
-modes. A TFDS set is taken as TFDS wrote it: only its labels are read.
+modes.
 
 A compressed (GZIP, ZLIB) file has no record offsets: it is refused for streaming, and read
-sequentially in memory (`stream=False`). A TFDS set stored as array_record is refused for
-streaming too: `tfds.data_source` reads it by position, but decodes each example in Python
-(NumPy), one call per example, where kerascnn decodes in graph ops; load it in memory or
-prepare it as TFRecord.
+sequentially in memory (`stream=False`).
 """
 
 import array
@@ -34,9 +31,10 @@ import numpy as np
 import tensorflow as tf
 
 from kerascnn.data import arrays
-from kerascnn.data.streaming import (
-    FileExamples,
-    FilePool,
+from kerascnn.data.dataset import SPLITS
+from kerascnn.data.pools import (
+    StreamedPool,
+    class_indices,
     common_shape,
     decode_image,
     fit_image,
@@ -235,7 +233,7 @@ class RecordFormat:
         shape: (height, width, channels) every image is read as.
         stored_shape: for "raw", the shape the bytes hold.
         features: for "tfds", the set's `FeaturesDict`.
-        jpeg_only: every image is a JPEG (see `streaming.read_image`).
+        jpeg_only: every image is a JPEG (see `pools.read_image`).
         resize: some images differ from `shape` in size.
     """
 
@@ -276,8 +274,9 @@ class RecordFormat:
                                    resize=self.resize or other.resize)
 
 
-class RecordPool(FilePool):
-    """Serialized examples in TFRecord files and int64 labels, read by position: a `FilePool`.
+class RecordPool(StreamedPool):
+    """Serialized examples in TFRecord files and int64 labels, read by position: a
+    `StreamedPool`.
 
     Args:
         index: the `RecordIndex` of the examples.
@@ -286,15 +285,9 @@ class RecordPool(FilePool):
     """
 
     def __init__(self, index, y, record_format):
-        # Not FilePool.__init__: there are no per-example paths, and no decoded-image cache.
+        super().__init__(y, record_format.shape)
         self.index = index
-        self.y = y
         self.format = record_format
-        self.shape = tuple(int(d) for d in record_format.shape)
-        self.cache = None
-        self.x = FileExamples(self, np.arange(len(y), dtype=np.int64))
-        self._tensors = None
-        self._cached = None
 
     @property
     def files(self):
@@ -415,7 +408,7 @@ class TFRecords:
             ValueError: for a pattern that matches no file.
         """
         listed = {}
-        for split in ("train", "validation", "test"):
+        for split in SPLITS:
             patterns = getattr(self, split)
             if patterns is None:
                 continue
@@ -431,45 +424,21 @@ class TFRecords:
         return listed
 
 
-def streamable(source):
-    """Whether `source` is a TFRecords source or a TFDS name, which `load` can stream."""
-    return isinstance(source, TFRecords) or (
-        isinstance(source, str) and source.startswith("tfds:"))
-
-
-def estimated_size(source, target_size, data_dir=None):
-    """Returns (decoded bytes, examples) of a TFRecords source or a prepared TFDS set.
-
-    Returns None when that cannot be known without reading the set: a TFDS set not prepared,
-    of images that vary in size without `target_size`, or TFRecords whose first image cannot
-    be decoded.
-    """
-    if isinstance(source, TFRecords):
-        files = [path for paths in source.files().values() for path in paths]
-        count = sum(_counts(files))
-        if source.shape is not None:
-            shape = (*(target_size or source.shape[:2]), source.shape[2])
-        else:
-            first = _first_record(files[0])
-            contents = tf.train.Example.FromString(first).features.feature[source.image]
-            try:
-                image = tf.io.decode_image(contents.bytes_list.value[0],
-                                           expand_animations=False)
-            except (tf.errors.OpError, IndexError):  # damaged or absent: loading says so
-                return None
-            shape = (*(target_size or image.shape[:2]), 3 if image.shape[2] > 2 else 1)
-        return count * int(np.prod(shape)), count
-    builder = _tfds_builder(source[5:], data_dir, download=False)
-    if builder is None:
-        return None
-    image_key, _ = _tfds_keys(builder, source[5:])
-    shape = builder.info.features[image_key].shape
-    if target_size is not None:
-        shape = (*target_size, shape[2])
-    if None in shape:
-        return None
-    count = sum(builder.info.splits[split].num_examples for split in _TFDS_SPLITS
-                if split in builder.info.splits)
+def estimated_size(source, target_size):
+    """Returns (decoded bytes, examples) of a `TFRecords` source, or None when its first
+    image cannot be decoded (so that its size cannot be known without reading it)."""
+    files = [path for paths in source.files().values() for path in paths]
+    count = sum(_counts(files))
+    if source.shape is not None:
+        shape = (*(target_size or source.shape[:2]), source.shape[2])
+    else:
+        first = _first_record(files[0])
+        contents = tf.train.Example.FromString(first).features.feature[source.image]
+        try:
+            image = tf.io.decode_image(contents.bytes_list.value[0], expand_animations=False)
+        except (tf.errors.OpError, IndexError):  # damaged or absent: loading says so
+            return None
+        shape = (*(target_size or image.shape[:2]), 3 if image.shape[2] > 2 else 1)
     return count * int(np.prod(shape)), count
 
 
@@ -585,7 +554,7 @@ def _warn_skipped(split, files, positions, starts):
                        for n, p in zip(numbers, skipped[:_LISTED]))
     warnings.warn(f"Skipped {len(skipped)} of {starts[-1]} {split} records whose image cannot "
                   f"be decoded: {listed}{'; ...' if len(skipped) > _LISTED else ''}",
-                  stacklevel=5)
+                  stacklevel=6)  # at the caller of `load`
 
 
 def _record_formats(source, listed, counts, target_size):
@@ -657,118 +626,51 @@ def read_records(source, target_size):
                 class_names=list(source.class_names) if source.class_names else None, **fields)
 
 
-def load_records(source, *, validation_split, test_split, seed, target_size, class_names=None,
-                 data_dir=None, download=True):
-    """Indexes a TFRecords source or a TFDS set into a streaming `Data`, split as `load` does.
+def load_records(source, *, validation_split, test_split, seed, target_size, class_names=None):
+    """Indexes a `TFRecords` source into a streaming `Data`, split as `load` splits arrays.
 
     Args:
-        source: a `TFRecords`, or "tfds:<name>" of a set prepared as TFRecord files.
-        validation_split, test_split, seed, target_size, class_names, data_dir, download:
-            as in `load`.
+        source: a `TFRecords`.
+        validation_split, test_split, seed, target_size, class_names: as in `load`.
 
     Returns:
         A `Data` whose pools are `RecordPool`s.
 
     Raises:
         ValueError: for compressed, damaged or truncated files, features other than those
-            declared, images of mixed sizes without `target_size`, or a TFDS set stored
-            as array_record.
+            declared, or images of mixed sizes without `target_size`.
     """
-    if isinstance(source, TFRecords):
-        listed, indexes, formats, labels = source.files(), {}, {}, {}
-        whole = {split: RecordIndex.build(paths) for split, paths in listed.items()}
-        counts = {split: index.counts() for split, index in whole.items()}
-        for split, (record_format, positions, split_labels) in _record_formats(
-                source, listed, counts, target_size).items():
-            indexes[split] = whole[split].take(positions)
-            formats[split], labels[split] = record_format, split_labels
-        names, title = class_names or (list(source.class_names) if source.class_names
-                                       else None), source.title
-    else:
-        indexes, formats, labels, names = _tfds_records(source[5:], data_dir, download,
-                                                        target_size)
-        names, title = class_names or names, source
-    y_train, names = arrays.to_class_indices(labels["train"], "train", names)
-    arrays.check_classes(y_train, names)
-    pools = {}
+    listed, indexes, formats, labels = source.files(), {}, {}, {}
+    whole = {split: RecordIndex.build(paths) for split, paths in listed.items()}
+    counts = {split: index.counts() for split, index in whole.items()}
+    for split, (record_format, positions, split_labels) in _record_formats(
+            source, listed, counts, target_size).items():
+        indexes[split] = whole[split].take(positions)
+        formats[split], labels[split] = record_format, split_labels
+    names = class_names or (list(source.class_names) if source.class_names else None)
+    return pooled_records(source.title, indexes, formats, labels, names,
+                          validation_split=validation_split, test_split=test_split, seed=seed)
+
+
+def pooled_records(name, indexes, formats, labels, class_names, *, validation_split,
+                   test_split, seed):
+    """Returns the `Data` of indexed records, split as `load` splits arrays.
+
+    Args:
+        name: the data set's name.
+        indexes, formats, labels: {split: `RecordIndex`}, {split: `RecordFormat`} and
+            {split: labels, one per indexed record} of the source's own splits.
+        class_names, validation_split, test_split, seed: as in `load`.
+
+    Raises:
+        ValueError: for labels that are not classes, or files that changed while read.
+    """
+    y, class_names = class_indices(labels, class_names)
     for split, index in indexes.items():
         if len(index) != len(labels[split]):
             raise InputError(f"The {split} files changed while they were read: "
                              f"{len(index)} records indexed, {len(labels[split])} labels read.")
-        y = y_train if split == "train" else arrays.to_class_indices(labels[split], split,
-                                                                     names)[0]
-        pools[split] = RecordPool(index, y, formats[split])
-    return pooled_data(title, pools, names, validation_split=validation_split,
+    pools = {split: RecordPool(index, y[split], formats[split])
+             for split, index in indexes.items()}
+    return pooled_data(name, pools, class_names, validation_split=validation_split,
                        test_split=test_split, seed=seed)
-
-
-_TFDS_SPLITS = ("train", "validation", "test")
-
-
-def _tfds_builder(name, data_dir, download):
-    from kerascnn.data.tfds_source import prepared_builder
-
-    try:
-        return prepared_builder(name, data_dir, download)
-    except FileNotFoundError:
-        if download:
-            raise
-        return None
-
-
-def _tfds_keys(builder, name):
-    from kerascnn.data.tfds_source import image_and_label_keys
-
-    return image_and_label_keys(builder.info, name)
-
-
-def _tfds_records(name, data_dir, download, target_size):
-    """Returns the indexes, formats, labels and class names of a prepared TFDS set's splits."""
-    builder = _tfds_builder(name, data_dir, download)
-    file_format = str(getattr(builder.info, "file_format", "tfrecord")).lower()
-    if "tfrecord" not in file_format:
-        raise InputError(
-            f"TFDS data set {name!r} is stored as {file_format}, not TFRecord: kerascnn "
-            "streams TFRecord files only. Load it in memory (stream=False), or prepare it "
-            "with file_format='tfrecord'.")
-    image_key, label_key = _tfds_keys(builder, name)
-    features = builder.info.features
-    stored = tuple(features[image_key].shape)
-    shape = (*target_size, stored[2]) if target_size is not None else stored
-    if None in shape:
-        raise InputError(f"TFDS data set {name!r} has images of varying sizes {stored}: "
-                         "pass target_size=(height, width) to stream it, resized.")
-    record_format = RecordFormat("tfds", image_key, shape, features=features,
-                                 resize=shape[:2] != stored[:2])
-    indexes, formats, labels = {}, {}, {}
-    for split in _TFDS_SPLITS:
-        if split not in builder.info.splits:
-            continue
-        instructions = builder.info.splits[split].file_instructions
-        paths = [os.path.join(builder.data_dir, os.path.basename(i.filename))
-                 for i in instructions]
-        indexes[split] = RecordIndex.build(paths, [i.skip for i in instructions],
-                                           [i.take for i in instructions])
-        formats[split] = record_format
-        labels[split] = _tfds_labels(paths, instructions, label_key)
-    if "train" not in indexes:
-        raise InputError(f"TFDS data set {name!r} has no 'train' split; it has "
-                         f"{list(builder.info.splits)}.")
-    return indexes, formats, labels, list(features[label_key].names)
-
-
-def _tfds_labels(paths, instructions, label_key):
-    """Returns the int64 labels of the records the file instructions select, in order."""
-    def records(path, skip, take):
-        return tf.data.TFRecordDataset(path).skip(skip).take(take)
-
-    dataset = tf.data.Dataset.from_tensor_slices(
-        (paths, np.array([i.skip for i in instructions], np.int64),
-         np.array([i.take if i.take is not None and i.take >= 0 else -1
-                   for i in instructions], np.int64)))
-    dataset = dataset.flat_map(records).batch(_SCAN_BATCH).map(
-        lambda serialized: tf.io.parse_example(
-            serialized, {label_key: tf.io.FixedLenFeature([], tf.int64)})[label_key],
-        num_parallel_calls=tf.data.AUTOTUNE)
-    batches = list(dataset.as_numpy_iterator())
-    return np.concatenate(batches) if batches else np.zeros(0, np.int64)

@@ -7,13 +7,17 @@ import zipfile
 import zlib
 from collections.abc import Mapping
 
+import keras
 import numpy as np
+from sklearn import datasets
 
-from kerascnn.data import arrays
+from kerascnn.data import arrays, streaming
 from kerascnn.data.archives import is_archive, read_archive
-from kerascnn.data.dataset import Data, Pool, Split
+from kerascnn.data.dataset import Data, Pool, Split, with_test_split, with_validation_split
 from kerascnn.data.folders import folder_layout, read_folder
-from kerascnn.data.splits import check_fraction, shuffled_split, stratified_split
+from kerascnn.data.records import TFRecords, read_records
+from kerascnn.data.splits import check_fraction
+from kerascnn.data.tfds_source import read_tfds
 from kerascnn.errors import InputError, InputTypeError
 from kerascnn.files import sha256_file
 
@@ -148,6 +152,32 @@ def load(
         CacheError: (a ValueError) for a `cache` that is a file, or that holds `<split>.npy`
             or `<split>.json` files kerascnn did not write.
     """
+    seed, target_size, class_names = _checked_options(
+        seed, kind, task, class_names, validation_split, test_split, target_size)
+    named, source = _named_copy(_spec(source), data_dir)
+    tfds_dir = _data_dirs(data_dir)[0]
+    if streaming.chooses_streaming(source, stream, target_size, data_dir=tfds_dir):
+        data = streaming.load_streamed(
+            source, task=task, cache=cache, data_dir=tfds_dir, download=download,
+            validation_split=validation_split, test_split=test_split, seed=seed,
+            target_size=target_size, class_names=class_names)
+        data.name = named or data.name
+        return data
+    if cache is not None:
+        raise InputError(f"cache={cache!r} holds decoded images of a streamed folder; this "
+                         "source loads into memory. Pass stream=True for a folder, or no cache.")
+    raw = _read(source, data_dir=data_dir, download=download, target_size=target_size)
+    _rename(raw, named, class_names, source)
+    return _validated(source, raw, kind, validation_split, test_split, seed, target_size, task)
+
+
+def _checked_options(seed, kind, task, class_names, validation_split, test_split,
+                     target_size):
+    """Returns `load`'s seed, target_size and class_names as it uses them.
+
+    Raises:
+        ValueError: for an option of `load` it cannot take.
+    """
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool):
         raise InputError(f"seed must be an integer; got seed={seed!r}.")
     arrays.check_kind(kind)
@@ -164,53 +194,36 @@ def load(
         target_size = tuple(int(v) for v in target_size)
     if class_names is not None:
         class_names = arrays.check_class_names(class_names, "class_names")
-    from kerascnn.data import records, streaming
+    return int(seed), target_size, class_names
 
+
+def _spec(source):
+    """The `TFRecords` a `.json` file describes (`TFRecords.from_json`), else `source`."""
     if (isinstance(source, (str, os.PathLike)) and os.fspath(source).endswith(".json")
             and os.path.isfile(source)):
-        source = records.TFRecords.from_json(os.fspath(source))
-    named, source = _image_folder_copy(source, data_dir)
-    tfds_dir = _data_dirs(data_dir)[0]
-    if streaming.chooses_streaming(source, stream, target_size, data_dir=tfds_dir):
-        if task != "classification":
-            raise InputError(f"streamed images hold classes; got task={task!r}. Load "
-                             "regression data in memory (stream=False).")
-        if records.streamable(source):
-            if cache is not None:
-                raise InputError(f"cache={cache!r} holds decoded images of a streamed folder; "
-                                 "TFDS sets and TFRecords are read by position without one. "
-                                 "Leave cache out.")
-            return records.load_records(
-                source, validation_split=validation_split, test_split=test_split,
-                seed=int(seed), target_size=target_size, class_names=class_names,
-                data_dir=tfds_dir, download=download)
-        data = streaming.load_folder(
-            os.fspath(source), validation_split=validation_split, test_split=test_split,
-            seed=int(seed), target_size=target_size, class_names=class_names, cache=cache)
-        data.name = named or data.name
-        return data
-    if cache is not None:
-        raise InputError(f"cache={cache!r} holds decoded images of a streamed folder; this "
-                         "source loads into memory. Pass stream=True for a folder, or no cache.")
-    if isinstance(source, records.TFRecords):
-        raw = RawData(**records.read_records(source, target_size))
-    else:
-        raw = _read(source, data_dir=data_dir, download=download)
+        return TFRecords.from_json(os.fspath(source))
+    return source
+
+
+def _rename(raw, named, class_names, source):
+    """Names what was read from a named set's image folder copy after the set (its classes
+    checked), and gives it the `class_names` passed to `load`, if any."""
     if named is not None:
         _check_copy_classes(named, raw.class_names, source)
         raw.name = named
     if class_names is not None:
         raw.class_names = class_names
-    try:
-        return _assemble(raw, kind, validation_split, test_split, int(seed), target_size, task)
-    except ValueError as error:
-        path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
-        if path is None or path in str(error):
-            raise
-        raise InputError(f"{path}: {error}") from None
 
 
-def _read(source, *, data_dir, download):
+def _read(source, *, data_dir, download, target_size):
+    """Reads a source that loads into memory as `RawData`.
+
+    Raises:
+        ValueError: for an unknown source, or one that cannot be read.
+        TypeError: for a source of an unknown type.
+    """
+    if isinstance(source, TFRecords):
+        return RawData(**read_records(source, target_size))
     if isinstance(source, (str, os.PathLike)):
         text = os.fspath(source)
         if text in KERAS_DATASETS:
@@ -218,8 +231,6 @@ def _read(source, *, data_dir, download):
         if text == "digits":
             return _digits()
         if text.startswith("tfds:"):
-            from kerascnn.data.tfds_source import read_tfds
-
             return RawData(**read_tfds(text[5:], _data_dirs(data_dir)[0], download))
         if os.path.isdir(text):
             return RawData(**read_folder(text))
@@ -273,7 +284,7 @@ def local_copy(name, data_dir=None):
     return None
 
 
-def _image_folder_copy(source, data_dir):
+def _named_copy(source, data_dir):
     """(name, path) of the image folder or archive that stands for a named set, else
     (None, source): `<name>.npz` found first, or no copy, leave the source as it is."""
     if not (isinstance(source, str) and source in IMAGE_FOLDER_COPIES):
@@ -304,8 +315,6 @@ def _keras_dataset(name, data_dir, download):
         return _npz(path, name=name, class_names=KERAS_DATASETS[name])
     reason = "download=False"
     if download:
-        import keras
-
         module = getattr(keras.datasets, name)
         try:
             if name == "cifar100":
@@ -414,8 +423,6 @@ def _class_arrays(mapping):
 
 
 def _digits():
-    from sklearn import datasets
-
     digits = datasets.load_digits()
     path = os.path.join(os.path.dirname(datasets.__file__), "data", "digits.csv.gz")
     return RawData(
@@ -447,68 +454,74 @@ def _as_examples(x, split, target_size):
     return x
 
 
+def _validated(source, raw, kind, validation_split, test_split, seed, target_size, task):
+    """`_assemble`, its errors about a file or folder source prefixed with its path."""
+    try:
+        return _assemble(raw, kind, validation_split, test_split, seed, target_size, task)
+    except ValueError as error:
+        path = os.fspath(source) if isinstance(source, (str, os.PathLike)) else None
+        if path is None or path in str(error):
+            raise
+        raise InputError(f"{path}: {error}") from None
+
+
 def _assemble(raw, kind, validation_split, test_split, seed, target_size, task):
     """Validates raw splits and builds the `Data`."""
     x_train = _as_examples(raw.x_train, "train", target_size)
     kind = arrays.infer_kind(x_train.shape, kind or raw.kind)
     x_train = arrays.with_channel_axis(x_train, kind)
-    regression = task == "regression"
-    if regression:
-        y_train, class_names = arrays.to_targets(raw.y_train, "train"), []
-    else:
-        y_train, class_names = arrays.to_class_indices(raw.y_train, "train", raw.class_names)
+    y_train, class_names = _train_targets(raw.y_train, raw.class_names, task)
     _check_pair(x_train, y_train, "train")
-    if not regression:
+    if task != "regression":
         arrays.check_classes(y_train, class_names)
-    pool = Pool(x_train, y_train)
-    splits = {"train": Split(pool)}
+    splits = {"train": Split(Pool(x_train, y_train))}
     for split, x, y in (("test", raw.x_test, raw.y_test), ("validation", raw.x_val, raw.y_val)):
-        if x is None:
-            continue
-        x = arrays.with_channel_axis(_as_examples(x, split, target_size), kind)
-        if x.shape[1:] != x_train.shape[1:]:
-            raise InputError(
-                f"x_{split} examples have shape {x.shape[1:]}, unlike x_train's "
-                f"{x_train.shape[1:]}."
-            )
-        if regression:
-            y = arrays.to_targets(y, split)
-            if y.shape[1] != y_train.shape[1]:
-                raise InputError(f"y_{split} has {y.shape[1]} targets per example, unlike "
-                                 f"y_train's {y_train.shape[1]}.")
-        else:
-            y, _ = arrays.to_class_indices(y, split, class_names)
-        _check_pair(x, y, split)
-        splits[split] = Split(Pool(x, y))
-    if "test" not in splits and test_split and regression:
-        kept, held_out = shuffled_split(len(y_train), test_split, seed)
-        splits.update(train=Split(pool, kept), test=Split(pool, held_out))
-    elif "test" not in splits and test_split:
-        kept, held_out = stratified_split(y_train, test_split, seed, argument="test_split",
-                                          class_names=class_names)
-        splits.update(train=Split(pool, kept), test=Split(pool, held_out))
-    value_range = raw.value_range
-    if value_range is None and x_train.dtype == np.uint8:
-        value_range = (0, 255)
-    elif value_range is None:
-        value_range = arrays.observed_range(x_train, splits["train"].positions)
-    data = Data(
-        name=raw.name,
-        class_names=class_names,
-        kind=kind,
-        value_range=value_range,
-        sha256=raw.sha256,
-        seed=seed,
-        splits=splits,
-        task=task,
-    )
-    if validation_split is not None:
-        if raw.x_val is not None:
-            raise InputError(
-                f"{raw.name} has its own validation split; pass validation_split=None to use it."
-            )
-        data = data.with_validation(validation_split, seed)
-    return data
+        if x is not None:
+            splits[split] = _given_split(split, x, y, x_train, y_train, kind, class_names,
+                                         target_size, task)
+    splits = with_test_split(splits, test_split, seed, class_names, task)
+    data = Data(name=raw.name, class_names=class_names, kind=kind,
+                value_range=_value_range(raw.value_range, x_train, splits["train"]),
+                sha256=raw.sha256, seed=seed, splits=splits, task=task)
+    return with_validation_split(data, validation_split, seed)
+
+
+def _train_targets(y, class_names, task):
+    """Returns (y_train, class names): float targets and no classes for regression, else
+    int64 class indices and their names."""
+    if task == "regression":
+        return arrays.to_targets(y, "train"), []
+    return arrays.to_class_indices(y, "train", class_names)
+
+
+def _given_split(split, x, y, x_train, y_train, kind, class_names, target_size, task):
+    """Returns the `Split` of a source's own test or validation examples, checked against
+    the train split's."""
+    x = arrays.with_channel_axis(_as_examples(x, split, target_size), kind)
+    if x.shape[1:] != x_train.shape[1:]:
+        raise InputError(
+            f"x_{split} examples have shape {x.shape[1:]}, unlike x_train's "
+            f"{x_train.shape[1:]}."
+        )
+    if task == "regression":
+        y = arrays.to_targets(y, split)
+        if y.shape[1] != y_train.shape[1]:
+            raise InputError(f"y_{split} has {y.shape[1]} targets per example, unlike "
+                             f"y_train's {y_train.shape[1]}.")
+    else:
+        y, _ = arrays.to_class_indices(y, split, class_names)
+    _check_pair(x, y, split)
+    return Split(Pool(x, y))
+
+
+def _value_range(value_range, x_train, train):
+    """The source's value range, else (0, 255) for uint8, else the range observed in the
+    train split."""
+    if value_range is not None:
+        return value_range
+    if x_train.dtype == np.uint8:
+        return (0, 255)
+    return arrays.observed_range(x_train, train.positions)
 
 
 def _check_pair(x, y, split):

@@ -8,7 +8,7 @@ import pytest
 from PIL import Image
 
 import kerascnn
-from kerascnn.data import Preprocessing, load, streaming
+from kerascnn.data import Preprocessing, load, streamed_folders, streaming
 from kerascnn.data.running_stats import RunningMoments
 
 
@@ -140,7 +140,7 @@ def test_damaged_files_are_skipped_and_listed_once(folder):
 
 
 def test_auto_streams_above_the_memory_share(folder, monkeypatch, caplog):
-    size, count = streaming.estimated_size(str(folder), (16, 16))
+    size, count = streamed_folders.estimated_size(str(folder), (16, 16))
     assert (size, count) == (212 * 16 * 16 * 3, 212)  # image files, RGB (the first is)
     memory = streaming.physical_memory()
     monkeypatch.setattr(streaming, "MEMORY_SHARE", 0.9 * size / memory)
