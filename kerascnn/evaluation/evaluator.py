@@ -8,6 +8,8 @@ import os
 import keras
 import numpy as np
 
+from kerascnn import losses
+from kerascnn.data import load as load_data
 from kerascnn.data.dataset import predict
 from kerascnn.errors import InputError, InputTypeError
 from kerascnn.evaluation import diagnosis as diagnosis_lib
@@ -16,7 +18,6 @@ from kerascnn.evaluation import plots
 from kerascnn.evaluation import uncertainty as uncertainty_lib
 from kerascnn.evaluation.report import EvaluationReport
 from kerascnn.run_folder import MANIFEST, RunFolder, RunFolderError
-from kerascnn import losses
 
 SINGLE, MC_DROPOUT, ENSEMBLE = "single model", "mc dropout", "ensemble"
 REPORT_FILES = ("metrics.json", "report.md", "report.html")
@@ -77,6 +78,33 @@ def evaluate(model, data=None, *, history=None, mc_dropout=0, ensemble=None, out
             that are not probabilities, labels that are not class indices, or bad options;
             for data whose test split is not the one of the model's run.
     """
+    _check_options(mc_dropout, ensemble)
+    model, data, history, run = _resolve_run(model, data, history, data_dir, split_seed)
+    columns = diagnosis_lib.load_history(history) if history is not None else None
+    model = _load_model(model)
+    outputs_kind = _outputs_kind(task, run, model, data)
+    _check_predictors(outputs_kind, mc_dropout, ensemble)
+    if outputs_kind == "values":
+        x, y, _ = _test_arrays(data, None, data_dir, split_seed, "regression")
+        metrics, figures = _regression(model, x, y, batch_size)
+    else:
+        members = [_load_model(member) for member in ensemble or []]
+        x, y, names = _classification_test(
+            data, [model, *members], class_names, data_dir, split_seed)
+        mc = uncertainty_lib.monte_carlo_model(model, seed=seed) if mc_dropout else None
+        metrics, figures, probabilities = _classification(
+            model, x, y, names, top_k, batch_size, scores=outputs_kind == "scores")
+        if probabilities is not None:
+            predictors = _predictors(metrics, probabilities, x, y, batch_size, mc=mc,
+                                     passes=mc_dropout, members=members)
+            metrics["uncertainty"] = {label: summary for label, (summary, *_) in
+                                      predictors.items()}
+            figures.update(_probability_figures(metrics, predictors, x))
+    return _finish(metrics, figures, columns, fit_thresholds, out)
+
+
+def _check_options(mc_dropout, ensemble):
+    """Refuses an MC-dropout count or an ensemble that cannot be used."""
     if isinstance(mc_dropout, bool) or not isinstance(mc_dropout, int) or mc_dropout < 0 or (
             mc_dropout == 1):
         raise InputError(
@@ -84,168 +112,22 @@ def evaluate(model, data=None, *, history=None, mc_dropout=0, ensemble=None, out
     if ensemble is not None and len(ensemble) < 2:
         raise InputError(
             f"An ensemble needs at least 2 models; got {len(ensemble)}. Pass ensemble=None.")
+
+
+def _resolve_run(model, data, history, data_dir, split_seed):
+    """(model, data, history, run record or None): a run folder stands for its model.keras,
+    its history.csv and its test data; a model file inside one is scored on that test data."""
     run = _run_record(model)
-    if run is not None:
-        model = os.path.join(run["folder"], "model.keras") if run["is_folder"] else model
-        if history is None and run["is_folder"]:
+    if run is None:
+        if data is None:
+            raise InputError("evaluate needs `data` (a source, a Data or (x, y)) unless "
+                             "`model` is a run folder written by kerascnn.train.")
+        return model, data, history, None
+    if run["is_folder"]:
+        model = os.path.join(run["folder"], "model.keras")
+        if history is None:
             history = _run_history(run["folder"])
-        data = _run_data(run, data, data_dir, split_seed)
-    elif data is None:
-        raise InputError("evaluate needs `data` (a source, a Data or (x, y)) unless `model` is "
-                         "a run folder written by kerascnn.train.")
-    columns = diagnosis_lib.load_history(history) if history is not None else None
-    model = _load_model(model)
-    outputs_kind = _outputs_kind(task, run, model, data)
-    if outputs_kind != "probabilities" and (mc_dropout or ensemble is not None):
-        raise InputError(
-            "mc_dropout and ensemble summarise predicted probabilities; this model outputs "
-            f"{'regression values' if outputs_kind == 'values' else 'raw class scores'}. "
-            "Leave them out.")
-    if outputs_kind == "values":
-        x, y, _ = _test_arrays(data, None, data_dir, split_seed, "regression")
-        return _evaluate_regression(model, x, y, columns, fit_thresholds, batch_size, out)
-    members = [_load_model(member) for member in ensemble or []]
-    x, y, names = _test_arrays(data, class_names, data_dir, split_seed)
-    widths = [_output_width(checked, x) for checked in [model] + members]
-    # Without class names the model says how many classes there are (1 sigmoid = 2).
-    num_classes = len(names) if names is not None else max(widths[0], 2)
-    names = names if names is not None else [str(i) for i in range(num_classes)]
-    for width in widths:
-        metrics_lib.check_output_width(width, num_classes)
-    y = metrics_lib.check_labels(y, num_classes)
-    if len(x) != len(y):
-        raise InputError(f"Got {len(x)} inputs but {len(y)} labels.")
-    if mc_dropout:
-        mc_model, stochastic_layers = uncertainty_lib.monte_carlo_model(model, seed=seed)
-
-    outputs = predict(model, x, batch_size)
-    if outputs_kind == "scores":
-        scores = np.asarray(outputs, dtype=np.float64).reshape(len(x), -1)
-        metrics = metrics_lib.classification_metrics(
-            y, scores, class_names=names, top_k=top_k, scores=True)
-        metrics = {"model": model.name, "task": "classification", **metrics,
-                   "notes": _notes(metrics, outputs, x)}
-        return _finish(metrics, {"confusion_matrix.png": functools.partial(
-            plots.confusion_matrix_png, metrics["confusion_matrix"], names)},
-            columns, fit_thresholds, out)
-    probabilities = metrics_lib.as_probabilities(outputs, num_classes)
-    metrics = metrics_lib.classification_metrics(
-        y, probabilities, class_names=names, top_k=top_k)
-    metrics = {"model": model.name, "task": "classification", **metrics,
-               "notes": _notes(metrics, outputs, x)}
-    entropy = uncertainty_lib.predictive_entropy(probabilities)
-    uncertainty = {SINGLE: uncertainty_lib.predictor_summary(metrics, y, probabilities, entropy)}
-    entropies = {SINGLE: entropy}
-    correct = {SINGLE: probabilities.argmax(axis=1) == y}
-    if mc_dropout:
-        samples = np.stack([
-            metrics_lib.as_probabilities(
-                predict(mc_model, x, batch_size), num_classes)
-            for _ in range(mc_dropout)])
-        summary, stats = _stochastic_summary(samples, y, names, metrics["top_k"])
-        uncertainty[MC_DROPOUT] = {
-            **summary, "passes": mc_dropout, "stochastic_layers": stochastic_layers}
-        entropies[MC_DROPOUT] = stats["entropy"]
-        correct[MC_DROPOUT] = stats["mean"].argmax(axis=1) == y
-    if members:
-        samples = np.stack([metrics_lib.as_probabilities(
-            predict(member, x, batch_size), num_classes)
-            for member in members])
-        summary, stats = _stochastic_summary(samples, y, names, metrics["top_k"])
-        uncertainty[ENSEMBLE] = {
-            **summary,
-            "members": [member.name for member in members],
-            "member_accuracy": [float(np.mean(s.argmax(axis=1) == y)) for s in samples],
-            "vote_accuracy": float(np.mean(uncertainty_lib.majority_vote(samples) == y))}
-        entropies[ENSEMBLE] = stats["entropy"]
-        correct[ENSEMBLE] = stats["mean"].argmax(axis=1) == y
-    metrics["uncertainty"] = uncertainty
-
-    # Figures are drawn lazily, by the report, only if HTML or files are asked for.
-    figures = {
-        "confusion_matrix.png": functools.partial(
-            plots.confusion_matrix_png, metrics["confusion_matrix"], names),
-        "reliability.png": functools.partial(
-            plots.reliability_png, metrics["reliability"], metrics["ece"]),
-        "confidence.png": functools.partial(plots.confidence_png, {
-            label: (uncertainty[label]["accuracy_by_coverage"], entropies[label], correct[label])
-            for label in uncertainty}),
-    }
-    mistakes = metrics["most_confident_mistakes"]
-    if mistakes and _is_image_batch(x):
-        figures["mistakes.png"] = functools.partial(
-            plots.mistakes_png,
-            [x[e["index"]] for e in mistakes],
-            [f"#{e['index']} true {e['true']}\npredicted {e['predicted']} "
-             f"({e['confidence']:.2f})" for e in mistakes])
-    return _finish(metrics, figures, columns, fit_thresholds, out)
-
-
-def _finish(metrics, figures, columns, fit_thresholds, out):
-    """Adds the fit diagnosis (with a history), builds the report and saves it to `out`."""
-    diagnosis = None
-    if columns is not None:
-        diagnosis = diagnosis_lib.diagnose(columns, fit_thresholds)
-        metrics["diagnosis"] = diagnosis.to_dict()
-        figures["learning_curves.png"] = functools.partial(
-            plots.learning_curves_png, columns, diagnosis)
-    report = EvaluationReport(metrics, figures, diagnosis)
-    if out is not None:
-        _save(report, out)
-    return report
-
-
-def _outputs_kind(task, run, model, data):
-    """What the model outputs: "probabilities", "scores" (hinge losses) or "values"
-    (regression), from `task`, the run's recipe, the data's task or the model's loss."""
-    if task is not None and task not in losses.TASKS:
-        raise InputError(f"task must be one of {losses.TASKS} or None; got task={task!r}.")
-    recipe = (run or {}).get("recipe") or {}
-    compiled = losses.output_kind(model)
-    task = task or recipe.get("task") or getattr(data, "task", None) or (
-        "regression" if compiled == "values" else "classification")
-    if task == "regression":
-        return "values"
-    if recipe.get("task") == "classification" and recipe.get("loss"):
-        return ("probabilities" if losses.output_activation(task, recipe["loss"]) == "softmax"
-                else "scores")
-    return "scores" if compiled == "scores" else "probabilities"
-
-
-def _evaluate_regression(model, x, y, columns, fit_thresholds, batch_size, out):
-    """The regression report: MAE, RMSE and R², predicted against true values."""
-    width = _output_width(model, x)
-    y = metrics_lib.check_targets(y, width)
-    predictions = model.predict(x, batch_size=batch_size, verbose=0).reshape(len(x), -1)
-    metrics = {"model": model.name, "task": "regression",
-               **metrics_lib.regression_metrics(y, predictions),
-               "notes": [f"Regression on {width} target(s): MAE, RMSE and R² by scikit-learn, "
-                         "averaged uniformly over the targets; R² = 1 is perfect, 0 is as good "
-                         "as predicting the test mean."]}
-    figures = {"predictions.png": functools.partial(plots.predictions_png, y, predictions,
-                                                    metrics["target_names"])}
-    return _finish(metrics, figures, columns, fit_thresholds, out)
-
-
-def _save(report, out):
-    """Saves the report in a run folder (a RunFolder, or a path made one of kind "evaluation"),
-    claiming each file it writes."""
-    if not isinstance(out, RunFolder):
-        path = os.path.abspath(os.fspath(out))
-        parent = os.path.dirname(path)
-        if os.path.isfile(os.path.join(parent, MANIFEST)):
-            # Inside another run folder (runs/lenet5/eval): claimed there as a child, so the
-            # run still owns everything it holds.
-            with open(os.path.join(parent, MANIFEST), encoding="utf-8") as f:
-                kind = json.load(f).get("kind")
-            with RunFolder(parent, kind) as run, run.child(os.path.basename(path),
-                                                           "evaluation") as folder:
-                return _save(report, folder)
-        with RunFolder(path, "evaluation") as folder:
-            return _save(report, folder)
-    for name in [*report.figures, *REPORT_FILES]:
-        out.claim(name)
-    return report.save(out.path)
+    return model, _run_data(run, data, data_dir, split_seed), history, run
 
 
 def _run_record(model):
@@ -292,8 +174,6 @@ def _run_history(folder):
 
 def _run_data(run, data, data_dir, split_seed):
     """The test data of the run `run`: its own split, reloaded or checked."""
-    from kerascnn import data as data_lib
-
     record = run.get("data") or {}
     source, splits = record.get("source"), record.get("splits")
     if not isinstance(source, dict) or not isinstance(splits, dict):
@@ -311,35 +191,46 @@ def _run_data(run, data, data_dir, split_seed):
     if isinstance(data, tuple):
         return data  # explicit test arrays: the caller vouches for them
     if data is None or isinstance(data, (str, os.PathLike)):
-        name = source.get("source") if data is None else os.fspath(data)
-        if data is None and (source.get("loaded_by") == "arrays" or name is None):
+        data = _reload_run_data(source, data, folder, data_dir)
+    if hasattr(data, "split_names"):
+        _check_test_split(data, splits["test"], folder, seed)
+    return data
+
+
+def _reload_run_data(source, name, folder, data_dir):
+    """The run's data loaded as its run.json records it, from `name` or the recorded source."""
+    if name is None:
+        name = source.get("source")
+        if source.get("loaded_by") == "arrays" or name is None:
             raise RunFolderError(
                 f"the run in {folder} was trained on arrays passed from Python; pass its test "
                 "data: evaluate(run_dir, data).")
-        # Not the recorded cache: a path read from run.json may point anywhere, and loading
-        # writes there. The cache only saves decoding time over many epochs; evaluation reads
-        # each file once, and gets the same pixels without it.
-        arguments = {k: source[k] for k in ("validation_split", "test_split", "kind", "task",
-                                            "stream")
-                     if source.get(k) is not None}
-        try:
-            data = data_lib.load(name, data_dir=data_dir or source.get("data_dir"), seed=seed,
-                                 **arguments)
-        except FileNotFoundError as error:
-            raise RunFolderError(
-                f"cannot reload the data of the run in {folder} ({name!r}): {error}. Pass "
-                "data_dir (--data-dir) or the data itself.") from None
-    if not hasattr(data, "split_names"):
-        return data
-    mine = data.split_digests().get("test", {}).get("sha256")
-    if mine != splits["test"]["sha256"]:
+    else:
+        name = os.fspath(name)
+    # Not the recorded cache: a path read from run.json may point anywhere, and loading
+    # writes there. The cache only saves decoding time over many epochs; evaluation reads
+    # each file once, and gets the same pixels without it.
+    arguments = {k: source[k] for k in ("validation_split", "test_split", "kind", "task",
+                                        "stream")
+                 if source.get(k) is not None}
+    try:
+        return load_data(name, data_dir=data_dir or source.get("data_dir"),
+                             seed=source.get("seed"), **arguments)
+    except FileNotFoundError as error:
+        raise RunFolderError(
+            f"cannot reload the data of the run in {folder} ({name!r}): {error}. Pass "
+            "data_dir (--data-dir) or the data itself.") from None
+
+
+def _check_test_split(data, test, folder, seed):
+    """Refuses a `Data` whose test split is not `test`, the one the run held out."""
+    if data.split_digests().get("test", {}).get("sha256") != test["sha256"]:
         raise RunFolderError(
             f"the test split of {data.name} ({data.size('test')} examples) is not the one the "
-            f"run in {folder} held out ({splits['test']['size']} examples, split with seed "
+            f"run in {folder} held out ({test['size']} examples, split with seed "
             f"{seed}): the model would be scored on examples it was trained or validated on. "
             f"Evaluate the run folder itself (evaluate({folder!r})) or load the data with "
             f"seed={seed}.")
-    return data
 
 
 def _load_model(model):
@@ -352,6 +243,32 @@ def _load_model(model):
     return model
 
 
+def _outputs_kind(task, run, model, data):
+    """What the model outputs: "probabilities", "scores" (hinge losses) or "values"
+    (regression), from `task`, the run's recipe, the data's task or the model's loss."""
+    if task is not None and task not in losses.TASKS:
+        raise InputError(f"task must be one of {losses.TASKS} or None; got task={task!r}.")
+    recipe = (run or {}).get("recipe") or {}
+    compiled = losses.output_kind(model)
+    task = task or recipe.get("task") or getattr(data, "task", None) or (
+        "regression" if compiled == "values" else "classification")
+    if task == "regression":
+        return "values"
+    if recipe.get("task") == "classification" and recipe.get("loss"):
+        return ("probabilities" if losses.output_activation(task, recipe["loss"]) == "softmax"
+                else "scores")
+    return "scores" if compiled == "scores" else "probabilities"
+
+
+def _check_predictors(outputs_kind, mc_dropout, ensemble):
+    """Refuses MC dropout and ensembles for a model without probabilities."""
+    if outputs_kind != "probabilities" and (mc_dropout or ensemble is not None):
+        raise InputError(
+            "mc_dropout and ensemble summarise predicted probabilities; this model outputs "
+            f"{'regression values' if outputs_kind == 'values' else 'raw class scores'}. "
+            "Leave them out.")
+
+
 def _test_arrays(data, class_names, data_dir=None, split_seed=None, task="classification"):
     """(x, y, class names or None) of the test split of `data`."""
     if isinstance(data, tuple):
@@ -361,9 +278,7 @@ def _test_arrays(data, class_names, data_dir=None, split_seed=None, task="classi
         names = class_names
     else:
         if not hasattr(data, "arrays"):
-            from kerascnn import data as data_lib
-
-            data = data_lib.load(data, data_dir=data_dir, task=task,
+            data = load_data(data, data_dir=data_dir, task=task,
                                  seed=0 if split_seed is None else split_seed)
         x, y = data.arrays("test")
         names = class_names if class_names is not None else data.class_names
@@ -381,20 +296,51 @@ def _output_width(model, x):
     return int(shape[-1])
 
 
-def _stochastic_summary(samples, y, names, top_k):
-    """(summary for the report, per-example statistics) of stochastic predictions."""
-    stats = uncertainty_lib.sample_statistics(samples)
-    metrics = metrics_lib.classification_metrics(y, stats["mean"], class_names=names, top_k=top_k)
-    summary = {
-        **uncertainty_lib.predictor_summary(metrics, y, stats["mean"], stats["entropy"]),
-        "mean_variance": float(stats["variance"].mean()),
-        "mean_mutual_information": float(stats["mutual_information"].mean()),
-    }
-    return summary, stats
+def _regression(model, x, y, batch_size):
+    """(metrics, figures) of a regressor: MAE, RMSE and R², predicted against true values."""
+    width = _output_width(model, x)
+    y = metrics_lib.check_targets(y, width)
+    predictions = model.predict(x, batch_size=batch_size, verbose=0).reshape(len(x), -1)
+    metrics = {"model": model.name, "task": "regression",
+               **metrics_lib.regression_metrics(y, predictions),
+               "notes": [f"Regression on {width} target(s): MAE, RMSE and R² by scikit-learn, "
+                         "averaged uniformly over the targets; R² = 1 is perfect, 0 is as good "
+                         "as predicting the test mean."]}
+    figures = {"predictions.png": functools.partial(plots.predictions_png, y, predictions,
+                                                    metrics["target_names"])}
+    return metrics, figures
 
 
-def _is_image_batch(x):
-    return x.ndim == 3 or (x.ndim == 4 and x.shape[-1] in (1, 3))
+def _classification_test(data, models, class_names, data_dir, split_seed):
+    """(x, y, class names) of the test split, checked against the outputs of `models`."""
+    x, y, names = _test_arrays(data, class_names, data_dir, split_seed)
+    widths = [_output_width(model, x) for model in models]
+    # Without class names the model says how many classes there are (1 sigmoid = 2).
+    num_classes = len(names) if names is not None else max(widths[0], 2)
+    names = names if names is not None else [str(i) for i in range(num_classes)]
+    for width in widths:
+        metrics_lib.check_output_width(width, num_classes)
+    y = metrics_lib.check_labels(y, num_classes)
+    if len(x) != len(y):
+        raise InputError(f"Got {len(x)} inputs but {len(y)} labels.")
+    return x, y, names
+
+
+def _classification(model, x, y, names, top_k, batch_size, scores):
+    """(metrics, figures, probabilities) of a classifier's predictions; probabilities are
+    None for raw class scores (`scores`)."""
+    outputs = predict(model, x, batch_size)
+    if scores:
+        predictions = np.asarray(outputs, dtype=np.float64).reshape(len(x), -1)
+    else:
+        predictions = metrics_lib.as_probabilities(outputs, len(names))
+    metrics = metrics_lib.classification_metrics(
+        y, predictions, class_names=names, top_k=top_k, scores=scores)
+    metrics = {"model": model.name, "task": "classification", **metrics,
+               "notes": _notes(metrics, outputs, x)}
+    figures = {"confusion_matrix.png": functools.partial(
+        plots.confusion_matrix_png, metrics["confusion_matrix"], names)}
+    return metrics, figures, None if scores else predictions
 
 
 def _notes(metrics, outputs, x):
@@ -422,3 +368,105 @@ def _notes(metrics, outputs, x):
     if metrics["most_confident_mistakes"] and not _is_image_batch(x):
         notes.append(f"Inputs of shape {x.shape[1:]} are not images: no mistakes gallery.")
     return notes
+
+
+def _is_image_batch(x):
+    return x.ndim == 3 or (x.ndim == 4 and x.shape[-1] in (1, 3))
+
+
+def _predictors(metrics, probabilities, x, y, batch_size, mc=None, passes=0, members=()):
+    """{predictor: (summary, entropy, correct)} of the single model and, when asked, MC
+    dropout (`mc` = (model, stochastic layers), `passes` times) and the ensemble `members`;
+    entropy and correct are per example."""
+    names, top_k = metrics["class_names"], metrics["top_k"]
+    entropy = uncertainty_lib.predictive_entropy(probabilities)
+    predictors = {SINGLE: (
+        uncertainty_lib.predictor_summary(metrics, y, probabilities, entropy), entropy,
+        probabilities.argmax(axis=1) == y)}
+    if mc is not None:
+        mc_model, stochastic_layers = mc
+        samples = _sample(x, [mc_model] * passes, len(names), batch_size)
+        predictors[MC_DROPOUT] = _stochastic_predictor(
+            samples, y, names, top_k, passes=passes, stochastic_layers=stochastic_layers)
+    if members:
+        samples = _sample(x, members, len(names), batch_size)
+        predictors[ENSEMBLE] = _stochastic_predictor(
+            samples, y, names, top_k, members=[member.name for member in members],
+            member_accuracy=[float(np.mean(s.argmax(axis=1) == y)) for s in samples],
+            vote_accuracy=float(np.mean(uncertainty_lib.majority_vote(samples) == y)))
+    return predictors
+
+
+def _sample(x, models, num_classes, batch_size):
+    """The probabilities each of `models` predicts, stacked: (models, examples, classes)."""
+    return np.stack([metrics_lib.as_probabilities(predict(model, x, batch_size), num_classes)
+                     for model in models])
+
+
+def _stochastic_predictor(samples, y, names, top_k, **details):
+    """(summary, entropy, correct) of the mean of stochastic predictions, `details` added to
+    the summary."""
+    stats = uncertainty_lib.sample_statistics(samples)
+    metrics = metrics_lib.classification_metrics(y, stats["mean"], class_names=names, top_k=top_k)
+    summary = {
+        **uncertainty_lib.predictor_summary(metrics, y, stats["mean"], stats["entropy"]),
+        "mean_variance": float(stats["variance"].mean()),
+        "mean_mutual_information": float(stats["mutual_information"].mean()),
+        **details,
+    }
+    return summary, stats["entropy"], stats["mean"].argmax(axis=1) == y
+
+
+def _probability_figures(metrics, predictors, x):
+    """The figures of predicted probabilities, drawn lazily by the report (only if HTML or
+    files are asked for): reliability, confidence and, for images, the mistakes gallery."""
+    figures = {
+        "reliability.png": functools.partial(
+            plots.reliability_png, metrics["reliability"], metrics["ece"]),
+        "confidence.png": functools.partial(plots.confidence_png, {
+            label: (summary["accuracy_by_coverage"], entropy, correct)
+            for label, (summary, entropy, correct) in predictors.items()}),
+    }
+    mistakes = metrics["most_confident_mistakes"]
+    if mistakes and _is_image_batch(x):
+        figures["mistakes.png"] = functools.partial(
+            plots.mistakes_png,
+            [x[e["index"]] for e in mistakes],
+            [f"#{e['index']} true {e['true']}\npredicted {e['predicted']} "
+             f"({e['confidence']:.2f})" for e in mistakes])
+    return figures
+
+
+def _finish(metrics, figures, columns, fit_thresholds, out):
+    """Adds the fit diagnosis (with a history), builds the report and saves it to `out`."""
+    diagnosis = None
+    if columns is not None:
+        diagnosis = diagnosis_lib.diagnose(columns, fit_thresholds)
+        metrics["diagnosis"] = diagnosis.to_dict()
+        figures["learning_curves.png"] = functools.partial(
+            plots.learning_curves_png, columns, diagnosis)
+    report = EvaluationReport(metrics, figures, diagnosis)
+    if out is not None:
+        _save(report, out)
+    return report
+
+
+def _save(report, out):
+    """Saves the report in a run folder (a RunFolder, or a path made one of kind "evaluation"),
+    claiming each file it writes."""
+    if not isinstance(out, RunFolder):
+        path = os.path.abspath(os.fspath(out))
+        parent = os.path.dirname(path)
+        if os.path.isfile(os.path.join(parent, MANIFEST)):
+            # Inside another run folder (runs/lenet5/eval): claimed there as a child, so the
+            # run still owns everything it holds.
+            with open(os.path.join(parent, MANIFEST), encoding="utf-8") as f:
+                kind = json.load(f).get("kind")
+            with RunFolder(parent, kind) as run, run.child(os.path.basename(path),
+                                                           "evaluation") as folder:
+                return _save(report, folder)
+        with RunFolder(path, "evaluation") as folder:
+            return _save(report, folder)
+    for name in [*report.figures, *REPORT_FILES]:
+        out.claim(name)
+    return report.save(out.path)

@@ -30,8 +30,9 @@ HEADLINE_METRICS = ("accuracy", "macro_f1", "log_loss", "r2", "mae", "rmse")
 
 
 def headline(metrics, prefix=""):
-    """The HEADLINE_METRICS of a report's `metrics` (those it has), as floats, keys prefixed."""
-    return {f"{prefix}{key}": float(metrics[key]) for key in HEADLINE_METRICS if key in metrics}
+    """The HEADLINE_METRICS a report's `metrics` has (not None), as floats, keys prefixed."""
+    return {f"{prefix}{key}": float(metrics[key]) for key in HEADLINE_METRICS
+            if metrics.get(key) is not None}
 
 
 def default_top_k(num_classes):
@@ -202,6 +203,43 @@ def classification_metrics(y_true, probabilities, *, class_names=None, top_k=Non
         ValueError: for labels or probabilities that do not fit together.
     """
     probabilities = np.asarray(probabilities, dtype=np.float64)
+    y_true, names, k = _check_predictions(y_true, probabilities, class_names, top_k)
+    labels = np.arange(len(names))
+    y_pred = probabilities.argmax(axis=1)
+    counts = sk_metrics.confusion_matrix(y_true, y_pred, labels=labels)
+    support = counts.sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        normalized = counts / support[:, None]
+    precision, recall, f1, _ = sk_metrics.precision_recall_fscore_support(
+        y_true, y_pred, labels=labels, zero_division=np.nan)
+    return {
+        "num_examples": int(len(y_true)),
+        "num_classes": len(names),
+        "class_names": names,
+        "accuracy": float(sk_metrics.accuracy_score(y_true, y_pred)),
+        "top_k": k,
+        "top_k_accuracy": _top_k_accuracy(y_true, probabilities, k, scores),
+        "confusion_matrix": counts.tolist(),
+        "confusion_matrix_normalized": [
+            _floats(row) if s else None for row, s in zip(normalized, support)],
+        "per_class": {
+            name: {"precision": _float(p), "recall": _float(r), "f1": _float(f),
+                   "support": int(s)}
+            for name, p, r, f, s in zip(names, precision, recall, f1, support)
+        },
+        "outputs": "scores" if scores else "probabilities",
+        **_probability_metrics(y_true, probabilities, num_bins, scores),
+        "most_confused": _most_confused(counts, names),
+        "most_confident_mistakes": [] if scores else _most_confident_mistakes(
+            y_true, probabilities, names),
+        "absent_classes": [n for n, s in zip(names, support) if s == 0],
+        "never_predicted": [n for n, c in zip(names, counts.sum(axis=0)) if c == 0],
+        **_averages(y_true, y_pred, labels),
+    }
+
+
+def _check_predictions(y_true, probabilities, class_names, top_k):
+    """(labels, class names, k) of `classification_metrics`, checked against the predictions."""
     num_classes = probabilities.shape[1]
     y_true = check_labels(y_true, num_classes)
     if len(y_true) != len(probabilities) or not len(y_true):
@@ -216,61 +254,47 @@ def classification_metrics(y_true, probabilities, *, class_names=None, top_k=Non
     k = default_top_k(num_classes) if top_k is None else int(top_k)
     if not 1 <= k <= num_classes:
         raise InputError(f"top_k must be in [1, {num_classes}]; got {top_k}.")
+    return y_true, names, k
 
-    labels = np.arange(num_classes)
-    y_pred = probabilities.argmax(axis=1)
+
+def _top_k_accuracy(y_true, probabilities, k, scores):
+    """scikit-learn's top-k accuracy of probabilities or raw class scores."""
+    num_classes = probabilities.shape[1]
     # scikit-learn takes the positive-class score alone for two classes (for raw scores,
     # their difference, which it thresholds at 0).
     if num_classes == 2:
         ranking = probabilities[:, 1] - probabilities[:, 0] if scores else probabilities[:, 1]
     else:
         ranking = probabilities
-    counts = sk_metrics.confusion_matrix(y_true, y_pred, labels=labels)
-    support = counts.sum(axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        normalized = counts / support[:, None]
-    precision, recall, f1, _ = sk_metrics.precision_recall_fscore_support(
-        y_true, y_pred, labels=labels, zero_division=np.nan)
-    averages = {
-        average: sk_metrics.precision_recall_fscore_support(
-            y_true, y_pred, labels=labels, average=average, zero_division=np.nan)[:3]
-        for average in ("macro", "weighted")
-    }
-    ece, reliability = (None, None) if scores else expected_calibration_error(
-        y_true, probabilities, num_bins)
-    result = {
-        "num_examples": int(len(y_true)),
-        "num_classes": int(num_classes),
-        "class_names": names,
-        "accuracy": float(sk_metrics.accuracy_score(y_true, y_pred)),
-        "top_k": k,
-        "top_k_accuracy": float(sk_metrics.top_k_accuracy_score(
-            y_true, ranking, k=k, labels=labels)),
-        "confusion_matrix": counts.tolist(),
-        "confusion_matrix_normalized": [
-            _floats(row) if s else None for row, s in zip(normalized, support)],
-        "per_class": {
-            name: {"precision": _float(p), "recall": _float(r), "f1": _float(f),
-                   "support": int(s)}
-            for name, p, r, f, s in zip(names, precision, recall, f1, support)
-        },
-        "outputs": "scores" if scores else "probabilities",
-        "log_loss": None if scores else float(
-            sk_metrics.log_loss(y_true, probabilities, labels=labels)),
+    return float(sk_metrics.top_k_accuracy_score(
+        y_true, ranking, k=k, labels=np.arange(num_classes)))
+
+
+def _probability_metrics(y_true, probabilities, num_bins, scores):
+    """Log loss, ECE, reliability and accuracy by coverage (`None` for raw class scores)."""
+    if scores:
+        return {"log_loss": None, "ece": None, "ece_bins": num_bins, "reliability": None,
+                "accuracy_by_coverage": None}
+    ece, reliability = expected_calibration_error(y_true, probabilities, num_bins)
+    return {
+        "log_loss": float(sk_metrics.log_loss(
+            y_true, probabilities, labels=np.arange(probabilities.shape[1]))),
         "ece": ece,
         "ece_bins": num_bins,
         "reliability": reliability,
-        "accuracy_by_coverage": None if scores else accuracy_by_coverage(y_true, probabilities),
-        "most_confused": _most_confused(counts, names),
-        "most_confident_mistakes": [] if scores else _most_confident_mistakes(
-            y_true, probabilities, names),
-        "absent_classes": [n for n, s in zip(names, support) if s == 0],
-        "never_predicted": [n for n, c in zip(names, counts.sum(axis=0)) if c == 0],
+        "accuracy_by_coverage": accuracy_by_coverage(y_true, probabilities),
     }
-    for average, values in averages.items():
+
+
+def _averages(y_true, y_pred, labels):
+    """Macro and weighted precision, recall and F1 (`None` where undefined)."""
+    averages = {}
+    for average in ("macro", "weighted"):
+        values = sk_metrics.precision_recall_fscore_support(
+            y_true, y_pred, labels=labels, average=average, zero_division=np.nan)[:3]
         for metric, value in zip(("precision", "recall", "f1"), values):
-            result[f"{average}_{metric}"] = _float(value)
-    return result
+            averages[f"{average}_{metric}"] = _float(value)
+    return averages
 
 
 def check_targets(y_true, width=None):

@@ -5,6 +5,7 @@ touched; matplotlib is imported on first use.
 """
 
 import numpy as np
+from sklearn.metrics import ConfusionMatrixDisplay
 
 from kerascnn.figures import figure as _figure
 from kerascnn.figures import png_bytes as _png
@@ -14,8 +15,6 @@ ANNOTATE_MAX_CLASSES = 20  # beyond this, confusion-matrix cells carry no number
 
 def confusion_matrix_png(counts, class_names):
     """Draws the confusion matrix twice: counts and row-normalised (rows = true class)."""
-    from sklearn.metrics import ConfusionMatrixDisplay
-
     counts = np.asarray(counts)
     support = counts.sum(axis=1, keepdims=True)
     normalized = np.divide(counts, support, out=np.zeros(counts.shape), where=support > 0)
@@ -74,7 +73,7 @@ def reliability_png(reliability, ece):
 
 def learning_curves_png(history, diagnosis):
     """Draws training vs validation loss (and accuracy when recorded), marking the verdict."""
-    from matplotlib.ticker import MaxNLocator
+    from matplotlib.ticker import MaxNLocator  # matplotlib loads on first use (see above)
 
     panels = [("loss", "Loss")] + (
         [("accuracy", "Accuracy")] if "accuracy" in history and "val_accuracy" in history

@@ -145,18 +145,47 @@ class EvaluationReport:
         """The report as a list of (kind, content...) blocks, rendered by to_markdown/to_html."""
         m = self.metrics
         if m.get("task") == "regression":
-            return self._regression_blocks()
-        k = m["top_k"]
-        scores = m["log_loss"] is None  # a hinge-loss model's raw class scores
-        blocks = [
-            ("h1", f"Evaluation of {m['model']}"),
-            ("p", f"{m['num_examples']} test examples, {m['num_classes']} classes "
-                  f"({', '.join(m['class_names'])})."),
-        ]
+            described = (f"regression on {m['num_targets']} target(s) "
+                         f"({', '.join(m['target_names'])})")
+            body = self._regression_blocks()
+        else:
+            described = f"{m['num_classes']} classes ({', '.join(m['class_names'])})"
+            body = self._classification_blocks()
+            if m["log_loss"] is not None:  # not a hinge-loss model's raw class scores
+                body += self._probability_blocks()
+        blocks = [("h1", f"Evaluation of {m['model']}"),
+                  ("p", f"{m['num_examples']} test examples, {described}.")]
         if m["notes"]:
             blocks += [("h2", "Notes"), ("list", m["notes"])]
-        blocks += [
-            ("h2", "Summary"),
+        blocks += [("h2", "Summary"), *body]
+        if self.diagnosis:
+            blocks += self._diagnosis_blocks()
+        if len(m.get("uncertainty", {})) > 1:
+            blocks += self._uncertainty_blocks()
+        return blocks
+
+    def _regression_blocks(self):
+        """Summary, per-target and predicted-against-true blocks."""
+        m = self.metrics
+        return [
+            ("table", ["Metric", "Value"], [
+                ["Mean absolute error (MAE)", _number(m["mae"])],
+                ["Root mean squared error (RMSE)", _number(m["rmse"])],
+                ["Coefficient of determination (R²)", _number(m["r2"])],
+            ]),
+            ("table", ["Target", "MAE", "RMSE", "R²"],
+             [[name, _number(v["mae"]), _number(v["rmse"]), _number(v["r2"])]
+              for name, v in m["per_target"].items()]),
+            ("h2", "Predicted against true values"),
+            ("image", "predictions.png", "Predicted against true values"),
+        ]
+
+    def _classification_blocks(self):
+        """Summary, per-class and confusion-matrix blocks, for probabilities and scores."""
+        m = self.metrics
+        k = m["top_k"]
+        scores = m["log_loss"] is None  # a hinge-loss model's raw class scores
+        return [
             ("table", ["Metric", "Value"], [
                 ["Accuracy", _number(m["accuracy"])],
                 [f"Top-{k} accuracy", _number(m["top_k_accuracy"])],
@@ -189,9 +218,12 @@ class EvaluationReport:
              [[p["true"], p["predicted"], p["count"], _number(p["fraction_of_true"])]
               for p in m["most_confused"]] or [["none", "", 0, ""]]),
         ]
-        if scores:
-            return blocks + (self._diagnosis_blocks() if self.diagnosis else [])
-        blocks += [
+
+    def _probability_blocks(self):
+        """Calibration, accuracy against confidence and the most confident mistakes."""
+        m = self.metrics
+        mistakes = m["most_confident_mistakes"]
+        return [
             ("h2", "Calibration"),
             ("p", f"Expected calibration error {m['ece']:.4f}: the top-1 confidence is split "
                   f"into {m['ece_bins']} equal-width bins and ECE is the average, weighted by "
@@ -204,43 +236,12 @@ class EvaluationReport:
                  *(m["accuracy_by_coverage"][key]
                    for key in ("coverage", "accuracy", "min_confidence")))]),
             ("h2", "Most confident mistakes"),
-        ]
-        mistakes = m["most_confident_mistakes"]
-        if "mistakes.png" in self._figures:
-            blocks.append(("image", "mistakes.png", "Most confident mistakes"))
-        blocks.append(
+            *([("image", "mistakes.png", "Most confident mistakes")]
+              if "mistakes.png" in self._figures else []),
             ("table", ["Example index", "True class", "Predicted", "Confidence"],
              [[e["index"], e["true"], e["predicted"], _number(e["confidence"])]
-              for e in mistakes]) if mistakes else ("p", "No mistakes."))
-        if self.diagnosis:
-            blocks += self._diagnosis_blocks()
-        if len(m.get("uncertainty", {})) > 1:
-            blocks += self._uncertainty_blocks()
-        return blocks
-
-    def _regression_blocks(self):
-        m = self.metrics
-        blocks = [
-            ("h1", f"Evaluation of {m['model']}"),
-            ("p", f"{m['num_examples']} test examples, regression on {m['num_targets']} "
-                  f"target(s) ({', '.join(m['target_names'])})."),
+              for e in mistakes]) if mistakes else ("p", "No mistakes."),
         ]
-        if m["notes"]:
-            blocks += [("h2", "Notes"), ("list", m["notes"])]
-        blocks += [
-            ("h2", "Summary"),
-            ("table", ["Metric", "Value"], [
-                ["Mean absolute error (MAE)", _number(m["mae"])],
-                ["Root mean squared error (RMSE)", _number(m["rmse"])],
-                ["Coefficient of determination (R²)", _number(m["r2"])],
-            ]),
-            ("table", ["Target", "MAE", "RMSE", "R²"],
-             [[name, _number(v["mae"]), _number(v["rmse"]), _number(v["r2"])]
-              for name, v in m["per_target"].items()]),
-            ("h2", "Predicted against true values"),
-            ("image", "predictions.png", "Predicted against true values"),
-        ]
-        return blocks + (self._diagnosis_blocks() if self.diagnosis else [])
 
     def _diagnosis_blocks(self):
         d = self.diagnosis

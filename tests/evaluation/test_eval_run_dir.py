@@ -32,6 +32,11 @@ def test_a_run_is_evaluated_on_its_own_test_split(tmp_path):
     assert "diagnosis" in report.metrics  # the run's history.csv was picked up
     manifest = json.loads((tmp_path / "evaluation" / MANIFEST).read_text())
     assert manifest["kind"] == "evaluation" and "metrics.json" in manifest["files"]
+    # A report inside the run folder is the run's child: the run still owns all it holds.
+    inside = kerascnn.evaluate(str(run), out=run / "eval")
+    assert inside.metrics == report.metrics
+    assert "eval" in json.loads((run / MANIFEST).read_text())["files"]
+    assert json.loads((run / "eval" / MANIFEST).read_text())["kind"] == "evaluation"
 
     # The leak: the default split (seed 0) holds mostly examples the run trained on.
     leaky = kerascnn.data.load("digits", seed=0)
