@@ -2,10 +2,13 @@
 
 The strategy (random, grid, Bayesian, Hyperband) stays KerasTuner's Oracle; cross-validation is
 the execution (`run_trial`), so it works with every strategy and with KerasTuner's
-chief/worker distribution.
+chief/worker distribution. The tuner only runs trials: it is given the folds, the `Trainer`
+and the folder (a `CrossValidation`); the search (`kerascnn.tuning.search`) owns the rest.
 """
 
+import dataclasses
 import functools
+import glob
 import json
 import math
 import os
@@ -30,7 +33,9 @@ from kerascnn.data.splits import (
 from kerascnn.errors import InputError
 from kerascnn.run_folder import LOCK as RUN_LOCK
 from kerascnn.training import checkpoints
+from kerascnn.workflow import train
 from kerascnn.losses import loss_name
+from kerascnn.tuning import results as results_module
 from kerascnn.tuning.space import split_values
 
 TUNERS = {
@@ -139,15 +144,15 @@ def fold_indices(data, folds, *, seed, groups=None, validation_split=0.1):
             f"groups has {len(groups)} entries but {data.name} has {len(labels)} training "
             "examples (train plus validation); give one group per training example."
         )
+    whole = isinstance(folds, (int, np.integer)) and not isinstance(folds, bool)
     if hasattr(folds, "split"):
         pairs = folds.split(np.zeros((len(labels), 1)), labels, groups)
-    elif isinstance(folds, (int, np.integer)) and not isinstance(folds, bool) and folds >= 1 \
-            and groups is not None:
+    elif whole and folds >= 1 and groups is not None:
         pairs = _group_folds(labels, int(folds), groups, seed, validation_split, regression)
-    elif isinstance(folds, (int, np.integer)) and not isinstance(folds, bool) and folds == 1:
+    elif whole and folds == 1:
         pairs = [shuffled_split(len(labels), validation_split, seed) if regression
                  else stratified_split(labels, validation_split, seed)]
-    elif isinstance(folds, (int, np.integer)) and not isinstance(folds, bool) and folds >= 2:
+    elif whole and folds >= 2:
         pairs = (shuffled_folds(len(labels), int(folds), seed) if regression
                  else stratified_folds(labels, int(folds), seed, data.class_names))
     else:
@@ -193,23 +198,90 @@ class StopAtEpoch(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+@dataclasses.dataclass(frozen=True)
+class Trainer:
+    """Trains one model of a trial's hyperparameters with `kerascnn.train`: a fold's or a refit's.
+
+    Attributes:
+        model_name: the registry name, or None for `build`.
+        build: the user's `build(hp)` callable (called after seeding Keras), or None.
+        recipe: the base Recipe; a trial's values override its fields.
+        epochs: a fold's epochs.
+        seed: seeds every run.
+    """
+
+    model_name: str | None
+    build: Callable | None
+    recipe: object
+    epochs: int
+    seed: int
+
+    def train(self, hp, data, out, *, epochs=None, callbacks=None, **overrides):
+        """Trains `hp`'s values on `data` in the run folder `out` (resuming its run); returns
+        `train`'s result. `overrides` replace recipe fields of the values."""
+        recipe_values, options = split_values(hp.values, self.model_name)
+        if self.build is not None:
+            keras.utils.set_random_seed(self.seed)
+            model = self.build(hp)
+        else:
+            model = self.model_name
+        return train(model, data, recipe=self.recipe,
+                     epochs=self.epochs if epochs is None else epochs, out=out, seed=self.seed,
+                     model_options=options or None, verbose=0, callbacks=callbacks,
+                     **{**recipe_values, **overrides})
+
+
+@dataclasses.dataclass(frozen=True)
+class CrossValidation:
+    """What the tuner needs to run and score a trial's folds.
+
+    Attributes:
+        data: the training data (a `kerascnn.data.Data`).
+        folds: (train, held_out) positions of its training examples, one pair per fold.
+        trainer: trains a fold's model.
+        inner_split: the fraction of a fold's training part held out for early stopping or a
+            plateau schedule, or None.
+        objective: what the held-out parts score (a key of OBJECTIVES).
+        folder: the search's RunFolder (trials/<id>/ lie in it).
+        error_score: "raise" stops the search at a failed fold; nan records the trial failed.
+        prune: the margin by which a trial's running mean may trail the best completed
+            trial's before it stops, or None.
+        verbose: print each fold's score and each failed trial.
+    """
+
+    data: object
+    folds: list
+    trainer: Trainer
+    inner_split: float | None
+    objective: str
+    folder: object
+    error_score: object
+    prune: float | None
+    verbose: int
+
+
 class CrossValidationTuner(base_tuner.BaseTuner):
     """A KerasTuner tuner whose trial score is the mean over cross-validation folds.
 
-    Each fold of a trial is one `kerascnn.train` run in `<search>/trials/<id>/fold-<j>`,
+    It runs trials, nothing else (the Oracle chooses them, the search keeps the results):
+    each fold of a trial is one `kerascnn.train` run in `<search>/trials/<id>/fold-<j>`,
     scored on the fold's held-out part; `trials/<id>/fold-<j>.json` marks it finished, so a
     resumed search skips finished folds and `train` continues an unfinished one from its
-    last epoch.
+    last epoch. `trials/<id>/trial.json` records the trial.
 
     Args:
         oracle: a KerasTuner Oracle (the strategy).
-        search: the `Search` context (data, folds, recipe, folder, progress).
+        cv: the CrossValidation a trial runs (data, folds, trainer, folder, ...).
+        after_trial: called with no arguments after each trial (the search rewrites its
+            results), or None.
         hypermodel: the user's `build(hp)` callable, or None for a registry model.
         directory, project_name: KerasTuner's own project folder.
     """
 
-    def __init__(self, oracle, search, *, hypermodel=None, directory, project_name):
-        self.context = search
+    def __init__(self, oracle, cv, *, after_trial=None, hypermodel=None, directory,
+                 project_name):
+        self.cv = cv
+        self.after_trial = after_trial
         super().__init__(oracle, hypermodel=hypermodel, directory=directory,
                          project_name=project_name, overwrite=False)
         _restore_grid_walk(self.oracle)
@@ -222,48 +294,44 @@ class CrossValidationTuner(base_tuner.BaseTuner):
         FailedTrialError) the trial is recorded as failed with its error and the search
         goes on.
         """
-        search = self.context
-        values = trial.hyperparameters.values
-        budget = values.get("tuner/epochs")
-        parent = values.get("tuner/trial_id")
         trial_rel = f"trials/{trial.trial_id}"
-        search.folder.claim(trial_rel)
+        self.cv.folder.claim(trial_rel)
         records, error = [], None
-        for j, (train, held_out) in enumerate(search.folds):
-            fold_rel = f"{trial_rel}/fold-{j}"
+        for j, (train_part, held_out) in enumerate(self.cv.folds):
             try:
-                record = self._fold(trial, j, fold_rel, train, held_out, budget, parent)
+                record = self._fold(trial, j, train_part, held_out)
             except Exception as raised:  # noqa: BLE001 - any fold error fails the trial
-                if search.error_score == "raise":
+                if self.cv.error_score == "raise":
                     fatal = (TrialError if isinstance(raised, ValueError)
                              else keras_tuner.errors.FatalError)
                     raise fatal(f"trial {trial.trial_id} fold {j}: {raised}") from raised
                 error = (j, raised)
                 break
             records.append(record)
-            search.progress(trial.trial_id, j, records)
-            if search.pruned([r["score"] for r in records]):
+            self._progress(trial.trial_id, j, records)
+            if self._pruned([r["score"] for r in records]):
                 break
         # Each fold's model went with its fold; Keras' global state (and, through its
         # gc.collect, what cycles kept alive) goes once per trial: 0.5 s, too dear per fold.
         keras.backend.clear_session()
         result = self._record(trial, records, error)
-        search.folder.write_json(f"{trial_rel}/{TRIAL_RECORD}", result)
+        self.cv.folder.write_json(f"{trial_rel}/{TRIAL_RECORD}", result)
         if error is not None:
-            search.failed(trial.trial_id, result["error"])
+            if self.cv.verbose:
+                print(f"trial {trial.trial_id} failed, the search goes on: {result['error']}",
+                      flush=True)
             raise keras_tuner.errors.FailedTrialError(result["error"]) from error[1]
-        return {search.objective: result["score"]}
+        return {self.cv.objective: result["score"]}
 
     def _record(self, trial, records, error):
         """The trial's record (trial.json, a row of results.json)."""
-        search = self.context
         scores = [r["score"] for r in records]
         if error is not None:
             fold, raised = error
             message = " ".join(str(raised).split()) or "no message"
             status, extra = "failed", {"error": f"fold {fold}: {type(raised).__name__}: {message}"}
         else:
-            status = "completed" if len(records) == len(search.folds) else "pruned"
+            status = "completed" if len(records) == len(self.cv.folds) else "pruned"
             extra = {}
         scored = status != "failed"
         return {
@@ -281,47 +349,53 @@ class CrossValidationTuner(base_tuner.BaseTuner):
             "folds": records,
         }
 
+    def _progress(self, trial_id, fold, records):
+        """Prints a fold's score under the trial id and fold number of the search folder
+        (trials/<id>/fold-<j>, results.json, cv_results' split<j>): both count from 0."""
+        if self.cv.verbose:
+            scores = [r["score"] for r in records]
+            print(f"trial {trial_id} fold {fold}: {self.cv.objective} {scores[-1]:.4f}, running "
+                  f"mean {np.mean(scores):.4f} ({len(scores)} of {len(self.cv.folds)} folds)",
+                  flush=True)
+
+    def _pruned(self, scores):
+        """Whether a trial with these first fold scores is clearly worse than the best one."""
+        if self.cv.prune is None or len(scores) >= len(self.cv.folds):
+            return False
+        done = [t for t in trial_records(self.cv.folder) if t["status"] == "completed"]
+        if not done:
+            return False
+        sign = 1 if OBJECTIVES[self.cv.objective].direction == "max" else -1
+        best = max(sign * np.mean(t["fold_scores"][:len(scores)]) for t in done)
+        return sign * np.mean(scores) < best - self.cv.prune
+
     def on_trial_end(self, trial):
         super().on_trial_end(trial)
-        self.context.trial_finished()
+        if self.after_trial is not None:
+            self.after_trial()
 
-    def _fold(self, trial, j, fold_rel, train, held_out, budget, parent):
-        search = self.context
-        folder = search.folder
+    def _fold(self, trial, j, train_part, held_out):
+        """Trains fold j of the trial and scores its held-out part; returns its record
+        (fold-<j>.json), read back when the fold finished before."""
+        folder = self.cv.folder
+        fold_rel = f"trials/{trial.trial_id}/fold-{j}"
         record_path = folder.path_of(f"{fold_rel}.json")
         if os.path.exists(record_path):
             with open(record_path) as f:
                 return json.load(f)
         start = time.perf_counter()
-        fit_data, held = search.data.cv_fold(train, held_out,
-                                             validation_split=search.inner_split, seed=search.seed)
+        fit_data, held = self.cv.data.cv_fold(train_part, held_out,
+                                              validation_split=self.cv.inner_split,
+                                              seed=self.cv.trainer.seed)
         run_dir = folder.path_of(fold_rel)
-        parent_dir = folder.path_of(f"trials/{parent}/fold-{j}") if parent else None
-        if parent_dir and not os.path.exists(run_dir) and os.path.isdir(parent_dir):
-            # Hyperband promotion: continue the parent trial's run of this fold (its own
-            # run folder, manifest included), never from zero. Copied aside, then renamed:
-            # a copy cut short by a kill is never taken for a run.
-            partial = f"{run_dir}.copying"
-            shutil.rmtree(partial, ignore_errors=True)
-            shutil.copytree(parent_dir, partial, ignore=shutil.ignore_patterns(RUN_LOCK))
-            os.replace(partial, run_dir)
-        own_checkpoints = os.path.join(run_dir, checkpoints.CHECKPOINTS)
-        state = checkpoints.read_state(own_checkpoints)
-        target = budget or search.epochs
-        recipe_values, options = split_values(trial.hyperparameters.values, search.model_name)
-        if state and state["epoch"] >= target:
-            # Killed after its last epoch but before its record: score the saved epoch.
-            net = keras.models.load_model(
-                os.path.join(own_checkpoints, os.path.basename(state["model"])))
-            history = state["history"]
-        else:
-            result = search.train_fold(trial.hyperparameters, fit_data, run_dir, recipe_values,
-                                       options, [StopAtEpoch(target)] if budget else [])
-            net, history = result.model, result.history
+        parent = trial.hyperparameters.values.get("tuner/trial_id")
+        if parent:
+            _continue_parent(folder.path_of(f"trials/{parent}/fold-{j}"), run_dir)
+        net, history = self._fit(trial.hyperparameters, fit_data, run_dir)
         fitted = time.perf_counter()
         x, y = held.arrays("validation")
-        score = float(OBJECTIVES[search.objective].score(y, main_outputs(net, x),
-                                                         search.data.num_classes))
+        score = float(OBJECTIVES[self.cv.objective].score(y, main_outputs(net, x),
+                                                          self.cv.data.num_classes))
         record = {
             "fold": j,
             "score": score,
@@ -335,6 +409,43 @@ class CrossValidationTuner(base_tuner.BaseTuner):
         del net
         folder.write_json(f"{fold_rel}.json", record)
         return record
+
+    def _fit(self, hp, fit_data, run_dir):
+        """Trains a fold's model in `run_dir` up to its epochs (Hyperband: the trial's
+        budget); returns (model, history)."""
+        budget = hp.values.get("tuner/epochs")
+        target = budget or self.cv.trainer.epochs
+        own_checkpoints = os.path.join(run_dir, checkpoints.CHECKPOINTS)
+        state = checkpoints.read_state(own_checkpoints)
+        if state and state["epoch"] >= target:
+            # Killed after its last epoch but before its record: score the saved epoch.
+            net = keras.models.load_model(
+                os.path.join(own_checkpoints, os.path.basename(state["model"])))
+            return net, state["history"]
+        result = self.cv.trainer.train(hp, fit_data, run_dir,
+                                       callbacks=[StopAtEpoch(target)] if budget else [])
+        return result.model, result.history
+
+
+def _continue_parent(parent_dir, run_dir):
+    """Hyperband promotion: a fold starts as a copy of its parent trial's run of that fold
+    (its own run folder, manifest included), never from zero. Copied aside, then renamed:
+    a copy cut short by a kill is never taken for a run."""
+    if os.path.exists(run_dir) or not os.path.isdir(parent_dir):
+        return
+    partial = f"{run_dir}.copying"
+    shutil.rmtree(partial, ignore_errors=True)
+    shutil.copytree(parent_dir, partial, ignore=shutil.ignore_patterns(RUN_LOCK))
+    os.replace(partial, run_dir)
+
+
+def trial_records(folder):
+    """The trial records (trials/<id>/trial.json) of a search folder, in trial order."""
+    records = []
+    for path in glob.glob(os.path.join(folder.path_of("trials"), "*", TRIAL_RECORD)):
+        with open(path) as f:
+            records.append(json.load(f))
+    return sorted(records, key=results_module.trial_order)
 
 
 def _restore_grid_walk(oracle):

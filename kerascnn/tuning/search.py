@@ -1,38 +1,50 @@
-"""`tune`: a hyperparameter search scored by k-fold cross-validation, then a refit."""
+"""`tune`: a hyperparameter search scored by k-fold cross-validation, then a refit.
+
+KerasTuner's split: its Oracle chooses each trial's values, the `CrossValidationTuner` runs
+the trial's folds, and the `Search` owns the rest: the study (settings, data, folds, folder),
+the results files, the best trial and its refit.
+"""
 
 import contextlib
 import dataclasses
-import glob
 import json
 import os
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from typing import NamedTuple
 
 import keras
+import keras_tuner
 import numpy as np
 
+from kerascnn.data import Data, load
 from kerascnn.errors import InputError
+from kerascnn.evaluation import evaluate
 from kerascnn.models.registry import get_model_entry
 from kerascnn.run_folder import RunFolder, RunFolderError
-from kerascnn.training import train
 from kerascnn.training.recipes import get_recipe
 from kerascnn.tuning import results as results_module
 from kerascnn.tuning.cross_validation import (
     OBJECTIVES,
-    TRIAL_RECORD,
+    CrossValidation,
     CrossValidationTuner,
+    Trainer,
     check_objective,
     default_objective,
     fold_indices,
     main_outputs,
     make_oracle,
+    trial_records,
 )
 from kerascnn.tuning.space import check_space, hyperparameters, split_values
 from kerascnn.tuning.study import check_settings
 
 PROJECT = "keras_tuner"  # KerasTuner's own project folder inside the search folder
+REFIT_RECORD = "refit.json"  # what refit/ holds: the trial, its epochs; "done" when tested
+# Schedules that span the run's epochs (their shape depends on its length).
+LENGTH_SCHEDULES = ("step", "cosine", "one_cycle")
 
 
 @dataclasses.dataclass
@@ -76,55 +88,8 @@ class TuneResult:
     refit: dict = None
 
 
-class _Search:
-    """What every fold of every trial shares: data, folds, recipe, folder, progress."""
-
-    def __init__(self, *, model_name, build, data, folds, recipe, epochs, inner_split, seed,
-                 objective, folder, max_trials, verbose, prune=None, error_score=np.nan):
-        self.model_name, self.build, self.data, self.folds = model_name, build, data, folds
-        self.recipe, self.epochs, self.inner_split, self.seed = recipe, epochs, inner_split, seed
-        self.objective, self.folder, self.max_trials, self.verbose = objective, folder, max_trials, verbose
-        self.prune, self.error_score = prune, error_score
-        self.writes_results = True
-
-    def train_fold(self, hp, fit_data, run_dir, recipe_values, options, callbacks):
-        """Trains one fold with `kerascnn.train` (resuming the run in `run_dir`)."""
-        if self.build is not None:
-            keras.utils.set_random_seed(self.seed)
-            model = self.build(hp)
-        else:
-            model = self.model_name
-        return train(model, fit_data, recipe=self.recipe, epochs=self.epochs, out=run_dir,
-                     seed=self.seed, model_options=options or None, verbose=0,
-                     callbacks=callbacks, **recipe_values)
-
-    def progress(self, trial_id, fold, records):
-        """Prints a fold's score under the trial id and fold number of the search folder
-        (trials/<id>/fold-<j>, results.json, cv_results' split<j>): both count from 0."""
-        if self.verbose:
-            scores = [r["score"] for r in records]
-            print(f"trial {trial_id} fold {fold}: {self.objective} {scores[-1]:.4f}, running "
-                  f"mean {np.mean(scores):.4f} ({len(scores)} of {len(self.folds)} folds)",
-                  flush=True)
-
-    def failed(self, trial_id, error):
-        if self.verbose:
-            print(f"trial {trial_id} failed, the search goes on: {error}", flush=True)
-
-    def pruned(self, scores):
-        """Whether a trial with these first fold scores is clearly worse than the best one."""
-        if self.prune is None or len(scores) >= len(self.folds):
-            return False
-        done = [t for t in trial_records(self.folder) if t["status"] == "completed"]
-        if not done:
-            return False
-        sign = 1 if OBJECTIVES[self.objective].direction == "max" else -1
-        best = max(sign * np.mean(t["fold_scores"][:len(scores)]) for t in done)
-        return sign * np.mean(scores) < best - self.prune
-
-    def trial_finished(self):
-        if self.writes_results:
-            write_results(self.folder, self.objective, plot=False)
+class SearchError(InputError):
+    """A search that cannot give a result: every trial failed (each with its error)."""
 
 
 def tune(
@@ -225,83 +190,376 @@ def tune(
             objective cannot score; all before any training or folder. SearchError: no
             trial completed (every one failed).
     """
-    from kerascnn.data import Data, load
-
-    nested = check_settings(tuner=tuner, max_trials=max_trials, seed=seed, nested=nested,
-                            prune=prune, error_score=error_score)
-    model_name, build = _check_model(model)
-    base = get_recipe(recipe, epochs=epochs)
-    if isinstance(data, Data):
-        data.check_task(task)
-    task = task or (data.task if isinstance(data, Data) else base.task)
-    base = get_recipe(base, task=task)
-    objective = objective or default_objective(task, base.loss)
-    check_objective(objective, task)
-    hp_space = hyperparameters(space, model_name, task)
-    check_space(hp_space, model_name, base, objective)
+    settings = _Settings.check(model, data, space=space, tuner=tuner, folds=folds,
+                               max_trials=max_trials, epochs=epochs, recipe=recipe,
+                               objective=objective, task=task, seed=seed, groups=groups,
+                               nested=nested, prune=prune, error_score=error_score,
+                               verbose=verbose)
     if not isinstance(data, Data):
-        data = load(data, data_dir=data_dir, seed=seed, task=task)
+        data = load(data, data_dir=data_dir, seed=seed, task=settings.task)
     splits = fold_indices(data, folds, seed=seed, groups=groups,
-                          validation_split=base.validation_split)
-    inner_split = base.validation_split if (base.early_stopping or base.schedule == "plateau") else None
-    if nested is not None:
-        return _nested(model, data, nested, space=space, tuner=tuner, folds=folds,
-                       max_trials=max_trials, epochs=epochs, recipe=recipe, objective=objective,
-                       out=out, seed=seed, verbose=verbose, prune=prune, groups=groups,
-                       error_score=error_score)
-
-    temporary = out is None
-    path = tempfile.mkdtemp(prefix="kerascnn-tune-") if temporary else out
+                          validation_split=settings.recipe.validation_split)
+    if settings.nested is not None:
+        return _nested(model, data, settings.nested, space=space, tuner=tuner, folds=folds,
+                       max_trials=max_trials, epochs=epochs, recipe=recipe,
+                       objective=settings.objective, out=out, seed=seed, verbose=verbose,
+                       prune=prune, groups=groups, error_score=error_score)
     worker = _is_worker()
+    with _search_folder(out, worker) as folder:
+        search = Search(settings, data, splits, folder, worker=worker, temporary=out is None)
+        search.run()
+        if worker:
+            return search.worker_result()
+        records = search.ranked_results()
+        if not refit:
+            return search.result(records)
+        refitted = search.refit(records.best)
+        return search.result(search.write_results(), refitted)
+
+
+@dataclasses.dataclass(frozen=True)
+class _Settings:
+    """A search's settings, checked before any data is loaded or folder made.
+
+    Attributes:
+        model: the registry name or `build(hp)` callable, as given.
+        model_name, build: the registry name and None, or None and the callable.
+        recipe: the base Recipe, of the search's task.
+        task, objective: the task and the objective scored.
+        space: the search space (`keras_tuner.HyperParameters`).
+        nested: None, or the number of outer folds.
+        tuner, folds, max_trials, seed, groups, prune, error_score, verbose: as `tune` takes.
+    """
+
+    model: object
+    model_name: str | None
+    build: Callable | None
+    recipe: object
+    task: str
+    objective: str
+    space: keras_tuner.HyperParameters
+    nested: int | None
+    tuner: str
+    folds: object
+    max_trials: int
+    seed: int
+    groups: object
+    prune: float | None
+    error_score: object
+    verbose: int
+
+    @classmethod
+    def check(cls, model, data, *, space, tuner, folds, max_trials, epochs, recipe, objective,
+              task, seed, groups, nested, prune, error_score, verbose):
+        """Checks `tune`'s settings, then the model, task, objective and space, before any work."""
+        nested = check_settings(tuner=tuner, max_trials=max_trials, seed=seed, nested=nested,
+                                prune=prune, error_score=error_score)
+        model_name, build = _check_model(model)
+        base = get_recipe(recipe, epochs=epochs)
+        if isinstance(data, Data):
+            data.check_task(task)
+        task = task or (data.task if isinstance(data, Data) else base.task)
+        base = get_recipe(base, task=task)
+        objective = objective or default_objective(task, base.loss)
+        check_objective(objective, task)
+        hp_space = hyperparameters(space, model_name, task)
+        check_space(hp_space, model_name, base, objective)
+        return cls(model=model, model_name=model_name, build=build, recipe=base, task=task,
+                   objective=objective, space=hp_space, nested=nested, tuner=tuner, folds=folds,
+                   max_trials=max_trials, seed=seed, groups=groups, prune=prune,
+                   error_score=error_score, verbose=verbose)
+
+
+@contextlib.contextmanager
+def _search_folder(out, worker):
+    """The search's RunFolder, shared with the other processes in a worker: `out`, or a
+    temporary folder, removed afterwards."""
+    path = tempfile.mkdtemp(prefix="kerascnn-tune-") if out is None else out
     try:
         with RunFolder(path, "search", exclusive=not worker) as folder:
-            description = _describe(model, model_name, data, folds, groups, base, hp_space, tuner,
-                                    objective, seed)
-            _claim_search(folder, description, splits, worker)
-            search = _Search(model_name=model_name, build=build, data=data, folds=splits,
-                             recipe=base, epochs=base.epochs, inner_split=inner_split, seed=seed,
-                             objective=objective, folder=folder,
-                             max_trials=None if tuner == "hyperband" else max_trials,
-                             verbose=verbose, prune=prune, error_score=error_score)
-            search.writes_results = not worker
-            oracle = make_oracle(tuner, objective, max_trials=max_trials, max_epochs=base.epochs,
-                                 seed=seed)
-            oracle.update_space(hp_space)
-            folder.claim(PROJECT)
-            cv_tuner = CrossValidationTuner(oracle, search, hypermodel=build,
-                                            directory=folder.path, project_name=PROJECT)
-            cv_tuner.search(verbose=0)
-            if worker:
-                trials = trial_records(folder)
-                return TuneResult({}, trials, None, {}, {}, 0, None if temporary else folder.path)
-            records = write_results(folder, objective)
-            if verbose:
-                print(results_module.ranked_table(records.trials, OBJECTIVES[objective].direction,
-                                                  objective))
-            _check_some_completed(records.trials, folder.path)
-            best = records.best
-            best_model, test_metrics, refit_record = None, {}, None
-            if refit:
-                best_model, test_metrics, refit_record = _refit(
-                    search, cv_tuner.oracle.get_space(), best, data, folder)
-                records = write_results(folder, objective)
-            return TuneResult(
-                best_hyperparameters=results_module.public_values(best["hyperparameters"]),
-                trials=records.trials, best_model=best_model, test_metrics=test_metrics,
-                cv_results=records.cv_results,
-                refit_epochs=refit_record["epochs"] if refit_record else 0,
-                out=None if temporary else folder.path, best_index=records.best_index,
-                best_score=best["score"],
-                refit_time=refit_record["seconds"] if refit_record else None,
-                refit=refit_record,
-            )
+            yield folder
     finally:
-        if temporary:
+        if out is None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-class SearchError(InputError):
-    """A search that cannot give a result: every trial failed (each with its error)."""
+class SearchRecords(NamedTuple):
+    """What `Search.write_results` wrote: every trial, the cv_results, the best trial and
+    its row."""
+
+    trials: list
+    cv_results: dict
+    best: dict
+    best_index: int
+
+
+@dataclasses.dataclass(frozen=True)
+class _Refit:
+    """What a refit gave: its model, test metrics and record (refit.json); empty without."""
+
+    model: keras.Model = None
+    test_metrics: dict = dataclasses.field(default_factory=dict)
+    record: dict = None
+
+
+class Search:
+    """One search: the study in its folder, the Oracle's trials, their results and the refit.
+
+    The Oracle chooses each trial's values and the CrossValidationTuner runs its folds (given
+    the data, the folds, a Trainer and the folder); the search owns the rest: the folder's
+    study (search.json, folds.json), the results files, the best trial and its refit.
+
+    Args:
+        settings: the checked `_Settings`.
+        data: the training data (a `kerascnn.data.Data`).
+        folds: (train, held_out) positions of its training examples, one pair per fold.
+        folder: the search's RunFolder, entered.
+        worker: this process is a KerasTuner worker (the chief refits and writes results).
+        temporary: the folder is removed after the search (the result names no folder).
+    """
+
+    def __init__(self, settings, data, folds, folder, *, worker, temporary):
+        self.settings = settings
+        self.data = data
+        self.folds = folds
+        self.folder = folder
+        self.worker = worker
+        self.out = None if temporary else folder.path
+        recipe = settings.recipe
+        self.trainer = Trainer(model_name=settings.model_name, build=settings.build,
+                               recipe=recipe, epochs=recipe.epochs, seed=settings.seed)
+        early = recipe.early_stopping or recipe.schedule == "plateau"
+        self.inner_split = recipe.validation_split if early else None
+        self.oracle = None
+
+    def run(self):
+        """Claims the folder for this study and has the tuner run the Oracle's trials."""
+        settings = self.settings
+        self._claim()
+        oracle = make_oracle(settings.tuner, settings.objective, max_trials=settings.max_trials,
+                             max_epochs=settings.recipe.epochs, seed=settings.seed)
+        oracle.update_space(settings.space)
+        self.folder.claim(PROJECT)
+        cv = CrossValidation(data=self.data, folds=self.folds, trainer=self.trainer,
+                             inner_split=self.inner_split, objective=settings.objective,
+                             folder=self.folder, error_score=settings.error_score,
+                             prune=settings.prune, verbose=settings.verbose)
+        tuner = CrossValidationTuner(
+            oracle, cv, after_trial=None if self.worker else self._write_trial_results,
+            hypermodel=settings.build, directory=self.folder.path, project_name=PROJECT)
+        tuner.search(verbose=0)
+        self.oracle = tuner.oracle
+
+    def _write_trial_results(self):
+        self.write_results(plot=False)
+
+    def ranked_results(self):
+        """Writes the results files and prints the ranked table; raises SearchError when no
+        trial completed."""
+        records = self.write_results()
+        objective = self.settings.objective
+        if self.settings.verbose:
+            print(results_module.ranked_table(records.trials, OBJECTIVES[objective].direction,
+                                              objective))
+        _check_some_completed(records.trials, self.folder.path)
+        return records
+
+    def write_results(self, plot=True):
+        """Writes results.json, cv_results.csv, best_hyperparameters.json and scores.png.
+
+        The files agree: one best trial, named in all of them; a refit made for another trial
+        (the search was extended and the best changed) is removed, refit.json with it.
+
+        Args:
+            plot: also draw scores.png (at the end of a search; trials skip it, it is slow).
+
+        Returns:
+            SearchRecords(trials, cv_results, best trial record or None, its row or None).
+        """
+        folder, objective = self.folder, self.settings.objective
+        direction = OBJECTIVES[objective].direction
+        trials = trial_records(folder)
+        cv = results_module.cv_results(trials, direction)
+        pick = max if direction == "max" else min
+        completed = [t for t in trials if t["status"] == "completed"]
+        best = pick(completed, key=lambda t: t["score"]) if completed else None
+        best_index = trials.index(best) if best else None
+        refit = self._current_refit(best)
+        folder.write_json("results.json", {
+            "objective": objective, "direction": direction,
+            # what cv_results.csv's test scores are: scikit-learn's scorer (errors negated)
+            "cv_results_scorer": OBJECTIVES[objective].sklearn_scorer,
+            "best_index": best_index, "best_trial_id": best["trial_id"] if best else None,
+            "best_score": best["score"] if best else None,
+            "refit": refit if refit and refit.get("status") == "done" else None,
+            "trials": trials})
+        folder.write_text("cv_results.csv", results_module.cv_results_csv(cv))
+        if best is not None:
+            folder.write_json("best_hyperparameters.json", {
+                "trial_id": best["trial_id"], objective: best["score"], "std": best["std"],
+                "hyperparameters": results_module.public_values(best["hyperparameters"]),
+            })
+        if best is not None and plot:
+            folder.claim("scores.png")
+            results_module.write_plot(folder.path_of("scores.png"), trials, objective)
+        return SearchRecords(trials=trials, cv_results=cv, best=best, best_index=best_index)
+
+    def _current_refit(self, best):
+        """The refit record of the best trial, or None; a refit of another trial (or of an
+        older kerascnn, with no record) is removed."""
+        refit = self._read_refit()
+        stale = refit is None and self.folder.owns("refit")
+        if stale or (refit and (best is None or refit["trial_id"] != best["trial_id"])):
+            self._remove_refit()
+            return None
+        return refit
+
+    def _read_refit(self):
+        if not self.folder.owns(REFIT_RECORD) or not os.path.isfile(
+                self.folder.path_of(REFIT_RECORD)):
+            return None
+        with open(self.folder.path_of(REFIT_RECORD)) as f:
+            return json.load(f)
+
+    def _remove_refit(self):
+        """Removes refit/ and its record: they describe another refit than the one wanted."""
+        for name in ("refit", REFIT_RECORD):
+            if self.folder.owns(name):
+                self.folder.remove(name)
+
+    def _refit_plan(self, best):
+        """What the refit will be: the trial, its examples and epochs, and how it differs from
+        the training of the folds (recorded in refit.json and results.json)."""
+        values = best["hyperparameters"]
+        budget = values.get("tuner/epochs")
+        fold_epochs = self.trainer.epochs
+        if budget:
+            epochs, source = int(budget), "the trial's Hyperband budget"
+        elif self.inner_split is not None:
+            epochs = max(1, int(round(np.mean([f["best_epoch"] for f in best["folds"]]))))
+            source = "the mean best epoch (lowest inner validation loss) of the trial's folds"
+        else:
+            epochs, source = int(fold_epochs), "the folds' epochs"
+        recipe_values, _ = split_values(values, self.settings.model_name)
+        recipe = self.settings.recipe.replace(**recipe_values)
+        differences = []
+        if recipe.schedule == "plateau":
+            differences.append("the plateau schedule watches the training loss: the refit "
+                               "holds out no validation part")
+        if recipe.schedule in LENGTH_SCHEDULES and epochs != fold_epochs:
+            differences.append(f"the {recipe.schedule} schedule spans the refit's {epochs} "
+                               f"epochs; each fold's spanned {fold_epochs}")
+        if recipe.early_stopping:
+            differences.append("no early stopping: the refit trains for the chosen epochs")
+        return {
+            "trial_id": best["trial_id"],
+            "hyperparameters": results_module.public_values(values),
+            "train_examples": int(len(self.data.training_labels())),
+            "epochs": epochs,
+            "epochs_from": source,
+            "early_stopping": False,
+            "schedule": recipe.schedule,
+            "differences": differences,
+        }
+
+    def refit(self, best):
+        """Trains the best hyperparameters on all training data and tests the model once.
+
+        All training data (no validation part held out), no early stopping, the chosen epochs
+        (`_refit_plan`) with the schedule over them. refit.json records the plan before the
+        training (a killed refit resumes; a refit of another trial or plan is removed first)
+        and its time and test metrics after. The refit is evaluated by `kerascnn.evaluate`
+        (metrics.json and the report in refit/evaluation/): the one read of the test split.
+
+        Returns:
+            A _Refit: the model, its test metrics and the refit record.
+        """
+        plan = self._refit_plan(best)
+        saved = self._read_refit()
+        if not _same_plan(saved, plan):
+            self._remove_refit()
+        self.folder.write_json(REFIT_RECORD, {**plan, "status": "training"})
+        start = time.perf_counter()
+        everything = np.arange(len(self.data.training_labels()))
+        refit_data, _ = self.data.cv_fold(everything, [], validation_split=None,
+                                          seed=self.settings.seed)
+        hp = self.oracle.get_space().copy()
+        hp.values = dict(best["hyperparameters"])
+        self.folder.claim("refit")
+        result = self.trainer.train(hp, refit_data, self.folder.path_of("refit"),
+                                    epochs=plan["epochs"], early_stopping=0)
+        metrics = {}
+        if self.data.size("test"):
+            history = result.history if "val_loss" in result.history else None
+            metrics = evaluate(result.model, self.data, history=history,
+                               out=self.folder.path_of("refit/evaluation")).metrics
+            if self.settings.verbose:
+                print(f"refit trial {best['trial_id']} on {refit_data.size('train')} examples "
+                      f"for {plan['epochs']} epochs: test {describe_test_metrics(metrics)}")
+        seconds = round(time.perf_counter() - start, 3)
+        if _same_plan(saved, plan) and saved.get("status") == "done":
+            seconds = saved["seconds"]  # refit before: this call only evaluated it again
+        record = {**plan, "status": "done", "seconds": seconds, "test_metrics": metrics}
+        self.folder.write_json(REFIT_RECORD, record)
+        return _Refit(model=result.model, test_metrics=metrics, record=record)
+
+    def worker_result(self):
+        """A worker's TuneResult: the trials in the folder so far (the chief ranks and refits)."""
+        return _unranked_result(self.out, trials=trial_records(self.folder))
+
+    def result(self, records, refitted=None):
+        """The TuneResult of the ranked records and the refit (a _Refit, or None)."""
+        refitted = refitted or _Refit()
+        best, record = records.best, refitted.record
+        return TuneResult(
+            best_hyperparameters=results_module.public_values(best["hyperparameters"]),
+            trials=records.trials, best_model=refitted.model,
+            test_metrics=refitted.test_metrics, cv_results=records.cv_results,
+            refit_epochs=record["epochs"] if record else 0, out=self.out,
+            best_index=records.best_index, best_score=best["score"],
+            refit_time=record["seconds"] if record else None, refit=record,
+        )
+
+    def _claim(self):
+        """Checks (or records) the study this folder holds, and its fold indices."""
+        description = json.loads(json.dumps(self._describe(), default=str))
+        folds_record = {"folds": [{"train": t.tolist(), "held_out": h.tolist()}
+                                  for t, h in self.folds]}
+        folder = self.folder
+        if os.path.exists(folder.path_of("search.json")):
+            with open(folder.path_of("search.json")) as f:
+                saved = json.load(f)
+            if saved != description:
+                changed = sorted(k for k in description if saved.get(k) != description[k])
+                raise RunFolderError(
+                    f"{folder.path} holds another search (its {', '.join(changed)} differ); "
+                    "use another out folder, or remove that one to start over.")
+            with open(folder.path_of("folds.json")) as f:
+                if json.load(f) != folds_record:
+                    raise RunFolderError(
+                        f"{folder.path}/folds.json does not match this search's folds.")
+        elif not self.worker:
+            folder.write_json("search.json", description)
+            folder.write_json("folds.json", folds_record)
+
+    def _describe(self):
+        """What must match for a search folder to be resumed (max_trials may grow)."""
+        settings, data = self.settings, self.data
+        folds = settings.folds
+        groups = settings.groups
+        return {
+            "model": settings.model_name or getattr(settings.model, "__qualname__",
+                                                    repr(settings.model)),
+            "data": {"name": data.name, "sha256": data.sha256,
+                     "training_examples": int(len(data.training_labels()))},
+            "folds": folds if isinstance(folds, int) else repr(folds),
+            "groups": None if groups is None else int(len(np.unique(groups))),
+            "recipe": settings.recipe.to_dict(),
+            "space": settings.space.get_config()["space"],
+            "tuner": settings.tuner,
+            "objective": settings.objective,
+            "seed": settings.seed,
+        }
 
 
 def _check_some_completed(trials, path):
@@ -316,175 +574,9 @@ def _check_some_completed(trials, path):
         "stop at the first failure with its traceback.")
 
 
-class SearchRecords(NamedTuple):
-    """What `write_results` wrote: every trial, the cv_results, the best trial and its row."""
-
-    trials: list
-    cv_results: dict
-    best: dict
-    best_index: int
-
-
-def write_results(folder, objective, plot=True):
-    """Writes results.json, cv_results.csv, best_hyperparameters.json and scores.png.
-
-    The files agree: one best trial, named in all of them; a refit made for another trial
-    (the search was extended and the best changed) is removed, refit.json with it.
-
-    Args:
-        folder: the search's RunFolder.
-        objective: the objective's name.
-        plot: also draw scores.png (at the end of a search; trials skip it, it is slow).
-
-    Returns:
-        SearchRecords(trials, cv_results, best trial record or None, its row or None).
-    """
-    direction = OBJECTIVES[objective].direction
-    trials = trial_records(folder)
-    cv = results_module.cv_results(trials, direction)
-    pick = max if direction == "max" else min
-    completed = [t for t in trials if t["status"] == "completed"]
-    best = pick(completed, key=lambda t: t["score"]) if completed else None
-    best_index = trials.index(best) if best else None
-    refit = _read_refit(folder)
-    stale = refit is None and folder.owns("refit")  # a refit/ of an older kerascnn: unknown
-    if stale or (refit and (best is None or refit["trial_id"] != best["trial_id"])):
-        _remove_refit(folder)
-        refit = None
-    folder.write_json("results.json", {
-        "objective": objective, "direction": direction,
-        # what cv_results.csv's test scores are: scikit-learn's scorer (errors negated)
-        "cv_results_scorer": OBJECTIVES[objective].sklearn_scorer,
-        "best_index": best_index, "best_trial_id": best["trial_id"] if best else None,
-        "best_score": best["score"] if best else None,
-        "refit": refit if refit and refit.get("status") == "done" else None,
-        "trials": trials})
-    folder.write_text("cv_results.csv", results_module.cv_results_csv(cv))
-    if best is not None:
-        folder.write_json("best_hyperparameters.json", {
-            "trial_id": best["trial_id"], objective: best["score"], "std": best["std"],
-            "hyperparameters": results_module.public_values(best["hyperparameters"]),
-        })
-    if best is not None and plot:
-        folder.claim("scores.png")
-        results_module.write_plot(folder.path_of("scores.png"), trials, objective)
-    return SearchRecords(trials, cv, best, best_index)
-
-
-def trial_records(folder):
-    """The trial records (trials/<id>/trial.json) of a search folder, in trial order."""
-    records = []
-    for path in glob.glob(os.path.join(folder.path_of("trials"), "*", TRIAL_RECORD)):
-        with open(path) as f:
-            records.append(json.load(f))
-    return sorted(records, key=results_module.trial_order)
-
-
-REFIT_RECORD = "refit.json"  # what refit/ holds: the trial, its epochs; "done" when tested
-# Schedules that span the run's epochs (their shape depends on its length).
-LENGTH_SCHEDULES = ("step", "cosine", "one_cycle")
-
-
-def _read_refit(folder):
-    if not folder.owns(REFIT_RECORD) or not os.path.isfile(folder.path_of(REFIT_RECORD)):
-        return None
-    with open(folder.path_of(REFIT_RECORD)) as f:
-        return json.load(f)
-
-
-def _remove_refit(folder):
-    """Removes refit/ and its record: they describe another refit than the one wanted."""
-    for name in ("refit", REFIT_RECORD):
-        if folder.owns(name):
-            folder.remove(name)
-
-
-def _refit_plan(search, best, data):
-    """What the refit will be: the trial, its examples and epochs, and how it differs from
-    the training of the folds (recorded in refit.json and results.json)."""
-    values = best["hyperparameters"]
-    budget = values.get("tuner/epochs")
-    if budget:
-        epochs, source = int(budget), "the trial's Hyperband budget"
-    elif search.inner_split is not None:
-        epochs = max(1, int(round(np.mean([f["best_epoch"] for f in best["folds"]]))))
-        source = "the mean best epoch (lowest inner validation loss) of the trial's folds"
-    else:
-        epochs, source = int(search.epochs), "the folds' epochs"
-    recipe_values, _ = split_values(values, search.model_name)
-    recipe = search.recipe.replace(**recipe_values)
-    differences = []
-    if recipe.schedule == "plateau":
-        differences.append("the plateau schedule watches the training loss: the refit holds "
-                           "out no validation part")
-    if recipe.schedule in LENGTH_SCHEDULES and epochs != search.epochs:
-        differences.append(f"the {recipe.schedule} schedule spans the refit's {epochs} epochs; "
-                           f"each fold's spanned {search.epochs}")
-    if recipe.early_stopping:
-        differences.append("no early stopping: the refit trains for the chosen epochs")
-    return {
-        "trial_id": best["trial_id"],
-        "hyperparameters": results_module.public_values(values),
-        "train_examples": int(len(data.training_labels())),
-        "epochs": epochs,
-        "epochs_from": source,
-        "early_stopping": False,
-        "schedule": recipe.schedule,
-        "differences": differences,
-    }
-
-
-def _refit(search, space, best, data, folder):
-    """Trains the best hyperparameters on all training data and tests the model once.
-
-    All training data (no validation part held out), no early stopping, the chosen epochs
-    (`_refit_plan`) with the schedule over them. refit.json records the plan before the
-    training (a killed refit resumes; a refit of another trial or plan is removed first)
-    and its time and test metrics after. The refit is evaluated by `kerascnn.evaluate`
-    (metrics.json and the report in refit/evaluation/): the one read of the test split.
-
-    Returns:
-        (model, test metrics, the refit record).
-    """
-    from kerascnn.evaluation import evaluate
-
-    plan = _refit_plan(search, best, data)
-    saved = _read_refit(folder)
-    if saved is None or {k: saved.get(k) for k in plan} != plan:
-        _remove_refit(folder)
-    folder.write_json(REFIT_RECORD, {**plan, "status": "training"})
-    start = time.perf_counter()
-    values = best["hyperparameters"]
-    recipe_values, options = split_values(values, search.model_name)
-    recipe_values["early_stopping"] = 0
-    everything = np.arange(len(data.training_labels()))
-    refit_data, _ = data.cv_fold(everything, [], validation_split=None, seed=search.seed)
-    hp = space.copy()
-    hp.values = dict(values)
-    if search.build is not None:
-        keras.utils.set_random_seed(search.seed)
-        model = search.build(hp)
-    else:
-        model = search.model_name
-    folder.claim("refit")
-    result = train(model, refit_data, recipe=search.recipe, epochs=plan["epochs"],
-                   out=folder.path_of("refit"), seed=search.seed, model_options=options or None,
-                   verbose=0, **recipe_values)
-    metrics = {}
-    if data.size("test"):
-        history = result.history if "val_loss" in result.history else None
-        report = evaluate(result.model, data, history=history,
-                          out=folder.path_of("refit/evaluation"))
-        metrics = report.metrics
-        if search.verbose:
-            print(f"refit trial {best['trial_id']} on {refit_data.size('train')} examples for "
-                  f"{plan['epochs']} epochs: test {describe_test_metrics(metrics)}")
-    seconds = round(time.perf_counter() - start, 3)
-    if saved and saved.get("status") == "done" and {k: saved.get(k) for k in plan} == plan:
-        seconds = saved["seconds"]  # refit before: this call only evaluated it again
-    record = {**plan, "status": "done", "seconds": seconds, "test_metrics": metrics}
-    folder.write_json(REFIT_RECORD, record)
-    return result.model, metrics, record
+def _same_plan(saved, plan):
+    """Whether a saved refit record is of this plan."""
+    return saved is not None and {k: saved.get(k) for k in plan} == plan
 
 
 def describe_test_metrics(metrics):
@@ -522,7 +614,13 @@ def _nested(model, data, k, *, out, seed, verbose, groups=None, **search):
                    "std": float(np.std(scores))}
         if parent:
             parent.write_json("nested.json", summary)
-    return TuneResult({}, [], None, {}, {}, 0, out, nested=summary)
+    return _unranked_result(out, nested=summary)
+
+
+def _unranked_result(out, *, trials=(), nested=None):
+    """A TuneResult with no best trial: a worker's trials, or nested cross-validation's."""
+    return TuneResult(best_hyperparameters={}, trials=list(trials), best_model=None,
+                      test_metrics={}, cv_results={}, refit_epochs=0, out=out, nested=nested)
 
 
 def _check_model(model):
@@ -539,42 +637,3 @@ def _check_model(model):
 def _is_worker():
     tuner_id = os.environ.get("KERASTUNER_TUNER_ID")
     return bool(os.environ.get("KERASTUNER_ORACLE_IP")) and tuner_id not in (None, "chief")
-
-
-def _describe(model, model_name, data, folds, groups, recipe, hp_space, tuner, objective, seed):
-    """What must match for a search folder to be resumed (max_trials may grow)."""
-    folds_text = folds if isinstance(folds, int) else repr(folds)
-    return {
-        "model": model_name or getattr(model, "__qualname__", repr(model)),
-        "data": {"name": data.name, "sha256": data.sha256,
-                 "training_examples": int(len(data.training_labels()))},
-        "folds": folds_text,
-        "groups": None if groups is None else int(len(np.unique(groups))),
-        "recipe": recipe.to_dict(),
-        "space": hp_space.get_config()["space"],
-        "tuner": tuner,
-        "objective": objective,
-        "seed": seed,
-    }
-
-
-def _claim_search(folder, description, splits, worker):
-    """Checks (or records) the search this folder holds, and its fold indices."""
-    folds_record = {"folds": [{"train": t.tolist(), "held_out": h.tolist()} for t, h in splits]}
-    path = folder.path_of("search.json")
-    if os.path.exists(path):
-        with open(path) as f:
-            saved = json.load(f)
-        if saved != json.loads(json.dumps(description, default=str)):
-            changed = sorted(k for k in description if saved.get(k) != json.loads(
-                json.dumps(description[k], default=str)))
-            raise RunFolderError(
-                f"{folder.path} holds another search (its {', '.join(changed)} differ); use "
-                "another out folder, or remove that one to start over."
-            )
-        with open(folder.path_of("folds.json")) as f:
-            if json.load(f) != folds_record:
-                raise RunFolderError(f"{folder.path}/folds.json does not match this search's folds.")
-    elif not worker:
-        folder.write_json("search.json", json.loads(json.dumps(description, default=str)))
-        folder.write_json("folds.json", folds_record)

@@ -15,7 +15,7 @@ import kerascnn
 from kerascnn.tuning import SearchError, SpaceError, StudyError, load_study
 from kerascnn.training.checkpoints import TrainingDivergedError
 from kerascnn.tuning import results as results_module
-from kerascnn.tuning import search as search_module
+from kerascnn.tuning import cross_validation
 from kerascnn.tuning.cross_validation import TUNERS, TrialError, fold_indices
 from kerascnn.tuning.study import TUNER_NAMES, check_settings
 
@@ -163,14 +163,14 @@ def test_error_score_raise_stops_and_all_failed_says_so(tmp_path, digits, monkey
     def diverges(*args, **kwargs):
         raise TrainingDivergedError("the loss became NaN at epoch 1")
 
-    monkeypatch.setattr(search_module, "train", diverges)
+    monkeypatch.setattr(cross_validation, "train", diverges)
     with pytest.raises(TrialError, match="trial 0 fold 0: the loss became NaN"):
         kerascnn.tune(tiny, digits, out=tmp_path / "raise", error_score="raise", **settings)
 
     def out_of_memory(*args, **kwargs):
         raise MemoryError("out of memory")
 
-    monkeypatch.setattr(search_module, "train", out_of_memory)
+    monkeypatch.setattr(cross_validation, "train", out_of_memory)
     with pytest.raises(SearchError, match=r"no trial completed: 2 of 2 failed; the first, "
                                           r"trial 0: fold 0: MemoryError: out of memory") as error:
         kerascnn.tune(tiny, digits, out=tmp_path / "nan", **settings)

@@ -35,13 +35,13 @@ def searched(tmp_path_factory, digits):
             return _original(self, *args, **kwargs)
 
         patch.setattr(dataset.Split, name, counted)
-    refit = search_module._refit
+    refit = search_module.Search.refit
 
     def refit_phase(*args, **kwargs):
         phase[0] = "refit"
         return refit(*args, **kwargs)
 
-    patch.setattr(search_module, "_refit", refit_phase)
+    patch.setattr(search_module.Search, "refit", refit_phase)
     try:
         result = kerascnn.tune(tiny, digits, space=SPACE, folds=3, max_trials=2, epochs=2,
                                out=out, seed=SEED, verbose=0)
