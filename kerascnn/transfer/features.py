@@ -2,9 +2,15 @@
 them (the feature baselines of classification and regression)."""
 
 import keras
+from sklearn.linear_model import LogisticRegression, RidgeCV
+from sklearn.metrics import (accuracy_score, f1_score, mean_absolute_error, r2_score,
+                             root_mean_squared_error)
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 from kerascnn.data import Data, load
 from kerascnn.data.dataset import predict
+from kerascnn.data.preprocessing import split_network
 from kerascnn.transfer import surgery
 from kerascnn.transfer.source import TransferError, load_source
 
@@ -25,7 +31,7 @@ def feature_model(model, layer=None, input_shape=None):
     Raises:
         TransferError: a layer the network does not have.
     """
-    preprocessing, backbone = surgery.split_network(model)
+    preprocessing, backbone = split_network(model)
     if layer is None:
         classifier = backbone.get_layer(surgery.find_classifiers(model)[0])
         tensor = keras.tree.flatten(classifier.input)[0]
@@ -94,11 +100,6 @@ def logistic_regression(features, *, seed=0, max_iter=2000):
     The metrics are the test split's accuracy and macro F1 (the validation split's when
     there is no test split), from scikit-learn.
     """
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.metrics import accuracy_score, f1_score
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     x_train, y_train = features["train"]
     classifier = make_pipeline(StandardScaler(),
                                LogisticRegression(max_iter=max_iter, random_state=seed))
@@ -122,11 +123,6 @@ def ridge_regression(features, *, alphas=RIDGE_ALPHAS):
     validation split's when there is no test split), from scikit-learn, averaged uniformly
     over the targets.
     """
-    from sklearn.linear_model import RidgeCV
-    from sklearn.metrics import mean_absolute_error, r2_score, root_mean_squared_error
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     x_train, y_train = features["train"]
     regressor = make_pipeline(StandardScaler(), RidgeCV(alphas=alphas))
     regressor.fit(x_train, y_train)

@@ -1,6 +1,7 @@
 """`finetune`: a trained network, a new data set, a new head; phases of unfreezing."""
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -13,13 +14,15 @@ import numpy as np
 import kerascnn
 from kerascnn.compat import safe_mode_scope
 from kerascnn.data import KERAS_DATASETS, Data
+from kerascnn.data.preprocessing import split_network
 from kerascnn.evaluation import evaluate
+from kerascnn.evaluation.metrics import headline
 from kerascnn.run_folder import RunFolder, RunFolderError
 from kerascnn import losses
-from kerascnn.training import TrainResult, train
+from kerascnn.workflow import TrainResult, train
 from kerascnn.training.checkpoints import history_csv
 # `kerascnn.train`'s own rerun machinery: clearing a run folder, naming what differs.
-from kerascnn.training.loop import fingerprint_differences
+from kerascnn.training.fingerprints import differences as fingerprint_differences
 from kerascnn.training.recipes import get_recipe
 from kerascnn.transfer import (batchnorm, features, freezing, lr_groups, normalisation,
                                surgery)
@@ -29,8 +32,6 @@ from kerascnn.transfer.source import TransferError, load_source
 # a high rate would wreck them before the new head settles (Yosinski et al. 2014; fastai).
 UNFREEZE_FACTOR = 0.1
 MANIFEST = "finetune.json"
-# The headline test metrics: a classifier's, then a regressor's (kerascnn.evaluate's keys).
-SUMMARY_METRICS = ("accuracy", "macro_f1", "log_loss", "r2", "mae", "rmse")
 
 
 def finetune(
@@ -115,7 +116,7 @@ def finetune(
             normalisation line and the phase headings.
 
     Returns:
-        A `kerascnn.training.TrainResult`: the fine-tuned model (an inference copy, Keras'
+        A `kerascnn.TrainResult`: the fine-tuned model (an inference copy, Keras'
         own BatchNormalization), the history of every phase (with a "phase" column), the
         test metrics, the run folder, the recipe and the training seconds. For
         freeze="all", the model is the feature extractor and the metrics are the
@@ -128,68 +129,63 @@ def finetune(
     """
     _check_options(bn, adapt_input, renormalize, fresh)
     recipe = get_recipe(recipe, epochs=epochs, learning_rate=learning_rate, **recipe_overrides)
-    head_epochs = recipe.epochs if head_epochs is None else head_epochs
-    if isinstance(head_epochs, bool) or not isinstance(head_epochs, int) or head_epochs < 0 \
-            or (head_epochs == 0 and freeze == "base"):
-        raise TransferError(f"head_epochs must be a positive int (0 skips the head phase when "
-                            f"freeze is not 'base'); got {head_epochs!r}.")
-    if isinstance(data, Data):
-        data.check_task(recipe_overrides.get("task"), TransferError)
-    model, provenance = load_source(source, safe_mode=safe_mode)
-    data = features.load_data(data, data_dir, recipe.validation_split, seed, task=recipe.task)
-    recipe = get_recipe(recipe, task=data.task)
-    groups = freezing.layer_groups(model)
-    multipliers = lr_groups.group_multipliers(lr_mult, groups)
-    phases = [] if freeze == "all" else freezing.plan_phases(
-        freeze, groups, head_epochs=head_epochs, epochs=recipe.epochs,
-        learning_rate=recipe.learning_rate, unfreeze_factor=UNFREEZE_FACTOR)
-    normalising = normalisation.plan(model, data, renormalize)
-    fingerprint = _fingerprint(provenance, data, freeze=freeze, phases=phases, bn=bn,
-                               multipliers=multipliers, adapt_input=adapt_input,
-                               renormalized=normalising["renormalized"], recipe=recipe,
-                               seed=seed)
-    say = print if verbose != 0 else (lambda *a, **k: None)
-
+    head_epochs = _check_head_epochs(head_epochs, recipe, freeze)
+    model, provenance, data, recipe = _load(source, data, recipe, recipe_overrides.get("task"),
+                                            data_dir=data_dir, seed=seed, safe_mode=safe_mode)
+    plan = _plan(model, provenance, data, recipe, freeze=freeze, head_epochs=head_epochs,
+                 lr_mult=lr_mult, bn=bn, adapt_input=adapt_input, renormalize=renormalize,
+                 seed=seed, safe_mode=safe_mode, verbose=verbose)
     folder = RunFolder(out, "finetune") if out else None
     with folder or contextlib.nullcontext(), safe_mode_scope(safe_mode):
         if folder:
-            _check_rerun(folder, fingerprint, fresh)
-        keras.utils.set_random_seed(seed)
-        net, rows, adaptation = adapt(model, data, bn=bn, adapt_input=adapt_input,
-                                      renormalize=normalising["renormalized"],
-                                      head=_head(recipe), safe_mode=safe_mode)
-        adaptation["normalisation_check"] = normalising
-        say(f"weights from {provenance.get('path', provenance.get('name'))}:\n"
-            f"{surgery.report_table(rows)}", file=sys.stderr)
-        say(f"normalisation: {normalising['reason']}.", file=sys.stderr)
-        manifest = _manifest(model, provenance, data, adaptation, freeze, bn, groups,
-                             multipliers, recipe, seed, rows, fingerprint)
+            _check_rerun(folder, plan.fingerprint, fresh)
+        net, manifest = _adapt_source(plan)
         if freeze == "all":
-            return _feature_baseline(net, data, folder, manifest, recipe, seed)
-        if folder:  # the fingerprint is on disk before any training: a rerun is checked on it
-            folder.write_json(MANIFEST, {**manifest, "status": "training"})
-        history, result, seconds = {}, None, 0.0
-        scales = lr_groups.variable_multipliers(net, groups, multipliers)
-        lr_groups.register_recipe(recipe)
-        for phase in phases:
-            say(_phase_heading(phase, multipliers))
-            frozen = freezing.set_trainable(net, groups, phase.trainable, bn)
-            result = _train_phase(net, data, recipe, phase, scales, seed,
-                                  folder.claim(f"phase-{phase.number}") if folder else None,
-                                  verbose)
-            net, seconds = result.model, seconds + result.seconds
-            _append(history, result.history, phase.number)
-            manifest["phases"].append(_phase_record(phase, result, frozen, net, multipliers,
-                                                    folder))
-            if folder:
-                folder.write_json(MANIFEST, {**manifest, "status": "training"})
+            return _feature_baseline(net, plan, manifest, folder)
+        net, history, metrics, seconds = _train_phases(net, plan, manifest, folder)
         final = inference_copy(net, safe_mode=safe_mode)
-        metrics = _plain(result.metrics)
         if folder:
-            metrics = _write_outputs(folder, final, data, recipe, history, metrics, manifest,
-                                     f"phase-{phases[-1].number}")
-    return TrainResult(final, history, metrics, folder.path if folder else None, recipe,
+            metrics = _write_outputs(folder, final, plan, history, metrics, manifest)
+    return TrainResult(final, history, metrics, folder.path if folder else None, plan.recipe,
                        seconds)
+
+
+@dataclasses.dataclass
+class Plan:
+    """What a fine-tune does, settled before anything is written or trained.
+
+    Attributes:
+        model, provenance: the source network and where it came from (`load_source`).
+        data: the loaded `Data`.
+        recipe: the Recipe, for the data's task.
+        freeze, bn, adapt_input, seed, safe_mode, verbose: `finetune`'s settings.
+        groups: the layer groups (`freezing.layer_groups`).
+        multipliers: {group: learning-rate multiplier}.
+        phases: the `freezing.Phase`s to train (none for freeze="all").
+        normalising: the input normalisation's decision (`normalisation.plan`).
+        fingerprint: every setting that changes what a phase trains (`_fingerprint`).
+    """
+
+    model: keras.Model
+    provenance: dict
+    data: Data
+    recipe: object
+    freeze: object
+    bn: str
+    adapt_input: bool
+    seed: int
+    safe_mode: bool
+    verbose: object
+    groups: dict
+    multipliers: dict
+    phases: list
+    normalising: dict
+    fingerprint: dict
+
+    def say(self, *args, **kwargs):
+        """Prints, unless verbose=0."""
+        if self.verbose != 0:
+            print(*args, **kwargs)
 
 
 def _check_options(bn, adapt_input, renormalize, fresh):
@@ -202,32 +198,89 @@ def _check_options(bn, adapt_input, renormalize, fresh):
         raise TransferError(f"fresh must be True or False; got {fresh!r}.")
 
 
+def _check_head_epochs(head_epochs, recipe, freeze):
+    """The head phase's epochs (default: the recipe's); refuses a count that is no int >= 0,
+    or 0 with freeze="base" (a fine-tune that would train nothing)."""
+    head_epochs = recipe.epochs if head_epochs is None else head_epochs
+    if isinstance(head_epochs, bool) or not isinstance(head_epochs, int) or head_epochs < 0 \
+            or (head_epochs == 0 and freeze == "base"):
+        raise TransferError(f"head_epochs must be a positive int (0 skips the head phase when "
+                            f"freeze is not 'base'); got {head_epochs!r}.")
+    return head_epochs
+
+
+def _load(source, data, recipe, task, *, data_dir, seed, safe_mode):
+    """Loads the source and the data; returns (model, provenance, data, the recipe for the
+    data's task). A `Data` loaded for another `task` is refused first."""
+    if isinstance(data, Data):
+        data.check_task(task, TransferError)
+    model, provenance = load_source(source, safe_mode=safe_mode)
+    data = features.load_data(data, data_dir, recipe.validation_split, seed, task=recipe.task)
+    return model, provenance, data, get_recipe(recipe, task=data.task)
+
+
+def _plan(model, provenance, data, recipe, *, freeze, head_epochs, lr_mult, bn, adapt_input,
+          renormalize, seed, safe_mode, verbose):
+    """The `Plan` of a fine-tune: its groups, multipliers, phases, normalisation and
+    fingerprint (a bad lr_mult, freeze or stage is refused here)."""
+    groups = freezing.layer_groups(model)
+    multipliers = lr_groups.group_multipliers(lr_mult, groups)
+    phases = [] if freeze == "all" else freezing.plan_phases(
+        freeze, groups, head_epochs=head_epochs, epochs=recipe.epochs,
+        learning_rate=recipe.learning_rate, unfreeze_factor=UNFREEZE_FACTOR)
+    normalising = normalisation.plan(model, data, renormalize)
+    fingerprint = _fingerprint(provenance, data, freeze=freeze, phases=phases, bn=bn,
+                               multipliers=multipliers, adapt_input=adapt_input,
+                               renormalized=normalising["renormalized"], recipe=recipe,
+                               seed=seed)
+    return Plan(model=model, provenance=provenance, data=data, recipe=recipe, freeze=freeze,
+                bn=bn, adapt_input=adapt_input, seed=seed, safe_mode=safe_mode,
+                verbose=verbose, groups=groups, multipliers=multipliers, phases=phases,
+                normalising=normalising, fingerprint=fingerprint)
+
+
 def _head(recipe):
     """The head the recipe's loss needs: "softmax" (cross-entropy) or "linear"."""
     return losses.output_activation(recipe.task, recipe.loss) or "linear"
 
 
-def _manifest(model, provenance, data, adaptation, freeze, bn, groups, multipliers, recipe,
-              seed, rows, fingerprint):
+def _adapt_source(plan):
+    """Rebuilds the source for the data (see `adapt`), seeded, and reports its weights and
+    normalisation; returns (the network, the manifest: finetune.json before any phase)."""
+    keras.utils.set_random_seed(plan.seed)
+    net, rows, adaptation = adapt(plan.model, plan.data, bn=plan.bn,
+                                  adapt_input=plan.adapt_input,
+                                  renormalize=plan.normalising["renormalized"],
+                                  head=_head(plan.recipe), safe_mode=plan.safe_mode)
+    adaptation["normalisation_check"] = plan.normalising
+    provenance = plan.provenance
+    plan.say(f"weights from {provenance.get('path', provenance.get('name'))}:\n"
+             f"{surgery.report_table(rows)}", file=sys.stderr)
+    plan.say(f"normalisation: {plan.normalising['reason']}.", file=sys.stderr)
+    return net, _manifest(plan, adaptation, rows)
+
+
+def _manifest(plan, adaptation, rows):
     """finetune.json as a fine-tune starts: its settings, before any phase."""
+    data = plan.data
     return {
         "kerascnn": kerascnn.__version__,
-        "source": provenance,
+        "source": plan.provenance,
         "data": data.describe(),
-        "classes": {"source": _source_classes(model, provenance),
+        "classes": {"source": _source_classes(plan.model, plan.provenance),
                     "target": dict(enumerate(data.class_names))
                     if data.task == "classification"
                     else f"{data.num_outputs} regression target(s)"},
         "input_adaptation": adaptation,
-        "freeze": freeze,
-        "bn": bn,
-        "groups": groups,
-        "lr_mult": multipliers,
+        "freeze": plan.freeze,
+        "bn": plan.bn,
+        "groups": plan.groups,
+        "lr_mult": plan.multipliers,
         "unfreeze_factor": UNFREEZE_FACTOR,
-        "recipe": recipe.to_dict(),
-        "seed": seed,
+        "recipe": plan.recipe.to_dict(),
+        "seed": plan.seed,
         "weights": rows,
-        "fingerprint": fingerprint,
+        "fingerprint": plan.fingerprint,
         "phases": [],
     }
 
@@ -283,6 +336,37 @@ def _check_rerun(folder, fingerprint, fresh):
             "fresh=True (--fresh) to start this one over.")
 
 
+def _train_phases(net, plan, manifest, folder):
+    """Trains the plan's phases in turn, each its own `kerascnn.train` run (`folder`/phase-N,
+    which resumes), each recorded in the manifest.
+
+    Returns:
+        (the network, the history of every phase with a "phase" column, the last phase's
+        test metrics, the seconds trained).
+    """
+    _save_progress(folder, manifest)  # the fingerprint is on disk before any training
+    history, seconds = {}, 0.0
+    scales = lr_groups.variable_multipliers(net, plan.groups, plan.multipliers)
+    lr_groups.register_recipe(plan.recipe)
+    for phase in plan.phases:
+        plan.say(_phase_heading(phase, plan.multipliers))
+        frozen = freezing.set_trainable(net, plan.groups, phase.trainable, plan.bn)
+        result = _train_phase(net, plan, phase, scales,
+                              folder.claim(f"phase-{phase.number}") if folder else None)
+        net, seconds = result.model, seconds + result.seconds
+        _append(history, result.history, phase.number)
+        manifest["phases"].append(_phase_record(phase, result, frozen, net, plan.multipliers,
+                                                folder))
+        _save_progress(folder, manifest)
+    return net, history, _plain(result.metrics), seconds
+
+
+def _save_progress(folder, manifest):
+    """Writes finetune.json as of a fine-tune in training (a rerun is checked on it)."""
+    if folder:
+        folder.write_json(MANIFEST, {**manifest, "status": "training"})
+
+
 def _phase_heading(phase, multipliers):
     """What a phase trains, printed before its epochs: "phase 1: head, base frozen (3
     epochs, learning rate 0.001)", "phase 2: unfreeze conv4, conv5 + head (...)"."""
@@ -294,6 +378,13 @@ def _phase_heading(phase, multipliers):
     epochs = f"{phase.epochs} epoch{'s' if phase.epochs != 1 else ''}"
     return (f"phase {phase.number}: {what} ({epochs}, learning rate "
             f"{phase.learning_rate:g}{rates})")
+
+
+def _train_phase(net, plan, phase, scales, out):
+    """One phase as a `kerascnn.train` run: its epochs and rate, the groups' multipliers."""
+    return train(net, plan.data, recipe=plan.recipe, epochs=phase.epochs,
+                 learning_rate=phase.learning_rate, out=out, seed=plan.seed,
+                 optimizer=lr_groups.optimizer_factory(scales), verbose=plan.verbose)
 
 
 def _phase_record(phase, result, frozen, net, multipliers, folder):
@@ -312,7 +403,7 @@ def _phase_record(phase, result, frozen, net, multipliers, folder):
         "epochs": phase.epochs,
         "learning_rates": {g: phase.learning_rate * multipliers[g] for g in phase.trainable},
         "history": result.history,
-        "test_metrics": _summary(result.metrics),
+        "test_metrics": headline(result.metrics),
         "seconds": round(seconds, 2),
     }
 
@@ -335,7 +426,7 @@ def adapt(model, data, *, bn, adapt_input=True, renormalize=False, head=None,
     head = head or ("linear" if data.task == "regression" else "softmax")
     if head not in ("softmax", "linear"):
         raise TransferError(f"head must be 'softmax' or 'linear'; got {head!r}.")
-    preprocessing, backbone = surgery.split_network(model)
+    preprocessing, backbone = split_network(model)
     source_channels = backbone.inputs[0].shape[-1]
     data_channels = data.input_shape[-1]
     change = adapt_input and data_channels != source_channels
@@ -359,13 +450,13 @@ def adapt(model, data, *, bn, adapt_input=True, renormalize=False, head=None,
     rows = surgery.transfer_weights(model, new, replaced=classifiers, first_conv=first)
     if data.task == "regression":
         _start_at_the_mean(new, data)
-    new_preprocessing, _ = surgery.split_network(new)
+    new_preprocessing, new_backbone = split_network(new)
     if renormalize and new_preprocessing is not None and new_preprocessing.mode is not None:
         normalisation.readapt(new_preprocessing, data)
     adaptation = {
         "source_input": list(model.inputs[0].shape[1:]),
         "data_input": list(data.input_shape),
-        "backbone_input": list(surgery.split_network(new)[1].inputs[0].shape[1:]),
+        "backbone_input": list(new_backbone.inputs[0].shape[1:]),
         "first_convolution": (f"{first}: {source_channels} -> {data_channels} channels "
                               "(sum for 1, repeat × C/N for N)") if change else None,
         "normalisation": ("re-adapted on the new training split" if renormalize
@@ -379,7 +470,7 @@ def _start_at_the_mean(model, data):
     """Sets the new linear heads' biases to the training targets' mean: the head starts as the
     mean predictor (R² 0) instead of predicting about 0, which targets far from 0 (digit
     values 5-9, prices) would take most of a short head phase to unlearn."""
-    _, backbone = surgery.split_network(model)
+    _, backbone = split_network(model)
     mean = np.mean(data.arrays("train")[1], axis=0)
     for name in surgery.find_classifiers(model):
         bias = getattr(backbone.get_layer(name), "bias", None)
@@ -398,35 +489,36 @@ def inference_copy(model, *, safe_mode=True):
     return copy
 
 
-def _train_phase(net, data, recipe, phase, scales, seed, out, verbose):
-    return train(net, data, recipe=recipe, epochs=phase.epochs,
-                 learning_rate=phase.learning_rate, out=out, seed=seed,
-                 optimizer=lr_groups.optimizer_factory(scales), verbose=verbose)
-
-
-def _feature_baseline(net, data, folder, manifest, recipe, seed):
+def _feature_baseline(net, plan, manifest, folder):
+    """freeze="all": no training, a scikit-learn regression on the network's features (see
+    `_fit_baseline`); writes metrics.json and finetune.json to `folder`."""
     start = time.perf_counter()
     extractor = features.feature_model(net)
-    found = features.split_features(extractor, data)
-    if data.task == "regression":
-        regressor, metrics = features.ridge_regression(found)
-        baseline = {"regressor": "StandardScaler + RidgeCV (scikit-learn)",
-                    "alpha": float(regressor[-1].alpha_)}
-    else:
-        classifier, metrics = features.logistic_regression(found, seed=seed)
-        baseline = {"classifier": "StandardScaler + LogisticRegression (scikit-learn)",
-                    "max_iter": classifier[-1].max_iter}
+    found = features.split_features(extractor, plan.data)
+    metrics, baseline = _fit_baseline(found, plan.data.task, plan.seed)
     seconds = time.perf_counter() - start
     manifest["feature_baseline"] = {"features": int(extractor.outputs[0].shape[-1]), **baseline}
-    manifest["test_accuracy"] = metrics.get("accuracy")
-    manifest["test_metrics"] = _summary(metrics)
+    _record_test_metrics(manifest, metrics)
     if folder is not None:
         folder.write_json("metrics.json", metrics)
         folder.write_json(MANIFEST, manifest)
-    return TrainResult(extractor, {}, metrics, folder.path if folder else None, recipe, seconds)
+    return TrainResult(extractor, {}, metrics, folder.path if folder else None, plan.recipe,
+                       seconds)
 
 
-def _write_outputs(folder, final, data, recipe, history, metrics, manifest, last_phase):
+def _fit_baseline(found, task, seed):
+    """Returns (test metrics, description) of the feature baseline on {split: (X, y)}: a
+    ridge regression for regression data, else a logistic regression."""
+    if task == "regression":
+        regressor, metrics = features.ridge_regression(found)
+        return metrics, {"regressor": "StandardScaler + RidgeCV (scikit-learn)",
+                         "alpha": float(regressor[-1].alpha_)}
+    classifier, metrics = features.logistic_regression(found, seed=seed)
+    return metrics, {"classifier": "StandardScaler + LogisticRegression (scikit-learn)",
+                     "max_iter": classifier[-1].max_iter}
+
+
+def _write_outputs(folder, final, plan, history, metrics, manifest):
     """Writes the fine-tune's model, history, report, run.json and manifest to `folder`;
     returns the test metrics.
 
@@ -435,25 +527,31 @@ def _write_outputs(folder, final, data, recipe, history, metrics, manifest, last
     """
     folder.save_model(final, "model.keras")
     folder.write_text("history.csv", history_csv(history))
-    if data.size("test"):
+    if plan.data.size("test"):
         columns = {k: v for k, v in history.items() if None not in v}
-        report = evaluate(_scorer(final, recipe), data,
+        report = evaluate(_scorer(final, plan.recipe), plan.data,
                           history=columns if "val_loss" in columns else None, out=folder)
         metrics = _plain(report.metrics)
     else:
         folder.write_json("metrics.json", metrics)
-    run = folder.read_json(f"{last_phase}/run.json")
+    run = folder.read_json(f"phase-{plan.phases[-1].number}/run.json")
     folder.write_json("run.json", {
         **run, "kind": "finetune", "manifest": MANIFEST, "model": manifest["source"],
         "epochs_completed": len(history.get("phase", [])),
         "train_seconds": round(sum(p["seconds"] for p in manifest["phases"]), 2),
+        # the test figures of `kerascnn.train`'s run.json, for the fine-tuned model
         "test_accuracy": metrics.get("accuracy"),
-        **{f"test_{key}": metrics[key] for key in ("mae", "rmse", "r2") if key in metrics},
+        **headline(metrics, "test_"),
     })
-    manifest["test_accuracy"] = metrics.get("accuracy")
-    manifest["test_metrics"] = _summary(metrics)
+    _record_test_metrics(manifest, metrics)
     folder.write_json(MANIFEST, manifest)
     return metrics
+
+
+def _record_test_metrics(manifest, metrics):
+    """Puts the headline test metrics in the manifest."""
+    manifest["test_accuracy"] = metrics.get("accuracy")
+    manifest["test_metrics"] = headline(metrics)
 
 
 def _scorer(model, recipe):
@@ -467,15 +565,12 @@ def _scorer(model, recipe):
 
 
 def _append(history, phase_history, number):
+    """Appends a phase's history to the fine-tune's, its rows marked in a "phase" column (a
+    metric the earlier phases lacked is None there)."""
     length = len(next(iter(phase_history.values()), []))
     for key, values in phase_history.items():
         history.setdefault(key, [None] * len(history.get("phase", []))).extend(values)
     history.setdefault("phase", []).extend([number] * length)
-
-
-def _summary(metrics):
-    """The headline test metrics of a phase."""
-    return {k: float(metrics[k]) for k in SUMMARY_METRICS if k in metrics}
 
 
 def _plain(metrics):
@@ -485,7 +580,8 @@ def _plain(metrics):
 
 
 def _source_classes(model, provenance):
-    _, backbone = surgery.split_network(model)
+    """The source's classes for finetune.json: their names when its data set is known."""
+    _, backbone = split_network(model)
     count = int(backbone.get_layer(surgery.find_classifiers(model)[0]).output.shape[-1])
     data = (provenance.get("manifest") or {}).get("data") or {}
     names = KERAS_DATASETS.get(data.get("name")) if isinstance(data, dict) else None

@@ -11,6 +11,7 @@ import re
 
 import keras
 
+from kerascnn.data.preprocessing import split_network
 from kerascnn.models.registry import list_models, get_model_entry
 from kerascnn.transfer import batchnorm, surgery
 from kerascnn.transfer.source import TransferError
@@ -43,7 +44,7 @@ def layer_groups(model):
     Args:
         model: a keras.Model with a classification head (Preprocessing wrapper allowed).
     """
-    _, backbone = surgery.split_network(model)
+    _, backbone = split_network(model)
     _, head = surgery.head_path(model)
     head = set(head)
     patterns = _patterns(backbone.name)
@@ -155,7 +156,7 @@ def set_trainable(model, groups, trainable_groups, bn):
     `Sequential([Input, base, pooling, Dense])`) that unfreezes keeps its BatchNorm layers
     frozen, in inference mode. Nested layers are named "base/layer".
     """
-    _, backbone = surgery.split_network(model)
+    _, backbone = split_network(model)
     model.trainable = True
     backbone.trainable = True
     learning = {name for g in trainable_groups for name in groups[g]}

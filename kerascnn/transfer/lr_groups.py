@@ -13,9 +13,9 @@ import math
 
 import keras
 
-from kerascnn.training.loop import build_optimizer
+from kerascnn.data.preprocessing import split_network
+from kerascnn.training.optimizers import build_optimizer
 from kerascnn.transfer.source import TransferError
-from kerascnn.transfer.surgery import split_network
 
 
 class _GroupRates:

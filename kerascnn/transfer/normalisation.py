@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from kerascnn.transfer import surgery
+from kerascnn.data.preprocessing import split_network
 from kerascnn.transfer.source import TransferError
 
 SETTINGS = ("auto", True, False)
@@ -43,7 +43,7 @@ def plan(model, data, renormalize):
         "reason" (one sentence).
     """
     check_setting(renormalize)
-    preprocessing, _ = surgery.split_network(model)
+    preprocessing, _ = split_network(model)
     record = {"renormalize": renormalize}
     if preprocessing is None or preprocessing.mode is None:
         what = ("the source has no Preprocessing layer: kerascnn.train adapts a new one on "

@@ -47,6 +47,22 @@ def _inputs_of(layer):
         return []
 
 
+def _back_from(layer, producers):
+    """Yields `layer` and the layers before it, back along single inputs (a layer with none
+    or several ends the walk)."""
+    while layer is not None:
+        yield layer
+        inputs = _inputs_of(layer)
+        layer = producers.get(id(inputs[0])) if len(inputs) == 1 else None
+
+
+def _back_from_outputs(model):
+    """Per output of the backbone, its layers from the output back (`_back_from`)."""
+    _, backbone = split_network(model)
+    producers = _producers(backbone)
+    return [_back_from(producers.get(id(output)), producers) for output in backbone.outputs]
+
+
 def find_classifiers(model):
     """Returns the names of the classifier layers of a model's backbone, one per output.
 
@@ -60,18 +76,7 @@ def find_classifiers(model):
     producers = _producers(backbone)
     names = []
     for output in backbone.outputs:
-        layer = producers.get(id(output))
-        while layer is not None and not layer.weights:
-            kind = type(layer).__name__
-            inputs = _inputs_of(layer)
-            if kind.startswith("GlobalAveragePooling"):
-                # A convolutional classifier averaged over positions (SqueezeNet's conv10).
-                layer = _conv_classifier(producers.get(id(inputs[0])), producers)
-                break
-            if kind not in _PASS_THROUGH or len(inputs) != 1:
-                layer = None
-                break
-            layer = producers.get(id(inputs[0]))
+        layer = _classifier_of(producers.get(id(output)), producers)
         if layer is None or len(output.shape) != 2:
             raise TransferError(
                 f"{model.name!r} has no classification head: its output "
@@ -81,11 +86,25 @@ def find_classifiers(model):
     return names
 
 
+def _classifier_of(layer, producers):
+    """The first layer with weights back from `layer` through weightless pass-through layers,
+    or the 1×1 convolution behind a global average pooling; None when there is none."""
+    for layer in _back_from(layer, producers):
+        if layer.weights:
+            return layer
+        kind = type(layer).__name__
+        if kind.startswith("GlobalAveragePooling"):
+            # A convolutional classifier averaged over positions (SqueezeNet's conv10).
+            return _conv_classifier(producers.get(id(_inputs_of(layer)[0])), producers)
+        if kind not in _PASS_THROUGH:
+            return None
+    return None
+
+
 def _conv_classifier(layer, producers):
     """The 1×1 convolution behind weightless layers (activations, dropout), or None."""
-    while layer is not None and not layer.weights and type(layer).__name__ in _PASS_THROUGH:
-        inputs = _inputs_of(layer)
-        layer = producers.get(id(inputs[0])) if len(inputs) == 1 else None
+    layer = next((l for l in _back_from(layer, producers)
+                  if l.weights or type(l).__name__ not in _PASS_THROUGH), None)
     kernel = getattr(layer, "kernel_size", None)
     return layer if kernel is not None and set(kernel) == {1} else None
 
@@ -101,18 +120,12 @@ def head_path(model):
     _, backbone = split_network(model)
     producers = _producers(backbone)
     classifier = backbone.get_layer(find_classifiers(model)[0])
-    start = _inputs_of(classifier)[0]
-    tensor = start
-    while True:
-        layer = producers.get(id(tensor))
-        inputs = _inputs_of(layer) if layer is not None else []
-        if layer is None or len(inputs) != 1:
-            tensor = start
-            break
-        if type(layer).__name__ in _FEATURE_ENDS:
+    tensor = _inputs_of(classifier)[0]
+    for layer in _back_from(producers.get(id(tensor)), producers):
+        inputs = _inputs_of(layer)
+        if type(layer).__name__ in _FEATURE_ENDS and len(inputs) == 1:
             tensor = inputs[0]
             break
-        tensor = inputs[0]
     base = {layer.name for layer in keras.Model(backbone.inputs, tensor).layers}
     head = [l.name for l in backbone.layers if l.name not in base]
     return tensor, head
@@ -161,65 +174,100 @@ def rebuild(model, *, classes=None, input_shape=None, input_channels=None, layer
         raise TransferError(
             f"{model.name!r} is a subclassed keras.Model; head surgery needs a functional or "
             "Sequential model (its layers as config).")
-    preprocessing, _ = split_network(model)
     config = copy.deepcopy(model.get_config())
     _strip_build_configs(config)
-    classifiers = set(find_classifiers(model)) if classes or linear_head else set()
-    reshapes = _head_reshapes(model) if classes else set()
-    activations = _output_activations(model) if linear_head else set()
-    to_softmax = _linear_ends(model) if softmax_head else set()
-    first_input = True
+    head = _HeadEdit(model, classes, linear_head, softmax_head)
+    inputs = _InputEdit(split_network(model)[0], input_shape, input_channels)
     for layer in _layer_configs(config):
-        inner, kind = layer["config"], layer["class_name"]
+        if not head.edit(layer) and not inputs.edit(layer):
+            _swap_class(layer, layer_classes or {})
+    with safe_mode_scope(safe_mode):
+        return model.__class__.from_config(config)
+
+
+class _HeadEdit:
+    """`rebuild`'s edits of the head: the classifiers' units and activation, the Reshape
+    layers after them, and the activation layers on the way to the outputs."""
+
+    def __init__(self, model, classes, linear, softmax):
+        self.classes, self.linear = classes, linear
+        self.classifiers = set(find_classifiers(model)) if classes or linear else set()
+        self.reshapes = _head_reshapes(model) if classes else set()
+        self.activations = _output_activations(model) if linear else set()
+        self.to_softmax = _linear_ends(model) if softmax else set()
+
+    def edit(self, layer):
+        """Edits a layer config in place; True when it replaced the layer whole (an output's
+        activation layer made linear), which nothing else then edits."""
+        inner = layer["config"]
         name = inner.get("name")
-        if name in activations:
-            linear = keras.layers.Activation("linear", name=name)
-            serialized = keras.saving.serialize_keras_object(linear)
-            layer.update({k: serialized.get(k) for k in ("module", "class_name",
-                                                         "registered_name", "config")})
+        if name in self.activations:
+            _replace(layer, keras.layers.Activation("linear", name=name))
             # A Softmax's call takes a mask argument, an Activation's does not.
             for node in layer.get("inbound_nodes", []):
                 if isinstance(node, dict):
                     node.get("kwargs", {}).pop("mask", None)
-            continue
-        if name in classifiers and linear_head:
+            return True
+        if name in self.classifiers and self.linear:
             inner["activation"] = "linear"
-        if name in to_softmax:
+        if name in self.to_softmax:
             inner["activation"] = "softmax"
-        if name in classifiers and classes:
-            inner["units" if "units" in inner else "filters"] = classes
-        elif name in reshapes:
-            inner["target_shape"] = list(inner["target_shape"][:-1]) + [classes]
-        elif kind == "InputLayer" and first_input and preprocessing is not None and input_shape:
-            inner["batch_shape"] = [None, *input_shape]
-            first_input = False
-            continue
-        if input_channels and kind == "InputLayer":
-            inner["batch_shape"] = list(inner["batch_shape"][:-1]) + [input_channels]
-        if input_channels and isinstance(preprocessing, Preprocessing) and \
-                name == preprocessing.name and inner.get("target_shape"):
-            inner["target_shape"] = list(inner["target_shape"][:-1]) + [input_channels]
-        for (module, class_name), new in (layer_classes or {}).items():
-            if kind == class_name and layer.get("module") in (module, None):
-                serialized = keras.saving.serialize_keras_object(new.from_config(inner))
-                layer.update({k: serialized[k] for k in ("module", "class_name",
-                                                         "registered_name", "config")})
-                break
-    with safe_mode_scope(safe_mode):
-        return model.__class__.from_config(config)
+        if name in self.classifiers and self.classes:
+            inner["units" if "units" in inner else "filters"] = self.classes
+        elif name in self.reshapes:
+            inner["target_shape"] = list(inner["target_shape"][:-1]) + [self.classes]
+        return False
+
+
+class _InputEdit:
+    """`rebuild`'s edits of the inputs: the raw inputs' shape of a model with Preprocessing,
+    and the channel count the backbone takes."""
+
+    def __init__(self, preprocessing, input_shape, input_channels):
+        self.preprocessing = preprocessing
+        self.input_shape, self.channels = input_shape, input_channels
+        self.first = True  # the next InputLayer is the model's own (the raw inputs)
+
+    def edit(self, layer):
+        """Edits a layer config in place; True when it gave the raw inputs their shape (the
+        first InputLayer of a model with Preprocessing), which nothing else then edits."""
+        inner, kind = layer["config"], layer["class_name"]
+        if kind == "InputLayer" and self.first and self.preprocessing is not None \
+                and self.input_shape:
+            inner["batch_shape"] = [None, *self.input_shape]
+            self.first = False
+            return True
+        if self.channels and kind == "InputLayer":
+            inner["batch_shape"] = list(inner["batch_shape"][:-1]) + [self.channels]
+        if self.channels and isinstance(self.preprocessing, Preprocessing) and \
+                inner.get("name") == self.preprocessing.name and inner.get("target_shape"):
+            inner["target_shape"] = list(inner["target_shape"][:-1]) + [self.channels]
+        return False
+
+
+def _swap_class(layer, layer_classes):
+    """Makes a layer config the class `layer_classes` maps its class to, if any."""
+    for (module, class_name), new in layer_classes.items():
+        if layer["class_name"] == class_name and layer.get("module") in (module, None):
+            _replace(layer, new.from_config(layer["config"]))
+            return
+
+
+def _replace(layer, new):
+    """Makes a layer config describe the Keras layer `new`: its class and config."""
+    serialized = keras.saving.serialize_keras_object(new)
+    layer.update({k: serialized[k] for k in ("module", "class_name", "registered_name",
+                                             "config")})
 
 
 def _linear_ends(model):
     """Names of the layers to give a softmax so that every output ends in one: per output,
     its linear Activation layer nearest the output, else its classifier when it is linear;
     nothing for an output that already ends in a softmax (or another activation)."""
-    _, backbone = split_network(model)
-    producers = _producers(backbone)
     classifiers = set(find_classifiers(model))
     names = set()
-    for output in backbone.outputs:
-        layer = producers.get(id(output))
-        while layer is not None:
+    for path in _back_from_outputs(model):
+        for layer in path:
             kind = type(layer).__name__
             activation = getattr(layer, "activation", None)
             activation = getattr(activation, "__name__", activation)
@@ -230,24 +278,19 @@ def _linear_ends(model):
                 if activation in ("linear", None):
                     names.add(layer.name)
                 break
-            inputs = _inputs_of(layer)
-            layer = producers.get(id(inputs[0])) if len(inputs) == 1 else None
     return names
 
 
 def _output_activations(model):
     """Names of the activation layers between the classifiers and the outputs."""
-    _, backbone = split_network(model)
-    producers = _producers(backbone)
     classifiers = set(find_classifiers(model))
     names = set()
-    for output in backbone.outputs:
-        layer = producers.get(id(output))
-        while layer is not None and layer.name not in classifiers:
+    for path in _back_from_outputs(model):
+        for layer in path:
+            if layer.name in classifiers:
+                break
             if type(layer).__name__ in ("Activation", "Softmax", "ReLU"):
                 names.add(layer.name)
-            inputs = _inputs_of(layer)
-            layer = producers.get(id(inputs[0])) if len(inputs) == 1 else None
     return names
 
 

@@ -5,13 +5,14 @@ import numpy as np
 
 import kerascnn
 from transfer_helpers import small_lenet
+from kerascnn.data.preprocessing import split_network
 from kerascnn.transfer import surgery
 from kerascnn.transfer.channels import adapt_kernel
 from kerascnn.transfer.finetune import adapt
 
 
 def _first_layer_output(model, images):
-    _, backbone = surgery.split_network(model)
+    _, backbone = split_network(model)
     first = backbone.get_layer(surgery.first_convolution(model))
     return keras.Model(backbone.inputs[0], first.output).predict(images, verbose=0)
 
@@ -62,7 +63,7 @@ def test_finetune_grey_saved_model_on_rgb_and_back(rgb_digits, digits, tmp_path)
     model = keras.models.load_model(tmp_path / "rgb" / "model.keras")
     assert tuple(model.inputs[0].shape[1:]) == (8, 8, 3)
     assert rgb.metrics["accuracy"] > 0.5
-    preprocessing, backbone = surgery.split_network(model)
+    preprocessing, backbone = split_network(model)
     assert backbone.inputs[0].shape[-1] == 3
     # The source's grey statistics, repeated per channel (its features expect them).
     np.testing.assert_allclose(np.asarray(preprocessing.mean), np.full(3, 33.3, "float32"),

@@ -7,8 +7,12 @@ import zipfile
 import keras
 import numpy as np
 import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
 
 import kerascnn
+from kerascnn.data import load
 from kerascnn.transfer import TransferError
 
 
@@ -36,12 +40,17 @@ def test_finetune_each_saved_model(name, digits, tmp_path):
     assert manifest["source"]["manifest"]["name"] == name
     assert manifest["lr_mult"]["head"] == pytest.approx(1.0)
     assert manifest["input_adaptation"]["normalisation"] == "re-adapted on the new training split"
+    # The headline test metrics, as floats: the fine-tune's, then each phase's.
+    assert manifest["test_metrics"] == {key: pytest.approx(result.metrics[key])
+                                        for key in ("accuracy", "macro_f1", "log_loss")}
+    assert manifest["test_accuracy"] == pytest.approx(result.metrics["accuracy"])
+    [phase] = manifest["phases"]
+    assert sorted(phase["test_metrics"]) == ["accuracy", "log_loss", "macro_f1"]
+    assert all(isinstance(v, float) for v in phase["test_metrics"].values())
 
 
 @pytest.mark.slow
 def test_finetune_keras_applications_network_then_its_run_folder(digits, tmp_path):
-    from kerascnn.data import load
-
     x, y = digits.arrays("train")
     rgb = load(((np.repeat(x[:400], 3, axis=-1), y[:400]),
                 (np.repeat(digits.x_test[:100], 3, axis=-1), digits.y_test[:100])),
@@ -62,10 +71,6 @@ def test_finetune_keras_applications_network_then_its_run_folder(digits, tmp_pat
 
 
 def test_extract_features_and_the_logistic_regression_baseline(digits):
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
     features = kerascnn.extract_features("lenet5_mnist", digits)
     assert features["train"][0].shape == (digits.size("train"), 84)  # fc2, before the head
     pooled = kerascnn.extract_features("lenet5_mnist", digits, layer="pool2")

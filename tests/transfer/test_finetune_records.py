@@ -9,6 +9,8 @@ import numpy as np
 import pytest
 
 import kerascnn
+from kerascnn.data.preprocessing import split_network
+from kerascnn.evaluation import plots
 from kerascnn.run_folder import RunFolderError
 from kerascnn.transfer import TransferError, normalisation, surgery
 
@@ -93,7 +95,7 @@ def test_auto_renormalisation_of_digits_under_mnist_statistics(digits, tmp_path,
     assert check["renormalize"] == "auto" and check["renormalized"] is True
     assert check["source"]["mean"] == pytest.approx(33.3, abs=0.5)  # MNIST, 0-255
     assert check["factor"] > normalisation.MISMATCH_FACTOR
-    preprocessing, _ = surgery.split_network(result.model)
+    preprocessing, _ = split_network(result.model)
     # The digits' statistics, as the layer sees them (resized to 28×28 like MNIST).
     x = np.asarray(preprocessing.transform(digits.x_train), dtype=np.float64)
     np.testing.assert_allclose(np.asarray(preprocessing.mean), [x.mean()], rtol=1e-3)
@@ -137,7 +139,7 @@ def test_a_regressor_finetuned_to_classes_gets_a_softmax_head(digits):
     x = keras.layers.Flatten()(x)
     regressor = keras.Model(inputs, keras.layers.Dense(1, name="value")(x))
     result = kerascnn.finetune(regressor, digits, epochs=1, verbose=0)
-    _, backbone = surgery.split_network(result.model)
+    _, backbone = split_network(result.model)
     assert backbone.get_layer("value").get_config()["activation"] == "softmax"
     probabilities = result.model.predict(digits.x_test[:4], verbose=0)
     np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-5)
@@ -188,8 +190,6 @@ def test_frozen_batchnorm_holds_in_a_nested_base(digits):
 @pytest.mark.slow
 def test_phases_are_named_and_the_report_spans_all_of_them(digits, tmp_path, capsys,
                                                            monkeypatch):
-    from kerascnn.evaluation import plots
-
     drawn = []
     draw = plots.learning_curves_png
     monkeypatch.setattr(plots, "learning_curves_png",

@@ -14,7 +14,7 @@ from sklearn.preprocessing import StandardScaler
 import kerascnn
 from kerascnn.cli import main
 from kerascnn.data import load
-from kerascnn.transfer import TransferError, features
+from kerascnn.transfer import TransferError, features, surgery
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +84,6 @@ def test_a_task_against_the_data_is_one_line_before_any_work(halves, tmp_path, c
 
 
 def test_a_softmax_layer_after_the_classifier_becomes_linear_too():
-    from kerascnn.transfer import surgery
-
     inputs = keras.Input((8, 8, 1))  # keras.applications' MobileNet ends so: logits, Softmax
     x = keras.layers.Flatten()(inputs)
     x = keras.layers.Dense(7, name="logits")(x)

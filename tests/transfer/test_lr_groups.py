@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from transfer_helpers import small_lenet
-from kerascnn.training.loop import build_optimizer
+from kerascnn.training.optimizers import build_optimizer
 from kerascnn.training.recipes import get_recipe
 from kerascnn.transfer import TransferError, freezing, lr_groups
 

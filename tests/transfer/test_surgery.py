@@ -6,6 +6,7 @@ import pytest
 
 import kerascnn
 from transfer_helpers import SAVED_MODELS
+from kerascnn.data import load
 from kerascnn.transfer import TransferError, surgery
 from kerascnn.transfer.finetune import adapt
 
@@ -20,8 +21,6 @@ def test_saved_model_head_replaced_rest_copied_through_preprocessing(digits):
     three = digits  # 10 classes; use a 3-class subset to change the head's size
     x, y = three.arrays("train")
     keep = y < 3
-    from kerascnn.data import load
-
     data = load((x[keep], y[keep]), validation_split=0.1)
     new, rows, _ = adapt(source, data, bn="frozen")
     assert new.outputs[0].shape[-1] == 3
@@ -58,8 +57,6 @@ def test_keras_applications_head_with_reshape(digits):
                                              alpha=0.25)
     assert surgery.find_classifiers(mobilenet) == ["conv_preds"]
     x, y = digits.arrays("train")
-    from kerascnn.data import load
-
     data = load((np.repeat(x[y < 4], 3, axis=-1), y[y < 4]), validation_split=0.1)
     new, rows, _ = adapt(mobilenet, data, bn="frozen")
     assert new.outputs[0].shape[-1] == 4
