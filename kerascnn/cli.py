@@ -298,6 +298,7 @@ def cmd_train(args):
     out = args.out or _default_out(args)
     _check_writable(out)
     import kerascnn
+    from kerascnn.evaluation.metrics import headline
 
     result = kerascnn.train(
         args.model, args.data, recipe=args.recipe, epochs=args.epochs,
@@ -310,8 +311,7 @@ def cmd_train(args):
     )
     input_shape = tuple(result.model.inputs[0].shape[1:])
     kind = {2: "signal", 3: "image", 4: "volume"}.get(len(input_shape), "example")
-    summary = {k: result.metrics[k] for k in ("accuracy", "macro_f1", "mae", "rmse", "r2")
-               if k in result.metrics}
+    summary = headline(result.metrics)
     print(f"examples read as {kind}s of shape {'×'.join(map(str, input_shape))}")
     print(f"run folder: {result.run_dir}")
     print(f"test metrics: {json.dumps(summary)}")
@@ -410,6 +410,7 @@ def cmd_finetune(args):
     _check_data(args.data)
     _check_recipe(args.recipe)
     import kerascnn
+    from kerascnn.evaluation.metrics import headline
 
     source = os.path.splitext(os.path.basename(str(args.source).rstrip("/")))[0]
     data = os.path.splitext(os.path.basename(str(args.data).rstrip("/")))[0].replace(":", "_")
@@ -423,8 +424,7 @@ def cmd_finetune(args):
         out=out, fresh=args.fresh, seed=args.seed, data_dir=args.data_dir, safe_mode=not args.no_safe_mode,
         precision=args.precision, task=args.task,
     )
-    summary = {k: result.metrics[k] for k in ("accuracy", "macro_f1", "r2", "mae", "rmse")
-               if k in result.metrics}
+    summary = headline(result.metrics)
     print(f"run folder: {result.run_dir}")
     print(f"test metrics: {json.dumps(summary)}")
 

@@ -100,7 +100,7 @@ def test_lazy_package_keeps_every_public_name():
                  "training", "layers", "analysis", "evaluation"):
         assert name in dir(kerascnn) and getattr(kerascnn, name) is not None
     assert {"tune", "finetune", "extract_features"} <= set(kerascnn.__all__)
-    assert kerascnn.train is kerascnn.training.train
+    assert kerascnn.train is kerascnn.workflow.train
     with pytest.raises(AttributeError, match="no attribute 'trian'"):
         kerascnn.trian
 

@@ -172,7 +172,7 @@ def test_adams_betas_are_recipe_fields_that_reach_the_optimizer():
     import pytest
 
     from kerascnn.training import get_recipe
-    from kerascnn.training.loop import build_optimizer
+    from kerascnn.training.optimizers import build_optimizer
 
     for name in ("adam", "adamw"):
         optimizer = build_optimizer(get_recipe("quick", optimizer=name, beta_1=0.7, beta_2=0.9),

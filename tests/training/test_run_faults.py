@@ -16,7 +16,7 @@ import kerascnn
 from kerascnn.run_folder import RunFolderError
 from kerascnn.training import RECIPES, get_recipe
 from kerascnn.training.checkpoints import TrainingDivergedError, read_state
-from kerascnn.training.loop import L2SGD, build_optimizer
+from kerascnn.training.optimizers import L2SGD, build_optimizer
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
