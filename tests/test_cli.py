@@ -15,6 +15,7 @@ import pytest
 
 import kerascnn
 from kerascnn.cli import _default_out, main, parser
+from kerascnn.errors import InputError
 
 
 def _fails(argv, capsys):
@@ -255,6 +256,30 @@ def test_a_full_or_read_only_disk_mid_run_ends_in_one_line(code, fix, tmp_path, 
     monkeypatch.setattr(kerascnn.data, "preview", write_fails)
     err = _fails(["data", "preview", "--out", str(tmp_path / "p.png")], capsys)
     assert f"cannot use {tmp_path / 'p.png'}: {os.strerror(code)}; {fix}" in err
+
+
+def test_a_bug_is_said_to_be_one_not_blamed_on_the_input(tmp_path, capsys, monkeypatch):
+    """A TypeError kerascnn did not raise for bad input: exit 1, named as a bug, no traceback
+    unless --debug; a kerascnn InputError stays the user's one-line mistake (exit 2)."""
+
+    def broken(*args, **kwargs):
+        raise TypeError("unsupported operand type(s) for +: 'int' and 'NoneType'")
+
+    monkeypatch.setattr(kerascnn.data, "preview", broken)
+    argv = ["data", "preview", "--out", str(tmp_path / "p.png")]
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 1 and "Traceback" not in err
+    assert "internal error (TypeError: unsupported operand" in err and "bug in kerascnn" in err
+    with pytest.raises(TypeError, match="unsupported operand"):
+        main([*argv, "--debug"])
+
+    def mistake(*args, **kwargs):
+        raise InputError("n=0 must be positive")
+
+    monkeypatch.setattr(kerascnn.data, "preview", mistake)
+    assert "kerascnn data preview: error: n=0 must be positive" in _fails(argv, capsys)
 
 
 @pytest.mark.slow
