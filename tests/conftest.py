@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import tarfile
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # precision="auto" (every recipe's default) trains in float32 whatever CPU runs the tests;
@@ -40,6 +41,44 @@ def digit_values(tmp_path_factory):
     np.savez(path, x_train=digits.images.astype("float32"),
              y_train=digits.target.astype("float32"))
     return path
+
+
+CIFAR10_ARCHIVE = "cifar10-jpg.tar.gz"
+CIFAR10_TRAIN_PER_CLASS, CIFAR10_TEST_PER_CLASS = 20, 10
+
+
+@pytest.fixture(scope="session")
+def cifar10_archive():
+    """The offline CIFAR-10 JPEG archive (../shared/datasets or $KERASCNN_DATA_DIR), or skip."""
+    folder = DATA_DIR
+    path = folder / CIFAR10_ARCHIVE
+    if not path.exists():
+        pytest.skip(f"offline CIFAR-10 archive not found: no {CIFAR10_ARCHIVE} in {folder}; "
+                    "set KERASCNN_DATA_DIR")
+    return path
+
+
+@pytest.fixture(scope="session")
+def cifar10_slice(cifar10_archive, tmp_path_factory):
+    """A CIFAR-10 slice unpacked as `<tmp>/cifar10/{train,test}/<class>/NNNN.jpg`: the
+    first 20 train and 10 test images of each class in the archive (300 files)."""
+    root = tmp_path_factory.mktemp("cifar") / "cifar10"
+    wanted = {"train": CIFAR10_TRAIN_PER_CLASS, "test": CIFAR10_TEST_PER_CLASS}
+    taken = {}
+    with tarfile.open(cifar10_archive) as archive:
+        for member in archive:
+            parts = member.name.split("/")
+            if not member.isfile() or len(parts) != 3 or parts[0] not in wanted:
+                continue
+            key = tuple(parts[:2])
+            if taken.get(key, 0) < wanted[parts[0]]:
+                taken[key] = taken.get(key, 0) + 1
+                target = root.joinpath(*parts)
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(archive.extractfile(member).read())
+            if len(taken) == 20 and all(taken[k] == wanted[k[0]] for k in taken):
+                break
+    return root
 
 
 def pytest_terminal_summary(terminalreporter):

@@ -22,3 +22,4 @@ from kerascnn.layers.regularization import (
     StochasticDepth,
 )
 from kerascnn.layers.squeeze_excite import squeeze_excite
+from kerascnn.layers.whitening import Dirac, PatchWhitening

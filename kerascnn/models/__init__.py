@@ -19,6 +19,7 @@ from kerascnn.models.densenet import densenet121, densenet169, densenet201
 from kerascnn.models.convnext import convnext_tiny
 from kerascnn.models.resnet_v2 import resnet50v2, resnet101v2
 from kerascnn.models.resnet9 import resnet9
+from kerascnn.models.airbench import airbench94
 from kerascnn.models.squeezenet import squeezenet1_0, squeezenet1_1
 from kerascnn.models.efficientnet import (
     efficientnet_b0,

@@ -4,6 +4,7 @@ import keras
 
 from kerascnn.data.preprocessing import Preprocessing, split_network
 from kerascnn.errors import InputError
+from kerascnn.layers.whitening import WHITENING_IMAGES, PatchWhitening
 from kerascnn.models.registry import accepts_input, get_model_entry
 
 
@@ -72,5 +73,19 @@ def wrap(backbone, data, normalization):
         value_range=data.value_range if normalization == "scale" else None, name="preprocessing",
     )
     preprocessing.adapt(data.x_train)
+    _adapt_whitening(backbone, preprocessing, data)
     outputs = backbone(preprocessing(inputs))
     return keras.Model(inputs, outputs, name=backbone.name)
+
+
+def _adapt_whitening(backbone, preprocessing, data):
+    """Sets the backbone's PatchWhitening layers from training images as they reach them
+    (after the preprocessing); one must take the backbone's input directly."""
+    for layer in backbone.layers:
+        if not isinstance(layer, PatchWhitening):
+            continue
+        if layer.input is not backbone.inputs[0]:
+            raise InputError(f"{layer.name}: a PatchWhitening layer must take the network's "
+                             "input directly to be set from the training images.")
+        images = data.x_train[:WHITENING_IMAGES]
+        layer.adapt(keras.ops.convert_to_numpy(preprocessing(images)))
