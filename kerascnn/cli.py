@@ -30,6 +30,9 @@ RECIPE_CATALOG = os.path.join("training", "recipes.json")
 # kerascnn.training.precision.PRECISIONS, repeated: importing it would load Keras before
 # --help (tests/training/test_precision.py checks that the two agree).
 PRECISIONS = ("auto", "float32", "bfloat16", "float16")
+# kerascnn.transfer.applications.PREFIX, repeated: a keras.applications source, told apart
+# without importing Keras.
+APPLICATIONS = "keras.applications."
 
 # Options whose value may start with "-" (argparse would take "-28,28,1" for an option).
 _SIGNED_VALUE_OPTIONS = ("--input-shape",)
@@ -409,17 +412,26 @@ def cmd_tune(args):
 def cmd_finetune(args):
     _check_data(args.data)
     _check_recipe(args.recipe)
+    network = args.source.strip().startswith(APPLICATIONS)
+    if args.weights is not None and not network:
+        raise InputError(f"--weights is for keras.applications sources (e.g. "
+                         f"{APPLICATIONS}MobileNetV2); {args.source} brings its own weights.")
+    if args.weights not in (None, "imagenet") and not os.path.isfile(args.weights):
+        raise InputError(f"--weights {args.weights} is neither imagenet nor an existing "
+                         "weights file.")
     import kerascnn
     from kerascnn.evaluation.metrics import headline
 
-    source = os.path.splitext(os.path.basename(str(args.source).rstrip("/")))[0]
+    # keras.applications.NAME(...): the folder is named NAME.
+    source = args.source.strip()[len(APPLICATIONS):].split("(")[0] if network else \
+        os.path.splitext(os.path.basename(str(args.source).rstrip("/")))[0]
     data = os.path.splitext(os.path.basename(str(args.data).rstrip("/")))[0].replace(":", "_")
     # No _check_writable: the run folder is created only once every option has been checked.
     out = args.out or os.path.join("runs", f"finetune-{source}-{data}-seed{args.seed}")
     result = kerascnn.finetune(
-        args.source, args.data, freeze=args.freeze, head_epochs=args.head_epochs,
-        epochs=args.epochs, learning_rate=args.learning_rate, lr_mult=args.lr_mult, bn=args.bn,
-        recipe=args.recipe, adapt_input=not args.keep_input,
+        args.source, args.data, weights=args.weights, freeze=args.freeze,
+        head_epochs=args.head_epochs, epochs=args.epochs, learning_rate=args.learning_rate,
+        lr_mult=args.lr_mult, bn=args.bn, recipe=args.recipe, adapt_input=not args.keep_input,
         renormalize={"auto": "auto", "yes": True, "no": False}[args.renormalize],
         out=out, fresh=args.fresh, seed=args.seed, data_dir=args.data_dir, safe_mode=not args.no_safe_mode,
         precision=args.precision, task=args.task,
@@ -478,8 +490,9 @@ def parser():
                    "of into memory (default: stream when it would not fit)")
     s.add_argument("--cache", metavar="DIR", help="with --stream: keep the decoded images in DIR "
                                                   "so later epochs and runs skip decoding")
-    s.add_argument("--recipe", default="quick", help="quick, mnist_fast, mnist_best, alexnet, "
-                                                     "resnet, resnet_rs (kerascnn recipes --all)")
+    s.add_argument("--recipe", default="quick", help="quick, mnist_fast, mnist_best, "
+                                                     "airbench94, alexnet, resnet, resnet_rs "
+                                                     "(kerascnn recipes --all)")
     s.add_argument("--option", action="append", type=_model_option, metavar="KEY=VALUE",
                    help="a builder option, repeatable, over the recipe's: --option norm=batch "
                         "--option width_multiplier=3 (values read as JSON: 3, 0.5, true, null)")
@@ -563,8 +576,12 @@ def parser():
     s.set_defaults(func=cmd_tune)
 
     s = command("finetune", "fine-tune a trained model on new data: new head, then unfreezing")
-    s.add_argument("source", help="a .keras file, a saved_models/ name (e.g. resnet18_mnist) or "
-                                  "a run folder")
+    s.add_argument("source", help="a .keras file, a saved_models/ name (e.g. resnet18_mnist), "
+                                  "a run folder, or a keras.applications network: "
+                                  "keras.applications.MobileNetV2, or with its arguments "
+                                  "'keras.applications.MobileNetV2(alpha=0.35)'")
+    s.add_argument("--weights", help="a keras.applications source's weights: imagenet (the "
+                                     "default; Keras downloads them once) or a weights file")
     s.add_argument("--data", required=True, help="digits, mnist, cifar10, tfds:NAME, a .npz or "
                                                  "a folder")
     s.add_argument("--data-dir", help="folder of offline data copies (default $KERASCNN_DATA_DIR)")

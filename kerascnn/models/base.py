@@ -4,7 +4,6 @@ import contextvars
 import functools
 import inspect
 import numbers
-import os
 
 import keras
 
@@ -13,6 +12,7 @@ from kerascnn.layers import factories
 from kerascnn.layers.convolution import global_pool, smallest_side, vanishing_window
 from kerascnn.layers.padding import PADDING_MODES
 from kerascnn.layers.regularization import DropConnectDense
+from kerascnn.models import pretrained
 
 # keras.applications' arguments, first and in this order in every public builder.
 KERAS_ARGUMENTS = (
@@ -24,6 +24,8 @@ KERAS_DEFAULTS = {"include_top": True, "weights": None, "input_tensor": None, "i
                   "pooling": None, "classes": 1000, "classifier_activation": "softmax"}
 POOLINGS = (None, "avg", "max")
 ROUNDINGS = ("nearest", "down")
+# (registry name, arguments) of the variant being built, for its weights (`pretrained`).
+_VARIANT = contextvars.ContextVar("variant", default=(None, {}))
 
 
 class InputTooSmallError(InputError):
@@ -67,7 +69,11 @@ def variant(family, **defaults):
             except TypeError as error:
                 raise TypeError(f"{fn.__name__}(): {error}") from None
             bound.apply_defaults()
-            return fn(**bound.arguments)
+            token = _VARIANT.set((fn.__name__, bound.arguments))
+            try:
+                return fn(**bound.arguments)
+            finally:
+                _VARIANT.reset(token)
 
         builder.__signature__ = signature
         return builder
@@ -102,11 +108,7 @@ def check_common(*, include_top, weights, input_tensor, input_shape, pooling, cl
                 f"{name}: classifier_activation={classifier_activation!r} is a hidden-layer "
                 "choice; the classifier takes a Keras activation such as 'softmax' or None."
             )
-    if weights is not None and not (isinstance(weights, str) and os.path.isfile(weights)):
-        raise InputError(
-            f"{name}: weights={weights!r} is neither None nor an existing weights file. "
-            "kerascnn downloads nothing: train one, or fine-tune from saved_models/."
-        )
+    pretrained.check_weights(_VARIANT.get()[0], name, weights, include_top, classes)
     if input_shape is not None:
         shape = tuple(input_shape)
         if not 2 <= len(shape) <= 4 or not _positive_int(shape[-1]) or not all(
@@ -416,8 +418,9 @@ def dense(units, activation, drop_connect, name, **kwargs):
 
 
 def finish(inputs, outputs, name, weights):
-    """Creates the Model and loads `weights` (a file path) when given."""
+    """Creates the Model and loads `weights` when given: a file of its own, or "imagenet" or
+    a file of its keras.applications twin for the variants `pretrained.FAMILIES` names."""
     model = keras.Model(inputs, outputs, name=name)
     if weights is not None:
-        model.load_weights(weights)
+        pretrained.load(model, weights, *_VARIANT.get())
     return model

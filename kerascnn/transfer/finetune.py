@@ -38,6 +38,7 @@ def finetune(
     source,
     data,
     *,
+    weights=None,
     freeze="base",
     head_epochs=None,
     epochs=None,
@@ -71,9 +72,14 @@ def finetune(
 
     Args:
         source: a `.keras` file, the name of a model in `saved_models/` (e.g.
-            "resnet18_mnist"), a run folder holding `model.keras`, or a built keras.Model
-            (a keras.applications network included).
+            "resnet18_mnist"), a run folder holding `model.keras`, a built keras.Model, or
+            a keras.applications network by name, "keras.applications.MobileNetV2" or
+            "keras.applications.MobileNetV2(alpha=0.35, input_shape=(96, 96, 3))" (built
+            with its top and behind its own input preprocessing: see
+            kerascnn.transfer.applications).
         data: anything `kerascnn.data.load` takes, or a `kerascnn.data.Data`.
+        weights: a keras.applications source's weights, "imagenet" (None: the default) or
+            a weights file (the one Keras would download, or a `.weights.h5`).
         freeze: "base" (train the head only), "none" (head, then everything), an int N
             (head, then the top N stages too), a stage name (head, then that stage and all
             above it), "gradual" (one stage more per phase, fastai style) or "all" (no
@@ -131,7 +137,8 @@ def finetune(
     recipe = get_recipe(recipe, epochs=epochs, learning_rate=learning_rate, **recipe_overrides)
     head_epochs = _check_head_epochs(head_epochs, recipe, freeze)
     model, provenance, data, recipe = _load(source, data, recipe, recipe_overrides.get("task"),
-                                            data_dir=data_dir, seed=seed, safe_mode=safe_mode)
+                                            data_dir=data_dir, seed=seed, safe_mode=safe_mode,
+                                            weights=weights)
     plan = _plan(model, provenance, data, recipe, freeze=freeze, head_epochs=head_epochs,
                  lr_mult=lr_mult, bn=bn, adapt_input=adapt_input, renormalize=renormalize,
                  seed=seed, safe_mode=safe_mode, verbose=verbose)
@@ -209,12 +216,12 @@ def _check_head_epochs(head_epochs, recipe, freeze):
     return head_epochs
 
 
-def _load(source, data, recipe, task, *, data_dir, seed, safe_mode):
+def _load(source, data, recipe, task, *, data_dir, seed, safe_mode, weights):
     """Loads the source and the data; returns (model, provenance, data, the recipe for the
     data's task). A `Data` loaded for another `task` is refused first."""
     if isinstance(data, Data):
         data.check_task(task, TransferError)
-    model, provenance = load_source(source, safe_mode=safe_mode)
+    model, provenance = load_source(source, safe_mode=safe_mode, weights=weights)
     data = features.load_data(data, data_dir, recipe.validation_split, seed, task=recipe.task)
     return model, provenance, data, get_recipe(recipe, task=data.task)
 

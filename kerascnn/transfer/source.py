@@ -1,4 +1,5 @@
-"""Where a fine-tune starts: a `.keras` file, a `saved_models/` name, a run folder or a Model."""
+"""Where a fine-tune starts: a `.keras` file, a `saved_models/` name, a run folder, a Model or
+a keras.applications network ("keras.applications.MobileNetV2", see `applications`)."""
 
 import hashlib
 import json
@@ -13,6 +14,7 @@ import kerascnn.data  # noqa: F401  (registers Preprocessing for loading)
 import kerascnn.models  # noqa: F401  (registers kerascnn's layers for loading)
 from kerascnn.errors import InputError
 from kerascnn.files import config_objects, sha256_file
+from kerascnn.transfer import applications
 
 # The small trained models kerascnn ships as package data (a wheel carries them).
 SAVED_MODELS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -54,28 +56,48 @@ def resolve_source(source):
         return shipped
     names = sorted(f[:-6] for f in os.listdir(SAVED_MODELS) if f.endswith(".keras")) \
         if os.path.isdir(SAVED_MODELS) else []
-    raise TransferError(f"source {text!r} does not exist: give a .keras file, a run folder or "
-                        f"one of saved_models/: {', '.join(names) or 'none found'}.")
+    network = applications.qualified(text)
+    hint = (f" For keras.applications' network, name it {network!r}." if network else "")
+    raise TransferError(f"source {text!r} does not exist: give a .keras file, a run folder, "
+                        f"keras.applications.NAME or one of saved_models/: "
+                        f"{', '.join(names) or 'none found'}.{hint}")
 
 
-def load_source(source, *, safe_mode=True):
+def load_source(source, *, safe_mode=True, weights=None):
     """Loads a fine-tuning source and describes where it came from.
 
     Files load with `safe_mode=True` unless told otherwise: a Lambda layer would run code
     stored in the file.
 
     Args:
-        source: see `resolve_source`.
+        source: see `resolve_source`, or a keras.applications network,
+            "keras.applications.NAME" or "keras.applications.NAME(key=value, ...)".
         safe_mode: Keras' safe mode; False only for files from a trusted source.
+        weights: a keras.applications source's weights: "imagenet" (None: the default) or a
+            weights file path; other sources bring their own.
 
     Returns:
         (model, provenance): the keras.Model (uncompiled) and a JSON-ready dict (path,
-        SHA-256, size, and the manifest shipped beside a saved_models/ file or a run folder).
+        SHA-256, size, and the manifest shipped beside a saved_models/ file or a run folder;
+        for keras.applications the network, its weights' origin and its preprocessing).
 
     Raises:
-        TransferError: a missing, truncated or corrupt file, a Lambda layer in safe mode, or a
-            custom layer whose module is not imported.
+        TransferError: a missing, truncated or corrupt file, a Lambda layer in safe mode, a
+            custom layer whose module is not imported; a keras.applications name, argument or
+            weights that cannot be used (ImageNet weights that cannot be downloaded: the
+            file, its URL, Keras' cache and `weights=PATH`), found before anything is built
+            where they can be.
     """
+    if applications.is_application(source):
+        try:
+            return applications.load(source, weights)
+        except InputError as error:
+            raise TransferError(str(error)) from None
+    if weights is not None:
+        raise TransferError(
+            f"weights={weights!r} is for keras.applications sources (e.g. "
+            "'keras.applications.MobileNetV2'); a file, saved model, run folder or keras.Model "
+            "brings its own weights.")
     path = resolve_source(source)
     if path is None:
         _check_built(source)

@@ -6,7 +6,7 @@ import pytest
 
 from kerascnn.layers import SpatialPadding, StochasticDepth
 from kerascnn.layers.layer_scale import LayerScale
-from kerascnn.models import build_model
+from kerascnn.models import build_model, pretrained
 from kerascnn.models.convnext import convnext_tiny
 
 DEPTHS, WIDTHS = (3, 3, 9, 3), (96, 192, 384, 768)
@@ -41,7 +41,7 @@ def test_convnext_tiny_computes_what_keras_applications_computes():
     weights = [rng.normal(0, 0.1, w.shape).astype("float32") for w in reference.get_weights()]
     reference.set_weights(weights)
     # keras.applications' depthwise kernels are grouped Conv2D kernels (7, 7, 1, C).
-    ours.set_weights([w.reshape(v.shape) for w, v in zip(weights, ours.weights)])
+    pretrained.copy_weights("convnext_tiny", reference, ours)
     images = rng.uniform(0, 1, (2, *shape)).astype("float32")
     np.testing.assert_allclose(ours(images), reference(images), rtol=1e-4, atol=1e-4)
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from kerascnn.layers.regularization import DropConnectDense
-from kerascnn.models import build_model
+from kerascnn.models import build_model, pretrained
 from kerascnn.models.densenet import densenet121, densenet169, densenet201
 
 BLOCKS = {"densenet121": (6, 12, 24, 16), "densenet169": (6, 12, 32, 32),
@@ -61,7 +61,7 @@ def test_densenet121_computes_what_keras_applications_computes():
     reference = keras.applications.DenseNet121(
         weights=None, include_top=False, pooling="avg", input_shape=(32, 32, 3)
     )
-    ours.set_weights(reference.get_weights())
+    pretrained.copy_weights("densenet121", reference, ours)
     images = np.random.default_rng(0).uniform(0, 1, (2, 32, 32, 3)).astype("float32")
     # keras.applications uses BatchNorm epsilon 1.001e-5, ours 1e-5: equal to ~1e-6.
     np.testing.assert_allclose(ours(images), reference(images), rtol=1e-4, atol=1e-5)

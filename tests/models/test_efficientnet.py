@@ -7,7 +7,7 @@ import pytest
 import keras
 
 import kerascnn
-from kerascnn.models import minimum_input_size
+from kerascnn.models import minimum_input_size, pretrained
 
 
 @pytest.fixture(scope="module")
@@ -15,9 +15,7 @@ def twins():
     """(ours, keras.applications') at 224×224 with logits, Keras' weights copied in by name."""
     ours = kerascnn.build_model("efficientnet_b0", classifier_activation=None)
     twin = keras.applications.EfficientNetB0(weights=None, classifier_activation=None)
-    for layer in ours.layers:
-        if layer.weights:
-            layer.set_weights(twin.get_layer(layer.name).get_weights())
+    pretrained.copy_weights("efficientnet_b0", twin, ours)
     return ours, twin
 
 

@@ -7,7 +7,7 @@ import pytest
 import keras
 
 import kerascnn
-from kerascnn.models import minimum_input_size
+from kerascnn.models import minimum_input_size, pretrained
 
 
 @pytest.fixture(scope="module")
@@ -15,7 +15,7 @@ def twins():
     """(ours, keras.applications') at 299×299 with logits, Keras' weights copied into ours."""
     ours = kerascnn.build_model("inception_v3", classifier_activation=None)
     twin = keras.applications.InceptionV3(weights=None, classifier_activation=None)
-    ours.set_weights(twin.get_weights())  # in order: equal shapes, or this raises
+    pretrained.copy_weights("inception_v3", twin, ours)  # in order: equal shapes, or this raises
     return ours, twin
 
 

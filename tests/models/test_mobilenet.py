@@ -8,7 +8,7 @@ import pytest
 
 from kerascnn.layers import SpatialPadding
 from kerascnn.layers.regularization import DropConnectDense
-from kerascnn.models import build_model
+from kerascnn.models import build_model, pretrained
 
 
 def trainable_count(model):
@@ -81,16 +81,7 @@ def test_outputs_equal_keras_applications_with_copied_weights():
     ours = build_model("mobilenet", width_multiplier=0.25, input_shape=shape, num_classes=10,
                        classifier_activation=None)
     # Same names except keras' 1x1-conv classifier, which is our Dense layer.
-    names = {"conv_preds": "predictions"}
-    source = {
-        names.get(layer.name, layer.name): layer for layer in reference.layers if layer.weights
-    }
-    target = {layer.name: layer for layer in ours.layers if layer.weights}
-    assert source.keys() == target.keys()
-    for name, layer in target.items():
-        layer.set_weights([
-            w.reshape(t.shape) for w, t in zip(source[name].get_weights(), layer.get_weights())
-        ])
+    pretrained.copy_weights("mobilenet", reference, ours)
     x = rng.uniform(-1, 1, (2, *shape)).astype("float32")
     expected = keras.ops.convert_to_numpy(reference(x, training=False))
     got = keras.ops.convert_to_numpy(ours(x, training=False))

@@ -100,7 +100,7 @@ def test_build_model_rejects_bad_arguments():
         kerascnn.build_model("lenet5", colour="red")
     with pytest.raises(ValueError, match=r"input_shape=\(28, 28, 0\) must be positive ints, channels last"):
         kerascnn.build_model("lenet5", input_shape=(28, 28, 0))
-    with pytest.raises(ValueError, match="kerascnn downloads nothing"):
+    with pytest.raises(ValueError, match="weights='imagenet' exist for the builders that equal"):
         kerascnn.build_model("lenet5", weights="imagenet")
 
 

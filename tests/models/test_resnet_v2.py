@@ -5,6 +5,7 @@ import pytest
 import keras
 
 import kerascnn
+from kerascnn.models import pretrained
 
 
 def test_resnet50v2_count_equals_keras_applications():
@@ -16,7 +17,7 @@ def test_resnet50v2_count_equals_keras_applications():
 def test_resnet50v2_with_keras_weights_gives_keras_outputs():
     ours = kerascnn.build_model("resnet50v2", include_top=False, input_shape=(64, 64, 3))
     twin = keras.applications.ResNet50V2(weights=None, include_top=False, input_shape=(64, 64, 3))
-    ours.set_weights(twin.get_weights())  # same weights, same order: the same network
+    pretrained.copy_weights("resnet50v2", twin, ours)  # same weights, same order
     x = np.random.default_rng(0).uniform(-1, 1, size=(2, 64, 64, 3)).astype("float32")
     np.testing.assert_allclose(ours(x), twin(x), rtol=1e-4, atol=1e-4)
 

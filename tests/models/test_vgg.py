@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from kerascnn.layers import SpatialPadding
-from kerascnn.models import build_model, vgg11, vgg16
+from kerascnn.models import build_model, pretrained, vgg11, vgg16
 
 # Simonyan & Zisserman 2015, Table 1: filters per stage and convolutions per stage.
 FILTERS = (64, 128, 256, 512, 512)
@@ -72,8 +72,7 @@ def test_same_function_as_keras_applications(include_top, pooling):
     reference = keras.applications.VGG16(weights=None, **options)
     weighted = {layer.name for layer in reference.layers if layer.weights}
     assert weighted == {layer.name for layer in ours.layers if layer.weights}
-    for layer_name in weighted:
-        ours.get_layer(layer_name).set_weights(reference.get_layer(layer_name).get_weights())
+    pretrained.copy_weights("vgg16", reference, ours)
     data = np.random.default_rng(0).uniform(0, 255, size=(2, 32, 32, 3)).astype("float32")
     expected = reference.predict(data, verbose=0)
     assert ours.output.shape == reference.output.shape

@@ -8,7 +8,7 @@ import pytest
 
 from kerascnn.layers import SpatialPadding, StochasticDepth
 from kerascnn.layers.regularization import DropConnectDense
-from kerascnn.models import build_model
+from kerascnn.models import build_model, pretrained
 
 
 def trainable_count(model):
@@ -41,22 +41,8 @@ def test_outputs_equal_keras_applications_with_copied_weights():
         layer.set_weights([rng.uniform(0.5, 1.5, n), rng.normal(0, 0.1, n),
                            rng.normal(0, 0.1, n), rng.uniform(0.5, 1.5, n)])
     ours = build_model("xception", input_shape=shape, num_classes=10, classifier_activation=None)
-    # keras leaves the shortcut projections unnamed; they come in block order.
-    shortcuts = iter(f"block{b}_residual_{part}" for b in (2, 3, 4, 13) for part in ("conv", "bn"))
-    copied = set()
-    for layer in reference.layers:
-        if not layer.weights:
-            continue
-        if isinstance(layer, keras.layers.SeparableConv2D):
-            depthwise, pointwise = layer.get_weights()
-            pairs = [(f"{layer.name}_dw", [depthwise]), (f"{layer.name}_pw", [pointwise])]
-        else:
-            named = layer.name.startswith(("block", "predictions"))
-            pairs = [(layer.name if named else next(shortcuts), layer.get_weights())]
-        for name, weights in pairs:
-            ours.get_layer(name).set_weights(weights)
-            copied.add(name)
-    assert copied == {layer.name for layer in ours.layers if layer.weights}
+    # Separable convolutions split in two; keras' unnamed shortcuts come in block order.
+    pretrained.copy_weights("xception", reference, ours)
     x = rng.uniform(-1, 1, (2, *shape)).astype("float32")
     expected = keras.ops.convert_to_numpy(reference(x, training=False))
     got = keras.ops.convert_to_numpy(ours(x, training=False))
