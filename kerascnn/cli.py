@@ -350,7 +350,7 @@ def cmd_evaluate(args):
     given = {key: value for key, value in (("data_dir", args.data_dir), ("split_seed", args.seed),
                                            ("task", args.task)) if value is not None}
     report = kerascnn.evaluate(args.model, args.data, history=history,
-                               mc_dropout=args.mc_dropout, out=args.out, **given)
+                               mc_dropout=args.mc_dropout, tta=args.tta, out=args.out, **given)
     print(report.summary())
     if history:
         print(f"learning curves from {history}")
@@ -523,6 +523,8 @@ def parser():
     s.add_argument("--out", help="folder for metrics.json, report.md, report.html and PNGs")
     s.add_argument("--history", help="a history.csv for learning curves (default: the run's)")
     s.add_argument("--mc-dropout", type=int, default=0, metavar="N", help="Monte-Carlo dropout passes")
+    s.add_argument("--tta", choices=("flip",), help="test-time augmentation: flip averages each "
+                   "image's prediction with its left-right mirror's")
     s.add_argument("--task", help="classification or regression (default: the run's, or read "
                                   "from the model's loss)")
     s.set_defaults(func=cmd_evaluate)

@@ -215,7 +215,7 @@ def train(
         data, source_record = source.load(job.recipe, job.seed)
         clock.mark("load")
         fitted = fit(job, data, run, state_run, persist=bool(out), clock=clock)
-        metrics = _test_metrics(fitted, data, run if out else None)
+        metrics = _test_metrics(fitted, data, job.recipe, run if out else None)
         clock.mark("evaluate")
         if out:
             _write_run_record(run, job, data, source_record, fitted, metrics, clock)
@@ -284,7 +284,7 @@ def _run_folders(out, strategy):
             shutil.rmtree(scratch, ignore_errors=True)
 
 
-def _test_metrics(fitted, data, out):
+def _test_metrics(fitted, data, recipe, out):
     """Test metrics of the main output, with the full evaluation report when `out` is set."""
     if not data.size("test"):
         return {}
@@ -292,7 +292,8 @@ def _test_metrics(fitted, data, out):
     single = net if len(net.outputs) == 1 else keras.Model(net.inputs, net.outputs[0])
     history = fitted.history
     # The fit diagnosis compares training and validation loss: none without validation data.
-    report = evaluate(single, data, history=history if "val_loss" in history else None, out=out)
+    report = evaluate(single, data, history=history if "val_loss" in history else None, out=out,
+                      tta=recipe.tta)
     return report.metrics
 
 

@@ -17,6 +17,7 @@ from kerascnn.evaluation import metrics as metrics_lib
 from kerascnn.evaluation import plots
 from kerascnn.evaluation import uncertainty as uncertainty_lib
 from kerascnn.evaluation.report import EvaluationReport
+from kerascnn.evaluation.tta import check_tta, with_tta
 from kerascnn.run_folder import MANIFEST, RunFolder, RunFolderError
 
 SINGLE, MC_DROPOUT, ENSEMBLE = "single model", "mc dropout", "ensemble"
@@ -26,7 +27,7 @@ RUN_KINDS = ("train", "finetune")  # run folders holding a model.keras and a run
 
 def evaluate(model, data=None, *, history=None, mc_dropout=0, ensemble=None, out=None,
              class_names=None, top_k=None, batch_size=256, seed=0, fit_thresholds=None,
-             data_dir=None, split_seed=None, task=None):
+             data_dir=None, split_seed=None, task=None, tta=None):
     """Evaluates a classifier or regressor on test data: how good, where it fails, how far
     to trust it.
 
@@ -69,6 +70,8 @@ def evaluate(model, data=None, *, history=None, mc_dropout=0, ensemble=None, out
             value is refused.
         task: "classification" or "regression"; None reads it from the run folder's
             recipe, the `Data`, or the model's compiled loss (classification otherwise).
+        tta: test-time augmentation of `model`'s predictions: None, or "flip" (the mean
+            over each image and its left-right mirror), recorded as metrics["tta"].
 
     Returns:
         An `EvaluationReport`.
@@ -78,11 +81,12 @@ def evaluate(model, data=None, *, history=None, mc_dropout=0, ensemble=None, out
             that are not probabilities, labels that are not class indices, or bad options;
             for data whose test split is not the one of the model's run.
     """
-    _check_options(mc_dropout, ensemble)
+    _check_options(mc_dropout, ensemble, tta)
     model, data, history, run = _resolve_run(model, data, history, data_dir, split_seed)
     columns = diagnosis_lib.load_history(history) if history is not None else None
     model = _load_model(model)
     outputs_kind = _outputs_kind(task, run, model, data)
+    model = with_tta(model, tta)
     _check_predictors(outputs_kind, mc_dropout, ensemble)
     if outputs_kind == "values":
         x, y, _ = _test_arrays(data, None, data_dir, split_seed, "regression")
@@ -100,11 +104,15 @@ def evaluate(model, data=None, *, history=None, mc_dropout=0, ensemble=None, out
             metrics["uncertainty"] = {label: summary for label, (summary, *_) in
                                       predictors.items()}
             figures.update(_probability_figures(metrics, predictors, x))
+    if tta:
+        metrics["tta"] = tta
     return _finish(metrics, figures, columns, fit_thresholds, out)
 
 
-def _check_options(mc_dropout, ensemble):
-    """Refuses an MC-dropout count or an ensemble that cannot be used."""
+def _check_options(mc_dropout, ensemble, tta):
+    """Refuses an MC-dropout count, an ensemble or a test-time augmentation that cannot be
+    used."""
+    check_tta(tta)
     if isinstance(mc_dropout, bool) or not isinstance(mc_dropout, int) or mc_dropout < 0 or (
             mc_dropout == 1):
         raise InputError(

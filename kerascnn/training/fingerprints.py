@@ -20,8 +20,9 @@ def fingerprint(model, options, data, recipe, seed, run_precision):
         "options": options,
         "data": {"name": data.name, "sha256": data.sha256, "num_classes": data.num_classes,
                  "input_shape": list(data.input_shape), "train_examples": data.size("train")},
-        "recipe": {k: v for k, v in recipe.to_dict().items()
-                   if k != "epochs" or recipe.schedule not in LENGTH_FREE_SCHEDULES},
+        # tta changes only the test metrics: a run resumes (and is tested again) under another.
+        "recipe": {k: v for k, v in recipe.to_dict().items() if k != "tta"
+                   and (k != "epochs" or recipe.schedule not in LENGTH_FREE_SCHEDULES)},
         "precision": run_precision.name,
         "seed": seed,
     }
