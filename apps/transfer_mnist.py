@@ -7,6 +7,8 @@ Keras' old `mnist_transfer_cnn` example, measured properly. LeNet-5 is trained o
 
 - fine-tune: `kerascnn.finetune(freeze="none")`: the new head alone, then everything at a
   tenth of the rate;
+- fine-tune (defaults): `kerascnn.finetune(source, data)` as a user calls it, every setting
+  its default;
 - scratch: the same network trained from random weights on the same labels, for as many
   epochs as the fine-tune's two phases together;
 - features + logistic regression: `kerascnn.finetune(freeze="all")`, scikit-learn on the
@@ -40,7 +42,7 @@ from kerascnn.data.splits import stratified_split
 from kerascnn.files import atomic_write_json, atomic_write_text
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-LEARNERS = ("fine-tune", "scratch", "features + logistic regression")
+LEARNERS = ("fine-tune", "fine-tune (defaults)", "scratch", "features + logistic regression")
 STEPS = 200  # optimizer steps per phase, whatever the number of labels (batches of 32)
 
 
@@ -98,6 +100,8 @@ def run_cell(source, data, learner, seed):
     if learner == "fine-tune":
         result = kerascnn.finetune(source, data, freeze="none", head_epochs=epochs,
                                    epochs=epochs, seed=seed, verbose=0)
+    elif learner == "fine-tune (defaults)":
+        result = kerascnn.finetune(source, data, seed=seed, verbose=0)
     elif learner == "scratch":
         result = kerascnn.train("lenet5", data, epochs=2 * epochs, seed=seed, verbose=0)
     else:
@@ -159,11 +163,17 @@ def main(argv=None):
     parser.add_argument("--labels", default="10,20,50,100",
                         help="labelled images per class, comma-separated")
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--learners", default=",".join(LEARNERS),
+                        help=f"comma-separated, of: {', '.join(LEARNERS)}")
     parser.add_argument("--pretrain-epochs", type=int, default=3)
     parser.add_argument("--source", help="start from this model instead of pretraining on 0-4 "
                         "(a saved_models/ name or .keras file; note those saw digits 5-9)")
     args = parser.parse_args(argv)
     labels = [int(k) for k in args.labels.split(",")]
+    learners = args.learners.split(",")
+    if set(learners) - set(LEARNERS):
+        parser.error(f"--learners: unknown {sorted(set(learners) - set(LEARNERS))}; choose "
+                     f"among {', '.join(LEARNERS)}.")
     path = os.path.join(args.data_dir, "mnist.npz")
     if not os.path.isfile(path):
         parser.error(f"no mnist.npz in --data-dir {args.data_dir!r}; set KERASCNN_DATA_DIR.")
@@ -176,7 +186,7 @@ def main(argv=None):
     for k in labels:
         for seed in range(args.seeds):
             data = digit_data(mnist, [5, 6, 7, 8, 9], labels_per_class=k, seed=seed)
-            for learner in LEARNERS:
+            for learner in learners:
                 began = time.perf_counter()
                 accuracy = run_cell(source, data, learner, seed)
                 runs.append({"labels": k, "seed": seed, "learner": learner,
