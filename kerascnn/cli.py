@@ -590,8 +590,9 @@ def parser():
     s.add_argument("--task", choices=("classification", "regression"),
                    help="regression: float targets, a linear head per target, MSE (default "
                         "classification)")
-    s.add_argument("--freeze", default="base", help="base (head only), none, N (the top N "
-                   "stages too), a stage name, gradual, or all (features + logistic regression)")
+    s.add_argument("--freeze", default="none", help="none (default: head, then everything), "
+                   "base (head only), N (the top N stages too), a stage name, gradual, or all "
+                   "(features + logistic regression)")
     s.add_argument("--bn", choices=("frozen", "train_affine", "train"), default="frozen",
                    help="BatchNorm: frozen (inference mode), train_affine (gamma/beta learn, "
                         "statistics fixed) or train")
