@@ -13,6 +13,7 @@ import keras
 import numpy as np
 
 import kerascnn
+from kerascnn import losses
 from kerascnn.compat import safe_mode_scope
 from kerascnn.data import KERAS_DATASETS, Data
 from kerascnn.data.pipeline import steps_per_epoch
@@ -20,8 +21,6 @@ from kerascnn.data.preprocessing import split_network
 from kerascnn.evaluation import evaluate
 from kerascnn.evaluation.metrics import headline
 from kerascnn.run_folder import RunFolder, RunFolderError
-from kerascnn import losses
-from kerascnn.workflow import TrainResult, train
 from kerascnn.training.checkpoints import history_csv
 # `kerascnn.train`'s own rerun machinery: clearing a run folder, naming what differs.
 from kerascnn.training.fingerprints import differences as fingerprint_differences
@@ -29,6 +28,7 @@ from kerascnn.training.recipes import get_recipe
 from kerascnn.transfer import (batchnorm, features, freezing, lr_groups, normalisation,
                                surgery)
 from kerascnn.transfer.source import TransferError, load_source
+from kerascnn.workflow import TrainResult, train
 
 # Later phases learn at a tenth of the head phase's rate: the features are already good, and
 # a high rate would wreck them before the new head settles (Yosinski et al. 2014; fastai).

@@ -31,12 +31,12 @@ from kerascnn.data.splits import (
     stratified_split,
 )
 from kerascnn.errors import InputError
+from kerascnn.losses import loss_name
 from kerascnn.run_folder import LOCK as RUN_LOCK
 from kerascnn.training import checkpoints
-from kerascnn.workflow import train
-from kerascnn.losses import loss_name
 from kerascnn.tuning import results as results_module
 from kerascnn.tuning.space import split_values
+from kerascnn.workflow import train
 
 TUNERS = {
     "random": keras_tuner.oracles.RandomSearchOracle,
