@@ -104,6 +104,7 @@ def test_a_caffe_network_takes_rgb_through_its_first_convolution():
     np.testing.assert_allclose(keras.ops.convert_to_numpy(model(images)), expected, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_finetune_command_runs_a_keras_application_and_records_it(mobilenet_file, tmp_path,
                                                                   capsys):
     _, path = mobilenet_file

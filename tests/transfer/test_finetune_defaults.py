@@ -14,13 +14,13 @@ def test_defaults_unfreeze_everything_after_the_head_and_train_enough_steps(digi
     picks = [i for c in range(10) for i in (y == c).nonzero()[0][:10]]  # 10 labels per class
     small = load(((x[picks], y[picks]), (digits.x_test[:200], digits.y_test[:200])),
                  validation_split=None)
-    result = finetune("lenet5_mnist", small, out=tmp_path / "ft", verbose=0)
+    result = finetune("lenet5_mnist", small, batch_size=10, out=tmp_path / "ft", verbose=0)
     manifest = json.loads((tmp_path / "ft" / "finetune.json").read_text())
     head, everything = manifest["phases"]
     assert head["frozen_layers"] == ["conv1", "conv2"] and everything["frozen_layers"] == []
-    steps = math.ceil(len(picks) / result.recipe.batch_size)  # 100 images, batch 32: 4
-    epochs = min(MAX_PHASE_EPOCHS, math.ceil(MIN_PHASE_STEPS / steps))  # 50
-    assert result.recipe.epochs == epochs == 50
+    steps = math.ceil(len(picks) / result.recipe.batch_size)  # 100 images, batch 10: 10
+    epochs = min(MAX_PHASE_EPOCHS, math.ceil(MIN_PHASE_STEPS / steps))
+    assert result.recipe.epochs == epochs == 20  # the recipe's 15 give 150 steps
     assert len(result.history["loss"]) == 2 * epochs  # both phases, 200 steps each
 
 
