@@ -181,7 +181,7 @@ def _prepared_or_none(name, data_dir, download):
 
 def _tfds_records(name, data_dir, download, target_size):
     """Returns the indexes, formats, labels and class names of a prepared TFDS set's splits."""
-    builder = _prepared_or_none(name, data_dir, download)
+    builder = prepared_builder(name, data_dir, download)
     file_format = str(getattr(builder.info, "file_format", "tfrecord")).lower()
     if "tfrecord" not in file_format:
         raise InputError(

@@ -56,3 +56,6 @@ def test_local_tfds_set_loads_without_download(tiny_mnist):
 def test_unprepared_tfds_set_is_not_downloaded(tmp_path):
     with pytest.raises(FileNotFoundError, match="download=False"):
         load("tfds:mnist", data_dir=str(tmp_path), download=False)
+    # Streamed too: the same message, not an AttributeError on a missing builder.
+    with pytest.raises(FileNotFoundError, match="download=False"):
+        load("tfds:mnist", data_dir=str(tmp_path), download=False, stream=True)
