@@ -72,6 +72,7 @@ def main():
     x_test, y_test = data.arrays("test")
     chosen = precisions.choose_precision(args.precision)
     macs = kerascnn.inspect(kerascnn.build_model(args.model)).macs
+    peak = peak_flops(tf.bfloat16 if chosen.name == "bfloat16" else tf.float32)
     finals = []
     for seed in (int(s) for s in args.seeds.split(",")):
         print(f"seed {seed}: {args.model}, recipe {args.recipe}, precision {chosen.name}")
@@ -88,7 +89,6 @@ def main():
             print(f"  time to {target:.0%}: " + (f"{hit:.0f} s" if hit else "not reached"))
         images = data.size("train") * len(rows)
         achieved = 6 * macs * images / result.timings["fit"]
-        peak = peak_flops(tf.bfloat16 if chosen.name == "bfloat16" else tf.float32)
         print(f"  fit: {result.timings['fit']:.0f} s for {len(rows)} epochs; "
               f"{achieved / 1e9:.0f} GFLOP/s achieved, {achieved / peak:.0%} of a "
               f"{chosen.name} matmul's {peak / 1e9:.0f} GFLOP/s")

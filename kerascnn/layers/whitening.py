@@ -65,9 +65,10 @@ class PatchWhitening(keras.layers.Layer):
         k, channels = self.kernel_size, images.shape[-1]
         patches = tf.image.extract_patches(images, [1, k, k, 1], [1, 1, 1, 1], [1, 1, 1, 1],
                                            "VALID")
-        patches = tf.reshape(patches, (-1, k * k * channels)).numpy().astype("float64")
-        covariance = patches.T @ patches / len(patches)
-        values, vectors = np.linalg.eigh(covariance)  # ascending
+        patches = tf.reshape(patches, (-1, k * k * channels))
+        # The k²C × k²C covariance in TensorFlow: no float64 copy of the millions of patches.
+        covariance = tf.matmul(patches, patches, transpose_a=True).numpy().astype("float64")
+        values, vectors = np.linalg.eigh(covariance / patches.shape[0])  # ascending
         filters = (vectors / np.sqrt(values + self.epsilon))[:, ::-1]
         filters = filters.reshape(k, k, channels, -1).astype("float32")
         self.kernel.assign(np.concatenate([filters, -filters], axis=-1))

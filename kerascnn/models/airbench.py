@@ -13,8 +13,6 @@ as in `resnet9`), so the classifier stays the last weighted layer. 1,971,352 tra
 parameters at 32×32×3 with 10 classes (the whitening's 288 weights are frozen).
 """
 
-import numbers
-
 import keras
 
 from kerascnn.errors import InputError
@@ -47,10 +45,7 @@ def conv_group(x, filters, *, name, activation):
 
 
 def _check(name, logit_scale, whitening):
-    if (not isinstance(logit_scale, numbers.Real) or isinstance(logit_scale, bool)
-            or not logit_scale > 0):
-        raise InputError(f"{name}: logit_scale must be a positive number; got {logit_scale!r} "
-                         "(airbench's 1/9, or 1 for plain logits).")
+    base.check_logit_scale(name, logit_scale, "airbench's 1/9")
     if not isinstance(whitening, bool):
         raise InputError(f"{name}: whitening must be True or False; got {whitening!r}.")
 
@@ -104,9 +99,8 @@ def _head(x, *, include_top, pooling, classes, classifier_activation, logit_scal
     if not include_top:
         return global_pool(x, pooling, "features_pool") if pooling else x
     x = keras.layers.Flatten(name="flatten")(x)
-    x = keras.layers.Rescaling(logit_scale, name="logit_scale")(x)
-    return keras.layers.Dense(classes, use_bias=False, activation=classifier_activation,
-                              name="predictions")(x)
+    return base.scaled_classifier(x, classes=classes, classifier_activation=classifier_activation,
+                                  logit_scale=logit_scale)
 
 
 @register_model(

@@ -417,6 +417,22 @@ def dense(units, activation, drop_connect, name, **kwargs):
     return keras.layers.Dense(units, activation=activation, name=name, **kwargs)
 
 
+def check_logit_scale(name, logit_scale, reference):
+    """Refuses a logit scale that is no positive number; `reference` names the paper's."""
+    if (not isinstance(logit_scale, numbers.Real) or isinstance(logit_scale, bool)
+            or not logit_scale > 0):
+        raise InputError(f"{name}: logit_scale must be a positive number; got {logit_scale!r} "
+                         f"({reference}, or 1 for plain logits).")
+
+
+def scaled_classifier(x, *, classes, classifier_activation, logit_scale):
+    """The features times `logit_scale`, then a bias-free classifier: the logits scaled as
+    Page's and airbench's (W·(s·f) = s·(W·f)), the classifier the last weighted layer."""
+    x = keras.layers.Rescaling(logit_scale, name="logit_scale")(x)
+    return keras.layers.Dense(classes, use_bias=False, activation=classifier_activation,
+                              name="predictions")(x)
+
+
 def finish(inputs, outputs, name, weights):
     """Creates the Model and loads `weights` when given: a file of its own, or "imagenet" or
     a file of its keras.applications twin for the variants `pretrained.FAMILIES` names."""

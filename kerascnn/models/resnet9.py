@@ -19,11 +19,6 @@ Parameters at 32×32×3 with 10 classes: 6,573,120 trainable (Page's 6.57 M; PyT
 BatchNorm running statistics), 6,577,600 in all with Keras' moving means and variances.
 """
 
-import numbers
-
-import keras
-
-from kerascnn.errors import InputError
 from kerascnn.layers.blocks import conv_norm_act, residual_add
 from kerascnn.layers.convolution import Window, global_pool, pool
 from kerascnn.models import base
@@ -71,16 +66,8 @@ def classifier_head(x, *, include_top, pooling, classes, classifier_activation, 
     if not include_top:
         return global_pool(x, pooling, "pool") if pooling else x
     x = global_pool(x, "max", "max_pool")
-    x = keras.layers.Rescaling(logit_scale, name="logit_scale")(x)
-    return keras.layers.Dense(classes, use_bias=False, activation=classifier_activation,
-                              name="predictions")(x)
-
-
-def _check_logit_scale(name, logit_scale):
-    if (not isinstance(logit_scale, numbers.Real) or isinstance(logit_scale, bool)
-            or not logit_scale > 0):
-        raise InputError(f"{name}: logit_scale must be a positive number; got {logit_scale!r} "
-                         "(Page's 0.125, or 1 for plain logits).")
+    return base.scaled_classifier(x, classes=classes, classifier_activation=classifier_activation,
+                                  logit_scale=logit_scale)
 
 
 def PageResNet(
@@ -114,7 +101,7 @@ def PageResNet(
         input_shape=input_shape, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, default_input_shape=default_input_shape,
         windows=lambda shape: windows(stages),
-        check=lambda: _check_logit_scale(name, logit_scale),
+        check=lambda: base.check_logit_scale(name, logit_scale, "Page's 0.125"),
         activation=activation, norm=norm, width_multiplier=width_multiplier,
     )
     for stage_name, filters, pooled, residual in stages:
