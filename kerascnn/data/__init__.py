@@ -13,6 +13,7 @@ augmented samples; `to_npz` writes a data set as a keras-layout `.npz`
 from kerascnn.data.augment import (
     Augmentation,
     LensDistortion,
+    PixelShift,
     RandomAffine,
     augmentation,
     parse_spec,
@@ -35,6 +36,7 @@ __all__ = [
     "DataError",
     "FileChangedError",
     "LensDistortion",
+    "PixelShift",
     "Preprocessing",
     "RandomAffine",
     "TFRecords",

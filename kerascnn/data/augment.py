@@ -11,6 +11,8 @@ batches in the tf.data pipeline, in this fixed order whatever the order of the s
 | translate   | fraction of the side (0.1)                 | shift by up to ±value              |
 | zoom        | fraction, up to 0.9 (0.1)                  | zoom in or out by up to value      |
 | crop        | smallest side fraction (0.9)               | random crop, resized back          |
+| shift       | pixels (2)                                 | whole-pixel shift by up to ±value, |
+|             |                                            | borders reflected (pad and crop)   |
 | lens        | strength (0.2)                             | barrel or pincushion distortion    |
 | brightness  | fraction of the value range (0.2)          | add up to ±value of the range      |
 | contrast    | fraction (0.2)                             | scale contrast by 1 ± value        |
@@ -21,7 +23,9 @@ batches in the tf.data pipeline, in this fixed order whatever the order of the s
 | cutmix      | Beta alpha (1.0)                           | CutMix (Yun et al., 2019)          |
 
 flip, rotate, translate, zoom and crop are drawn together and applied in one resampling
-(`RandomAffine`); lens is `LensDistortion`; the others are the keras.layers of those names.
+(`RandomAffine`); shift moves whole pixels, no interpolation (`PixelShift`: the CIFAR papers'
+"pad by p, take a random crop", reflecting rather than zero-padding, as airbench); lens is
+`LensDistortion`; the others are the keras.layers of those names.
 MixUp and CutMix mix the labels too. Images are at their raw value scale (`value_range`,
 e.g. (0, 255)); labels are one-hot.
 """
@@ -66,6 +70,14 @@ def _flip_mode(name, value):
     return value
 
 
+def _pixels(name, value):
+    number = _number(name, value)
+    if number != int(number) or number < 1:
+        raise InputError(f"Augmentation {name}={value}: the value must be a whole number of "
+                         "pixels >= 1.")
+    return int(number)
+
+
 def _operations(name, value):
     value = _number(name, value)
     if value != int(value) or value < 1:
@@ -82,6 +94,7 @@ AUGMENTATIONS = {
     "translate": (0.1, _fraction),
     "zoom": (0.1, lambda name, value: _fraction(name, value, high=0.9)),
     "crop": (0.9, _fraction),
+    "shift": (2, _pixels),
     "lens": (0.2, _fraction),
     "brightness": (0.2, _fraction),
     "contrast": (0.2, _fraction),
@@ -174,12 +187,14 @@ class Augmentation:
             _check_input_shape(self.spec, tuple(input_shape))
         geometric = {name: self.spec[name] for name in GEOMETRIC if name in self.spec}
         self.resampling = [RandomAffine(**geometric, seed=self.seed)] if geometric else []
+        if "shift" in self.spec:
+            self.resampling.append(PixelShift(self.spec["shift"], seed=self.seed))
         if "lens" in self.spec:
             self.resampling.append(LensDistortion(self.spec["lens"], seed=self.seed))
         self.layers = []
         self.mix = None
         for offset, (name, value) in enumerate(self.spec.items(), start=1):
-            if name in GEOMETRIC or name == "lens":
+            if name in GEOMETRIC or name in ("shift", "lens"):
                 continue
             # Seeds spaced apart: "color" takes four consecutive ones.
             layers = _build(name, value, seed=self.seed + 17 * offset, value_range=self.value_range)
@@ -236,6 +251,10 @@ def _check_input_shape(spec, input_shape):
             f"Augmentations work on images (height, width, channels); these examples have "
             f"shape {input_shape}. Train signals and volumes without augment."
         )
+    if "shift" in spec and spec["shift"] >= min(input_shape[:2]):
+        raise InputError(
+            f"Augmentation shift={spec['shift']} moves these {input_shape[0]}x{input_shape[1]} "
+            "images by their whole side or more; use a shift below the side (2 for CIFAR's 32).")
     if "color" in spec and input_shape[-1] != 3:
         raise InputError(
             f"Augmentation 'color' changes saturation and hue, which needs RGB images; these "
@@ -360,6 +379,40 @@ class RandomAffine(SeededAugmentation):
             "zoom": self.zoom,
             "crop": self.crop,
         }
+
+
+@keras.saving.register_keras_serializable(package="kerascnn")
+class PixelShift(SeededAugmentation):
+    """Shifts each image by a whole number of pixels, up to ±`pixels` along each axis, drawn
+    per image; the pixels that come in reflect the border (the edge row is not repeated).
+
+    The same as padding by `pixels` with reflection and cropping at a random position, without
+    the padded copy.
+
+    Args:
+        pixels: the largest shift, a whole number of pixels below the image's side.
+    """
+
+    def __init__(self, pixels=2, seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.pixels = _pixels("shift", pixels)
+
+    def augment(self, images, seed):
+        shape = tf.shape(images)
+        offsets = tf.random.stateless_uniform((2, shape[0]), seed, -self.pixels, self.pixels + 1,
+                                              dtype=tf.int32)
+        rows = _reflect(tf.range(shape[1])[None] + offsets[0][:, None], shape[1])
+        columns = _reflect(tf.range(shape[2])[None] + offsets[1][:, None], shape[2])
+        images = tf.gather(images, rows, axis=1, batch_dims=1)
+        return tf.gather(images, columns, axis=2, batch_dims=1)
+
+    def get_config(self):
+        return {**super().get_config(), "pixels": self.pixels}
+
+
+def _reflect(index, size):
+    """Indices reflected into [0, size): -1 -> 1, size -> size - 2 (for |overshoot| < size)."""
+    return (size - 1) - tf.abs((size - 1) - tf.abs(index))
 
 
 def affine(images, angle, scale, shift, mirror):

@@ -58,8 +58,9 @@ class PatchWhitening(keras.layers.Layer):
 
     def adapt(self, images):
         """Sets the filters from `images` (N, H, W, C), as the layer will see them (after the
-        input's normalisation); reads at most WHITENING_IMAGES of them."""
-        images = tf.convert_to_tensor(np.asarray(images[:WHITENING_IMAGES], dtype="float32"))
+        input's normalisation); reads at most WHITENING_IMAGES of them, drawn at random (seed 0)
+        so that a set stored class by class (a folder's order) gives every class its share."""
+        images = tf.convert_to_tensor(np.asarray(sample(images), dtype="float32"))
         if not self.built:
             self.build(images.shape)
         k, channels = self.kernel_size, images.shape[-1]
@@ -81,6 +82,13 @@ class PatchWhitening(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "kernel_size": self.kernel_size,
                 "epsilon": self.epsilon}
+
+
+def sample(images, count=WHITENING_IMAGES):
+    """At most `count` of `images`, drawn without replacement (seed 0), in their order."""
+    if len(images) <= count:
+        return images
+    return images[np.sort(np.random.default_rng(0).choice(len(images), count, replace=False))]
 
 
 @keras.saving.register_keras_serializable(package="kerascnn")

@@ -6,7 +6,7 @@ import pytest
 import tensorflow as tf
 from scipy import ndimage
 
-from kerascnn.data import LensDistortion, RandomAffine, augmentation, parse_spec
+from kerascnn.data import LensDistortion, PixelShift, RandomAffine, augmentation, parse_spec
 from kerascnn.data.augment import AUGMENTATIONS, affine, distort
 
 RNG = np.random.default_rng(0)
@@ -33,6 +33,8 @@ def test_spec_string_and_dict_agree_and_take_defaults():
         ("randaugment=1.5", "integer"),
         ("flip,flip", "given twice"),
         ("mixup,cutmix", "Choose one of mixup and cutmix"),
+        ("shift=1.5", "shift=1.5: the value must be a whole number of pixels"),
+        ("shift=0", "shift=0: the value must be a whole number of pixels >= 1"),
     ],
 )
 def test_bad_specs_are_refused(spec, message):
@@ -129,8 +131,31 @@ def test_random_affine_without_ranges_is_the_identity():
     np.testing.assert_array_equal(np.asarray(RandomAffine(seed=0)(IMAGES, training=True)), IMAGES)
 
 
+def test_shift_moves_whole_pixels_as_reflect_padding_and_a_random_crop_in_numpy():
+    """Each image is one of the (2p+1)^2 crops of NumPy's reflect-padded image, untouched
+    values (no interpolation); the crops differ between images; a seed repeats them."""
+    images = np.random.default_rng(2).integers(0, 256, size=(64, 7, 9, 2)).astype("uint8")
+    shifted = np.asarray(PixelShift(3).augment(images, np.array([4, 5])))
+    seen = set()
+    for image, out in zip(images, shifted):
+        padded = np.pad(image, ((3, 3), (3, 3), (0, 0)), mode="reflect")
+        offsets = [(dy, dx) for dy in range(7) for dx in range(7)
+                   if np.array_equal(padded[dy:dy + 7, dx:dx + 9], out)]
+        assert offsets, "not a crop of the reflect-padded image"
+        seen.update(offsets)
+    assert len(seen) > 20
+    np.testing.assert_array_equal(shifted,
+                                  np.asarray(PixelShift(3).augment(images, np.array([4, 5]))))
+
+
+def test_a_shift_as_large_as_the_image_is_refused():
+    with pytest.raises(ValueError, match="shift=12 moves these 12x12 images by their whole side"):
+        augmentation("shift=12", input_shape=(12, 12, 3))
+
+
 @pytest.mark.parametrize(
-    "layer", [LensDistortion(0.3, seed=4), RandomAffine("vertical", 10, 0.1, 0.2, 0.7, seed=5)]
+    "layer", [LensDistortion(0.3, seed=4), RandomAffine("vertical", 10, 0.1, 0.2, 0.7, seed=5),
+              PixelShift(2, seed=6)]
 )
 def test_custom_layers_serialize(layer):
     clone = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(layer))
