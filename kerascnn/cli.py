@@ -523,8 +523,9 @@ def parser():
     s.add_argument("--out", help="folder for metrics.json, report.md, report.html and PNGs")
     s.add_argument("--history", help="a history.csv for learning curves (default: the run's)")
     s.add_argument("--mc-dropout", type=int, default=0, metavar="N", help="Monte-Carlo dropout passes")
-    s.add_argument("--tta", choices=("flip",), help="test-time augmentation: flip averages each "
-                   "image's prediction with its left-right mirror's")
+    s.add_argument("--tta", choices=("flip", "flip_shift"), help="test-time augmentation: flip "
+                   "averages each image's prediction with its left-right mirror's; flip_shift "
+                   "also with those of the image shifted by a pixel")
     s.add_argument("--task", help="classification or regression (default: the run's, or read "
                                   "from the model's loss)")
     s.set_defaults(func=cmd_evaluate)

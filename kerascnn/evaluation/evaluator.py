@@ -70,8 +70,9 @@ def evaluate(model, data=None, *, history=None, mc_dropout=0, ensemble=None, out
             value is refused.
         task: "classification" or "regression"; None reads it from the run folder's
             recipe, the `Data`, or the model's compiled loss (classification otherwise).
-        tta: test-time augmentation of `model`'s predictions: None, or "flip" (the mean
-            over each image and its left-right mirror), recorded as metrics["tta"].
+        tta: test-time augmentation of `model`'s predictions: None, "flip" (the mean over
+            each image and its left-right mirror) or "flip_shift" (also over the image
+            shifted by a pixel; see kerascnn.evaluation.tta), recorded as metrics["tta"].
 
     Returns:
         An `EvaluationReport`.

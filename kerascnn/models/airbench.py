@@ -6,7 +6,8 @@ from the training images when `kerascnn.train` wraps the network), a GELU, then 
 of two 3×3 convolutions — the first followed by a 2×2 max-pool — each convolution followed by
 BatchNorm without a scale (momentum 0.6) and a GELU, widths 64, 256, 256; a 3×3 max-pool, a
 bias-free classifier whose logits are scaled by 1/9. Every convolution starts as the identity
-on its first channels (`kerascnn.layers.Dirac`), an implicit residual path.
+on its first channels (`kerascnn.layers.Dirac`), an implicit residual path, its other filters
+drawn as PyTorch draws them.
 
 Choices: the scale multiplies the pooled features before the classifier (W·(s·f) = s·(W·f),
 as in `resnet9`), so the classifier stays the last weighted layer. 1,971,352 trainable
@@ -22,7 +23,11 @@ from kerascnn.models import base
 from kerascnn.models.registry import register_model
 
 WIDTHS = (64, 256, 256)
-BATCH_NORM_MOMENTUM = 0.6  # airbench's (PyTorch's momentum 0.4)
+BATCH_NORM_MOMENTUM = 0.6  # airbench94's (PyTorch's momentum 0.4), made for its lookahead
+# PyTorch's default convolution initialisation (uniform in ±1/sqrt(fan_in)), which airbench's
+# identity initialisation completes: He's would make the weights sqrt(6) times larger and so,
+# under BatchNorm, every step of the same learning rate smaller.
+TORCH_CONV_INIT = keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform")
 
 
 def windows(shape):
@@ -31,21 +36,26 @@ def windows(shape):
             Window("pool", 3, 3)]
 
 
-def conv_group(x, filters, *, name, activation):
+def conv_group(x, filters, *, name, activation, momentum):
     """conv, 2×2 max-pool, BatchNorm, activation, conv, BatchNorm, activation."""
     for i in (1, 2):
         x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
-                                kernel_initializer=Dirac(), name=f"{name}_conv{i}")(x)
+                                kernel_initializer=Dirac(TORCH_CONV_INIT),
+                                name=f"{name}_conv{i}")(x)
         if i == 1:
             x = keras.layers.MaxPooling2D(2, name=f"{name}_pool")(x)
-        x = keras.layers.BatchNormalization(scale=False, momentum=BATCH_NORM_MOMENTUM,
+        x = keras.layers.BatchNormalization(scale=False, momentum=momentum,
                                             epsilon=1e-5, name=f"{name}_norm{i}")(x)
         x = keras.layers.Activation(activation, name=f"{name}_{activation}{i}")(x)
     return x
 
 
-def _check(name, logit_scale, whitening):
+def _check(name, logit_scale, whitening, batch_norm_momentum):
     base.check_logit_scale(name, logit_scale, "airbench's 1/9")
+    if isinstance(batch_norm_momentum, bool) or not isinstance(batch_norm_momentum, (int, float)) \
+            or not 0 <= batch_norm_momentum < 1:
+        raise InputError(f"{name}: batch_norm_momentum must be a number in [0, 1); got "
+                         f"{batch_norm_momentum!r}.")
     if not isinstance(whitening, bool):
         raise InputError(f"{name}: whitening must be True or False; got {whitening!r}.")
 
@@ -60,6 +70,7 @@ def AirbenchNet(
     width_multiplier=1.0,
     logit_scale=1 / 9,
     whitening=True,
+    batch_norm_momentum=BATCH_NORM_MOMENTUM,
 ):
     """Builds airbench's whitened VGG with `widths` for its three groups.
 
@@ -68,7 +79,8 @@ def AirbenchNet(
         default_input_shape: the paper's input.
         include_top, weights, input_tensor, input_shape, pooling, classes,
             classifier_activation, name: as in keras.applications.
-        activation, width_multiplier, logit_scale, whitening: as in `airbench94`.
+        activation, width_multiplier, logit_scale, whitening, batch_norm_momentum: as in
+            `airbench94`.
 
     Returns:
         A `keras.Model`.
@@ -77,7 +89,7 @@ def AirbenchNet(
         name, include_top=include_top, weights=weights, input_tensor=input_tensor,
         input_shape=input_shape, pooling=pooling, classes=classes,
         classifier_activation=classifier_activation, default_input_shape=default_input_shape,
-        windows=windows, check=lambda: _check(name, logit_scale, whitening),
+        windows=windows, check=lambda: _check(name, logit_scale, whitening, batch_norm_momentum),
         activation=activation, width_multiplier=width_multiplier,
     )
     if whitening:
@@ -87,7 +99,7 @@ def AirbenchNet(
     x = keras.layers.Activation(activation, name=f"whiten_{activation}")(x)
     for i, width in enumerate(widths, start=1):
         x = conv_group(x, base.scaled(width, width_multiplier), name=f"block{i}",
-                       activation=activation)
+                       activation=activation, momentum=batch_norm_momentum)
     x = keras.layers.MaxPooling2D(3, name="pool")(x)
     x = _head(x, include_top=include_top, pooling=pooling, classes=classes,
               classifier_activation=classifier_activation, logit_scale=logit_scale)
@@ -120,6 +132,8 @@ def airbench94(**arguments):
         width_multiplier: scales the groups' widths.
         logit_scale: factor on the classifier's logits (1/9; 1 for plain logits).
         whitening: the frozen whitening convolution (True), or a trained 2×2 one.
+        batch_norm_momentum: Keras' BatchNorm momentum: airbench94's 0.6, made for its
+            lookahead averaging; its ablations without lookahead use 0.9.
 
     Returns:
         A `keras.Model`.

@@ -5,4 +5,4 @@ from kerascnn.training.distribute import get_strategy
 from kerascnn.training.loop import Clock, Fitted, Job, fit
 from kerascnn.training.optimizers import L2SGD, build_optimizer
 from kerascnn.training.recipes import RECIPES, Recipe, get_recipe
-from kerascnn.training.schedules import OneCycle
+from kerascnn.training.schedules import OneCycle, Triangle

@@ -23,7 +23,7 @@ from kerascnn.models.registry import auxiliary_loss_weight, build_model
 from kerascnn.run_folder import TENSORBOARD_FILES, RunFolderError
 from kerascnn.training import (checkpoints, fingerprints, multi_worker, network, precision,
                                schedules)
-from kerascnn.training.optimizers import build_optimizer
+from kerascnn.training.optimizers import build_optimizer, scale_biases
 
 PROBABILITY_TOLERANCE = 1e-3  # rows of a softmax output sum to 1 within this
 
@@ -392,6 +392,8 @@ def _compile(net, recipe, steps, make_optimizer=None):
     lr = schedules.learning_rate(recipe, steps, recipe.epochs)
     optimizer = (make_optimizer(recipe, lr, steps) if make_optimizer
                  else build_optimizer(recipe, lr, steps))
+    if recipe.bias_lr_scale != 1:
+        scale_biases(optimizer, network.bias_paths(net), recipe.bias_lr_scale)
     loss = losses.get_loss(recipe.task, recipe.loss, recipe.label_smoothing)
     metric = "accuracy" if recipe.task == "classification" else "mae"
     n = len(net.outputs)

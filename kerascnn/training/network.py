@@ -4,7 +4,8 @@ import keras
 
 from kerascnn.data.preprocessing import Preprocessing, split_network
 from kerascnn.errors import InputError
-from kerascnn.layers.whitening import WHITENING_IMAGES, PatchWhitening
+from kerascnn.layers import whitening
+from kerascnn.layers.whitening import PatchWhitening
 from kerascnn.models.registry import accepts_input, get_model_entry
 
 
@@ -87,5 +88,24 @@ def _adapt_whitening(backbone, preprocessing, data):
         if layer.input is not backbone.inputs[0]:
             raise InputError(f"{layer.name}: a PatchWhitening layer must take the network's "
                              "input directly to be set from the training images.")
-        images = data.x_train[:WHITENING_IMAGES]
+        images = whitening.sample(data.x_train)
         layer.adapt(keras.ops.convert_to_numpy(preprocessing(images)))
+
+
+def bias_paths(net):
+    """The paths of the BatchNorm shifts (beta) and whitening biases anywhere in `net`: what a
+    recipe's `bias_lr_scale` speeds up."""
+    paths = []
+    for layer in _layers(net):
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.center:
+            paths.append(layer.beta.path)
+        elif isinstance(layer, PatchWhitening):
+            paths.append(layer.bias.path)
+    return paths
+
+
+def _layers(model):
+    for layer in model.layers:
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _layers(layer)

@@ -3,6 +3,7 @@ real run on CIFAR-10 JPEGs that sets the whitening from the training images."""
 
 import keras
 import numpy as np
+import pytest
 
 import kerascnn
 from kerascnn.layers import Dirac, PatchWhitening
@@ -35,12 +36,40 @@ def test_whitened_patches_have_unit_covariance():
     np.testing.assert_allclose(out[:, 12:], -out[:, :12], atol=1e-5)
 
 
+def test_whitening_of_a_set_stored_class_by_class_whitens_every_class():
+    """A folder's order (all of one class, then the next) must not whiten for the first class
+    alone: the filters come from a sample of the whole set, so the whole set comes out with
+    unit covariance (the first 5,000 images, one class, gave variances far from 1)."""
+    rng = np.random.default_rng(3)
+    dark = 0.2 * rng.normal(size=(6000, 4, 4, 3))
+    bright = 3.0 * rng.normal(size=(6000, 4, 4, 3)) + rng.normal(size=(6000, 4, 4, 1))
+    images = np.concatenate([dark, bright]).astype("float32")  # sorted by "class"
+    layer = PatchWhitening(2, epsilon=1e-8)
+    layer.adapt(images)
+    out = keras.ops.convert_to_numpy(layer(images)).reshape(-1, 24)[:, :12]
+    np.testing.assert_allclose(out.T @ out / len(out), np.eye(12), atol=0.1)
+
+
 def test_dirac_convolution_starts_as_the_identity_on_its_first_channels():
     x = np.random.default_rng(1).normal(size=(2, 8, 8, 4)).astype("float32")
     conv = keras.layers.Conv2D(6, 3, padding="same", use_bias=False, kernel_initializer=Dirac())
     y = keras.ops.convert_to_numpy(conv(x))
     np.testing.assert_allclose(y[..., :4], x, atol=1e-6)
     assert np.abs(y[..., 4:]).sum() > 0  # the other filters are drawn
+
+
+def test_convolutions_start_as_pytorch_draws_them_around_the_identity():
+    """Filters past the identity ones lie in PyTorch's default ±1/sqrt(fan_in) (He's would
+    reach sqrt(6) times further); the BatchNorm momentum is an option, checked."""
+    model = kerascnn.build_model("airbench94", batch_norm_momentum=0.9)
+    kernel = keras.ops.convert_to_numpy(model.get_layer("block2_conv1").kernel)  # 3x3x64x256
+    bound = 1 / np.sqrt(3 * 3 * 64)
+    rest = kernel[..., 64:]
+    assert np.abs(rest).max() <= bound and np.abs(rest).max() > 0.9 * bound
+    assert model.get_layer("block2_norm1").momentum == 0.9
+    assert kerascnn.build_model("airbench94").get_layer("block2_norm1").momentum == 0.6
+    with pytest.raises(ValueError, match="batch_norm_momentum must be a number in"):
+        kerascnn.build_model("airbench94", batch_norm_momentum=1.5)
 
 
 def test_train_sets_the_whitening_from_training_images(cifar10_slice):

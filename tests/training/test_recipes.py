@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import kerascnn
-from kerascnn.training import RECIPES, OneCycle, Recipe, get_recipe, network
+from kerascnn.training import RECIPES, OneCycle, Recipe, Triangle, get_recipe, network
 from kerascnn.training.schedules import learning_rate
 
 
@@ -103,6 +103,16 @@ def test_one_cycle_rises_then_falls():
     assert values.argmax() == 30 and values.max() == pytest.approx(1.0)
     assert values[-1] < 1e-3
     assert (np.diff(values[:30]) > 0).all() and (np.diff(values[31:]) < 0).all()
+
+
+def test_triangle_is_numpys_piecewise_linear_interpolation_and_serializes():
+    schedule = learning_rate(Recipe(schedule="triangle", learning_rate=2.0, epochs=5), 20, 5)
+    assert isinstance(schedule, Triangle)
+    steps = np.arange(101)
+    expected = 2.0 * np.interp(steps, [0, 20, 100], [0.2, 1.0, 0.0])  # airbench's ablations
+    np.testing.assert_allclose([lr_at(schedule, s) for s in steps], expected, atol=1e-6)
+    restored = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(schedule))
+    assert lr_at(restored, 57) == pytest.approx(expected[57])
 
 
 def test_a_recipe_carries_the_model_options_it_was_made_for():
