@@ -135,7 +135,7 @@ def fold_indices(data, folds, *, seed, groups=None, validation_split=0.1):
 
     Raises:
         ValueError: k larger than the smallest class (or the examples, or the groups), k < 1,
-            or groups of the wrong length.
+            groups of the wrong length, or k = 1 without a validation_split.
     """
     labels = data.training_labels()
     regression = data.task == "regression"
@@ -145,6 +145,11 @@ def fold_indices(data, folds, *, seed, groups=None, validation_split=0.1):
             "examples (train plus validation); give one group per training example."
         )
     whole = isinstance(folds, (int, np.integer)) and not isinstance(folds, bool)
+    if whole and folds == 1 and not validation_split:
+        raise InputError(
+            f"folds=1 scores each trial on a held-out part of the training split, the recipe's "
+            f"validation_split, which is {validation_split!r} here: set it (validation_split="
+            "0.2 among the recipe's fields) or use folds=k >= 2 for k-fold cross-validation.")
     if hasattr(folds, "split"):
         pairs = folds.split(np.zeros((len(labels), 1)), labels, groups)
     elif whole and folds >= 1 and groups is not None:

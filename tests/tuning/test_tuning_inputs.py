@@ -43,6 +43,16 @@ def test_more_folds_than_the_smallest_class(tmp_path):
     assert not (tmp_path / "s").exists()
 
 
+def test_one_split_without_a_held_out_fraction_is_refused(tmp_path):
+    """As airbench94's recipe, which holds out nothing: folds=1 scored trials on one image a
+    class."""
+    with pytest.raises(ValueError, match=r"folds=1 scores each trial on a held-out part of the "
+                                         r"training split.*which is 0.0 here"):
+        kerascnn.tune("lenet5", "digits", folds=1, out=tmp_path / "s", verbose=0,
+                      recipe=kerascnn.training.get_recipe("quick", validation_split=0.0))
+    assert not (tmp_path / "s").exists()
+
+
 def test_a_folder_of_another_kind_is_refused(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(ValueError, match="did not write"):
