@@ -7,6 +7,7 @@ from kerascnn.errors import InputError
 from kerascnn.layers import whitening
 from kerascnn.layers.whitening import PatchWhitening
 from kerascnn.models.registry import accepts_input, get_model_entry
+from kerascnn.training.precision import every_layer
 
 
 def network_input_shape(name, data_shape, options):
@@ -96,16 +97,9 @@ def bias_paths(net):
     """The paths of the BatchNorm shifts (beta) and whitening biases anywhere in `net`: what a
     recipe's `bias_lr_scale` speeds up."""
     paths = []
-    for layer in _layers(net):
+    for layer in every_layer(net):
         if isinstance(layer, keras.layers.BatchNormalization) and layer.center:
             paths.append(layer.beta.path)
         elif isinstance(layer, PatchWhitening):
             paths.append(layer.bias.path)
     return paths
-
-
-def _layers(model):
-    for layer in model.layers:
-        yield layer
-        if isinstance(layer, keras.Model):
-            yield from _layers(layer)

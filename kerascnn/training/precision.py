@@ -117,7 +117,7 @@ def for_model(requested, chosen, model):
     """
     if requested != "auto" or chosen.name != "bfloat16":
         return chosen
-    slow = sorted({type(layer).__name__ for layer in _layers(model)
+    slow = sorted({type(layer).__name__ for layer in every_layer(model)
                    if isinstance(layer, SLOW_BFLOAT16_LAYERS)})
     if not slow:
         return chosen
@@ -157,7 +157,7 @@ def with_policy(model, policy):
         ValueError: a model that cannot be rebuilt from its config.
     """
     if policy == "float32" and all(layer.dtype_policy.name == "float32"
-                                   for layer in _layers(model)):
+                                   for layer in every_layer(model)):
         return model  # nothing to change, and no need for a serializable model
     try:
         config = keras.saving.serialize_keras_object(model)
@@ -173,12 +173,12 @@ def with_policy(model, policy):
     return copy
 
 
-def _layers(model):
+def every_layer(model):
     """Every layer of `model`, those of the models nested in it included."""
     for layer in model.layers:
         yield layer
         if isinstance(layer, keras.Model):
-            yield from _layers(layer)
+            yield from every_layer(layer)
 
 
 def _set_policies(layer, policy, pinned):
