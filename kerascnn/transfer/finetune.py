@@ -35,7 +35,7 @@ from kerascnn.workflow import TrainResult, train
 UNFREEZE_FACTOR = 0.1
 # Without `epochs`, a phase on small data trains at least this many steps (at most this many
 # epochs): with the recipe's 15 epochs, 50 images gave 30 steps a phase and lost to training
-# from scratch; 200 steps won (apps/transfer_mnist.py, README).
+# from scratch; 200 steps won (apps/transfer_table.py --task mnist, README).
 MIN_PHASE_STEPS = 200
 MAX_PHASE_EPOCHS = 50
 MANIFEST = "finetune.json"
@@ -94,7 +94,7 @@ def finetune(
             training: a scikit-learn logistic regression on the extracted features, the
             baseline; for regression a ridge regression, RidgeCV). Stages are the
             architecture's own for kerascnn models, else where the map size changes.
-            Measured on MNIST 0-4 -> 5-9 (apps/transfer_mnist.py, 3 seeds), "none" beat
+            Measured on MNIST 0-4 -> 5-9 (apps/transfer_table.py --task mnist, 3 seeds), "none" beat
             the same network from scratch at 10, 20, 50 and 100 labels per class, while the
             head alone ("base", the default before) lost at 10 and 20.
         head_epochs: epochs of the head phase (default: `epochs`; 0 skips it unless

@@ -1,4 +1,4 @@
-"""finetune's defaults, as apps/transfer_mnist.py chose them: the head, then everything
+"""finetune's defaults, as apps/transfer_table.py --task mnist chose them: the head, then everything
 (freeze="none"); on small data each phase trains at least MIN_PHASE_STEPS steps."""
 
 import json
