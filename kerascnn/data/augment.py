@@ -70,19 +70,19 @@ def _flip_mode(name, value):
     return value
 
 
-def _pixels(name, value):
-    number = _number(name, value)
-    if number != int(number) or number < 1:
-        raise InputError(f"Augmentation {name}={value}: the value must be a whole number of "
-                         "pixels >= 1.")
-    return int(number)
+def _counting(what):
+    """A validator of whole numbers >= 1, its error naming `what` they count."""
+    def validate(name, value):
+        number = _number(name, value)
+        if number != int(number) or number < 1:
+            raise InputError(f"Augmentation {name}={value}: the value must be {what} >= 1.")
+        return int(number)
+
+    return validate
 
 
-def _operations(name, value):
-    value = _number(name, value)
-    if value != int(value) or value < 1:
-        raise InputError(f"Augmentation {name}={value!r}: the value must be an integer >= 1.")
-    return int(value)
+_pixels = _counting("a whole number of pixels")
+_operations = _counting("an integer")
 
 
 # The augmentations that `RandomAffine` draws together, in one resampling.
