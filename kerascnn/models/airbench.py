@@ -7,7 +7,7 @@ of two 3×3 convolutions — the first followed by a 2×2 max-pool — each conv
 BatchNorm without a scale (momentum 0.6) and a GELU, widths 64, 256, 256; a 3×3 max-pool, a
 bias-free classifier whose logits are scaled by 1/9. Every convolution starts as the identity
 on its first channels (`kerascnn.layers.Dirac`), an implicit residual path, its other filters
-drawn as PyTorch draws them.
+and the classifier drawn as PyTorch draws them.
 
 Choices: the scale multiplies the pooled features before the classifier (W·(s·f) = s·(W·f),
 as in `resnet9`), so the classifier stays the last weighted layer. 1,971,352 trainable
@@ -24,10 +24,9 @@ from kerascnn.models.registry import register_model
 
 WIDTHS = (64, 256, 256)
 BATCH_NORM_MOMENTUM = 0.6  # airbench94's (PyTorch's momentum 0.4), made for its lookahead
-# PyTorch's default convolution initialisation (uniform in ±1/sqrt(fan_in)), which airbench's
-# identity initialisation completes: He's would make the weights sqrt(6) times larger and so,
-# under BatchNorm, every step of the same learning rate smaller.
-TORCH_CONV_INIT = keras.initializers.VarianceScaling(1 / 3, "fan_in", "uniform")
+# airbench's identity initialisation completes PyTorch's default draw (base.TORCH_INIT): He's
+# would make the weights sqrt(6) times larger and so, under BatchNorm, every step of the same
+# learning rate smaller.
 
 
 def windows(shape):
@@ -40,7 +39,7 @@ def conv_group(x, filters, *, name, activation, momentum):
     """conv, 2×2 max-pool, BatchNorm, activation, conv, BatchNorm, activation."""
     for i in (1, 2):
         x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
-                                kernel_initializer=Dirac(TORCH_CONV_INIT),
+                                kernel_initializer=Dirac(base.TORCH_INIT),
                                 name=f"{name}_conv{i}")(x)
         if i == 1:
             x = keras.layers.MaxPooling2D(2, name=f"{name}_pool")(x)

@@ -40,9 +40,9 @@ class Recipe:
             2019); with momentum this is not an L2 penalty. "l2" (SGD only): the papers' L2
             penalty `weight_decay / 2 * ||w||^2` added to the loss, i.e. `weight_decay * w`
             added to each gradient before the momentum update (Caffe, AlexNet, ResNet).
-        bias_lr_scale: (SGD only) factor on the loss gradient of the BatchNorm shifts (beta)
-            and of a whitening layer's bias, before the L2 term and the momentum update: their
-            learning rate times this, their weight decay unchanged (airbench: 64).
+        bias_lr_scale: (SGD only) factor on the loss gradient of the BatchNorm shifts (beta),
+            before the L2 term and the momentum update: their learning rate times this, their
+            weight decay unchanged (airbench: 64).
         schedule: one of SCHEDULES: "step" divides by `factor` at `milestones` (fractions of
             the run); "inverse_time" is lr / (1 + epoch); "plateau" divides by `factor` when
             the validation loss stalls for `patience` epochs; "cosine" decays to 0 after
@@ -271,12 +271,12 @@ RECIPES = {
     # averaged, so its "lr 10 per 1024 examples" with Nesterov momentum 0.85 (step scale
     # 1 + 1/(1 - 0.85)) is 10 / 7.67 = 1.3 here, and its weight decay 0.0153 per 1024
     # examples an L2 coefficient of 0.0153 / 7.67 / 1.3 = 1.53e-3 through the gradient; the
-    # BatchNorm and whitening biases learn 64 times faster, their decay unchanged; BatchNorm
-    # momentum 0.9; its triangle schedule; label smoothing 0.2; random flips and whole-pixel
-    # shifts of up to 2 (reflected); 14 epochs; test-time flips and one-pixel shifts
-    # (airbench94's "level 2"); bfloat16 where the CPU has it. Not here: airbench94's
-    # lookahead averaging (with BatchNorm momentum 0.6) and alternating flips, which let it
-    # stop after 9.9 epochs.
+    # BatchNorm biases learn 64 times faster (the whitening's at the plain rate), their decay
+    # unchanged; BatchNorm momentum 0.9; its triangle schedule; label smoothing 0.2; random
+    # flips and whole-pixel shifts of up to 2 (reflected); 14 epochs; test-time flips and
+    # one-pixel shifts (airbench94's "level 2"); the classifier drawn as PyTorch draws it;
+    # bfloat16 where the CPU has it. Not here: airbench94's lookahead averaging (with
+    # BatchNorm momentum 0.6) and alternating flips, which let it stop after 9.9 epochs.
     "airbench94": Recipe(
         name="airbench94", optimizer="sgd", learning_rate=1.3, momentum=0.85, nesterov=True,
         weight_decay=1.53e-3, weight_decay_mode="l2", bias_lr_scale=64.0, schedule="triangle",
