@@ -84,8 +84,7 @@ def example_model(filters=256, depth=8, kernel_size=5, patch_size=2, num_classes
     x = layers.Rescaling(scale=1.0 / 255)(inputs)
     x = _gelu_batchnorm(layers.Conv2D(filters, kernel_size=patch_size, strides=patch_size)(x))
     for _ in range(depth):
-        mixed = layers.Conv2D(filters, kernel_size=kernel_size, groups=filters,
-                              padding="same")(x)
+        mixed = layers.DepthwiseConv2D(kernel_size=kernel_size, padding="same")(x)
         x = layers.Add()([_gelu_batchnorm(mixed), x])
         x = _gelu_batchnorm(layers.Conv2D(filters, kernel_size=1)(x))
     x = layers.GlobalAvgPool2D()(x)
@@ -118,14 +117,14 @@ def run_example(data, epochs, seed, policy):
     (x_train, y_train), (x_test, y_test) = data.arrays("train"), data.arrays("test")
     keras.utils.set_random_seed(seed)
     with tempfile.TemporaryDirectory() as folder, precisions.policy_scope(policy):
-        path = os.path.join(folder, "checkpoint.weights.h5")
+        path = os.path.join(folder, "checkpoint.keras")
         clock = BestCheckpointAccuracy(x_test, y_test, time.perf_counter(), path)
         model = example_model()
         model.compile(optimizer=keras.optimizers.AdamW(learning_rate=LEARNING_RATE,
                                                        weight_decay=WEIGHT_DECAY),
                       loss="sparse_categorical_crossentropy", metrics=["accuracy"])
         checkpoint = keras.callbacks.ModelCheckpoint(
-            path, monitor="val_accuracy", save_best_only=True, save_weights_only=True)
+            path, monitor="val_accuracy", save_best_only=True, save_weights_only=False)
         train, validation = example_datasets(x_train, y_train)
         model.fit(train, validation_data=validation, epochs=epochs,
                   callbacks=[checkpoint, clock], verbose=2)
