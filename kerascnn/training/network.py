@@ -96,7 +96,6 @@ def _adapt_whitening(backbone, preprocessing, data):
 def bias_paths(net):
     """The paths of the BatchNorm shifts (beta) anywhere in `net`: what a recipe's
     `bias_lr_scale` speeds up. A whitening layer's bias keeps the plain rate, as in airbench's
-    ablation the recipe follows (its 64x bias is unstable over a whole run; airbench94 stops
-    training it after 3 epochs)."""
+    ablation the recipe follows (airbench94 itself speeds it up for 3 epochs, then freezes it)."""
     return [layer.beta.path for layer in every_layer(net)
             if isinstance(layer, keras.layers.BatchNormalization) and layer.center]

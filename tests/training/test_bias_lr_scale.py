@@ -1,6 +1,6 @@
-"""A recipe's bias_lr_scale: the BatchNorm shifts take steps that many times
-larger, their weight decay unchanged (airbench's parameter groups), checked against NumPy and
-on a real training step on CIFAR-10 JPEGs."""
+"""A recipe's bias_lr_scale: the BatchNorm shifts take steps that many times larger, their
+weight decay unchanged (airbench's parameter groups), checked against NumPy and on a real
+training step on CIFAR-10 JPEGs."""
 
 import keras
 import numpy as np
@@ -63,7 +63,8 @@ def test_one_training_step_moves_the_biases_scale_times_further_and_nothing_else
 
     scaled, plain = one_step(64.0), one_step(1.0)
     biases = {f"block{b}_norm{i}/beta" for b in (1, 2, 3) for i in (1, 2)}
-    assert biases | {"whiten/bias"} < set(scaled) and len(scaled) == 14  # and 6 convolutions, 1 classifier
+    # and the whitening's bias at the plain rate, 6 convolutions, 1 classifier
+    assert biases | {"whiten/bias"} < set(scaled) and len(scaled) == 14
     for path, value in scaled.items():
         if path in biases:
             assert np.abs(plain[path]).max() > 0
