@@ -114,6 +114,7 @@ def digit_files(tmp_path_factory):
     return root
 
 
+@pytest.mark.slow  # the test budget: the in-memory two-worker runs above stay in the default run
 def test_two_workers_read_only_their_share_of_a_streamed_folder(digit_files, tmp_path):
     chief, other = run_workers("stream", tmp_path, digit_files)
     data = kerascnn.data.load(digit_files, stream=True, validation_split=0.1, test_split=None,

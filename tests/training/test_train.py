@@ -61,6 +61,8 @@ def test_same_seed_gives_the_same_weights():
     assert not all(np.array_equal(a, b) for a, b in zip(first, other))
 
 
+@pytest.mark.slow  # the test budget: resuming after a kill is checked bitwise in-process by
+# test_exact_resume, and after SIGKILL of a real process by test_tuning_resume
 def test_resume_after_sigkill_loses_no_completed_epoch(tmp_path):
     out = tmp_path / "run"
     command = [sys.executable, "-m", "kerascnn", "train", "--epochs", "6", "--out", str(out)]

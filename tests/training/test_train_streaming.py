@@ -47,6 +47,8 @@ def test_a_streamed_run_is_evaluated_from_its_files_like_one_in_memory(digit_fol
         kerascnn.train("lenet1", in_memory, stream=True, verbose=0)
 
 
+@pytest.mark.slow  # the test budget: streamed training equal to in-memory stays in the default
+# run (test_streaming), cross-validation in the tuning tests
 def test_cross_validation_scores_a_streamed_folder_as_one_in_memory(digit_folder, tmp_path):
     scores = []
     for stream in (True, False):
