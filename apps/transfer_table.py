@@ -89,12 +89,12 @@ def epochs_for(examples, batch_size=32):
 
 
 def load_arrays(task, data_dir):
-    """{x_train, y_train, x_test, y_test, class_names} of the task's data set."""
+    """{name, x_train, y_train, x_test, y_test, class_names} of the task's data set."""
     data = kerascnn.data.load(task.data, data_dir=data_dir, download=False)
     x_train, y_train = data.arrays("train")
     x_test, y_test = data.arrays("test")
-    return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test,
-            "class_names": list(data.class_names)}
+    return {"name": task.data, "x_train": x_train, "y_train": y_train, "x_test": x_test,
+            "y_test": y_test, "class_names": list(data.class_names)}
 
 
 def class_data(arrays, classes, *, labels_per_class=None, seed=0, validation_per_class=20):
@@ -224,7 +224,7 @@ def main(argv=None):
         parser.error(f"--learners: unknown {sorted(set(learners) - set(LEARNERS))}; choose "
                      f"among {', '.join(LEARNERS)}.")
     try:
-        arrays = {**load_arrays(task, args.data_dir), "name": task.data}
+        arrays = load_arrays(task, args.data_dir)
     except (FileNotFoundError, ValueError) as error:
         parser.error(f"--data-dir {args.data_dir!r}: {error}")
     os.makedirs(out, exist_ok=True)

@@ -94,9 +94,9 @@ def finetune(
             training: a scikit-learn logistic regression on the extracted features, the
             baseline; for regression a ridge regression, RidgeCV). Stages are the
             architecture's own for kerascnn models, else where the map size changes.
-            Measured on MNIST 0-4 -> 5-9 (apps/transfer_table.py --task mnist, 3 seeds), "none" beat
-            the same network from scratch at 10, 20, 50 and 100 labels per class, while the
-            head alone ("base", the default before) lost at 10 and 20.
+            Measured on MNIST 0-4 -> 5-9 (apps/transfer_table.py --task mnist, 3 seeds),
+            "none" beat the same network from scratch at 10, 20, 50 and 100 labels per
+            class, while the head alone ("base", the default before) lost at 10 and 20.
         head_epochs: epochs of the head phase (default: `epochs`; 0 skips it unless
             freeze="base").
         epochs: epochs of each unfreezing phase (default: the recipe's, raised on small data

@@ -1,5 +1,5 @@
-"""finetune's defaults, as apps/transfer_table.py --task mnist chose them: the head, then everything
-(freeze="none"); on small data each phase trains at least MIN_PHASE_STEPS steps."""
+"""finetune's defaults, as apps/transfer_table.py --task mnist chose them: the head, then
+everything (freeze="none"); on small data each phase trains at least MIN_PHASE_STEPS steps."""
 
 import json
 import math
