@@ -385,14 +385,15 @@ def cmd_tune(args):
 
     study = load_study(args.study) if args.study else {}
     for key in ("model", "data", "folds", "tuner", "max_trials", "epochs", "out", "seed",
-                "objective", "task", "prune", "nested", "error_score"):
+                "objective", "task", "prune", "nested", "error_score", "train_size"):
         if getattr(args, key) is not None:
             study[key] = getattr(args, key)
     model, data = study.pop("model", "lenet5"), study.pop("data", "digits")
     _check_model_name(model)
     _check_data(data)
     check_settings(**{key: study[key] for key in ("tuner", "max_trials", "seed", "nested",
-                                                  "prune", "error_score") if key in study})
+                                                  "prune", "error_score", "train_size")
+                      if key in study})
     name = os.path.splitext(os.path.basename(args.study))[0] if args.study else f"{model}-{data}"
     out = study.pop("out", None) or os.path.join("runs", f"tune-{name}")
     _check_writable(out)
@@ -568,6 +569,8 @@ def parser():
                                        "recipe's loss)")
     s.add_argument("--max-trials", type=_positive_int)
     s.add_argument("--epochs", type=_positive_int, help="epochs per fold (Hyperband: the most)")
+    s.add_argument("--train-size", type=_positive_int, help="search on this many training "
+                   "examples, drawn in proportion to the classes (default: all)")
     s.add_argument("--prune", type=float, help="stop a trial after a fold when its running "
                    "mean trails the best trial's by more than this margin (default: off)")
     s.add_argument("--nested", type=int, help="K outer folds of nested cross-validation "

@@ -9,7 +9,7 @@ from kerascnn.data import pipeline
 from kerascnn.data.augment import augmentation
 from kerascnn.data.errors import reading_files
 from kerascnn.data.splits import (check_fraction, shuffled_folds, shuffled_split,
-                                  stratified_folds, stratified_split)
+                                  stratified_folds, stratified_split, subset_positions)
 from kerascnn.errors import InputError
 
 SPLITS = ("train", "validation", "test")
@@ -254,6 +254,21 @@ class Data:
         return self._replace(
             train=Split(pool, positions[kept]), validation=Split(pool, positions[held_out])
         )
+
+    def subset(self, size, seed=None):
+        """Returns a copy whose training data is `size` examples of it, drawn in proportion to
+        the classes (at random for regression), with no validation split; the test split is
+        kept. No example array is copied. `kerascnn.tune(train_size=...)` searches on one.
+
+        Args:
+            size: the number of training examples kept, from one per class to all but one.
+            seed: seed of the draw; defaults to `self.seed`.
+        """
+        pool, positions = self._training_pool()
+        seed = self.seed if seed is None else seed
+        chosen = subset_positions(pool.y[positions], size, seed,
+                                  stratify=self.task != "regression")
+        return self._replace(train=Split(pool, positions[chosen]), validation=None)
 
     def folds(self, k, seed=0):
         """Yields the k (train_data, validation_data) pairs of a stratified k-fold.

@@ -1,9 +1,9 @@
-"""Stratified hold-out splits and stratified k-fold indices."""
+"""Stratified hold-out splits, subsets and stratified k-fold indices."""
 
 import warnings
 
 import numpy as np
-from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold
+from sklearn.model_selection import KFold, ShuffleSplit, StratifiedKFold, StratifiedShuffleSplit
 
 from kerascnn.errors import InputError
 
@@ -60,6 +60,31 @@ def stratified_split(y, fraction, seed, *, argument="validation_split", class_na
     held_out = np.sort(np.concatenate(held_out))
     kept = np.setdiff1d(np.arange(len(y)), held_out)
     return kept.astype(np.int64), held_out.astype(np.int64)
+
+
+def subset_positions(y, size, seed, *, stratify=True, argument="train_size"):
+    """`size` of the positions 0..len(y)-1, drawn with `seed`: each class in proportion when
+    `stratify` (scikit-learn's `StratifiedShuffleSplit`), else at random (`ShuffleSplit`).
+
+    Returns:
+        The chosen positions, a sorted int64 array.
+
+    Raises:
+        ValueError: unless `size` is an integer from the number of classes (1 without
+            `stratify`) to len(y) - 1.
+    """
+    n = len(y)
+    classes = len(np.unique(y)) if stratify else 1
+    if (isinstance(size, bool) or not isinstance(size, (int, np.integer))
+            or not classes <= size < n):
+        raise InputError(
+            f"{argument}={size!r} must be a whole number of examples from {classes} (one per "
+            f"class) to {n - 1} (the {n} training examples, less one); leave it unset to use "
+            "them all.")
+    splitter = (StratifiedShuffleSplit if stratify else ShuffleSplit)(
+        1, train_size=int(size), test_size=None, random_state=seed)
+    chosen, _ = next(splitter.split(np.zeros(n), y if stratify else None))
+    return np.sort(chosen).astype(np.int64)
 
 
 def stratified_folds(y, k, seed, class_names):

@@ -39,7 +39,7 @@ from kerascnn.tuning.cross_validation import (
     trial_records,
 )
 from kerascnn.tuning.space import check_space, hyperparameters, split_values
-from kerascnn.tuning.study import check_settings
+from kerascnn.tuning.study import StudyError, check_settings
 
 PROJECT = "keras_tuner"  # KerasTuner's own project folder inside the search folder
 REFIT_RECORD = "refit.json"  # what refit/ holds: the trial, its epochs; "done" when tested
@@ -112,6 +112,7 @@ def tune(
     prune=None,
     data_dir=None,
     error_score=np.nan,
+    train_size=None,
     verbose=1,
 ):
     """Searches hyperparameters with a KerasTuner Oracle, scoring each trial by cross-validation.
@@ -176,6 +177,10 @@ def tune(
         error_score: what a trial whose fold raises (a diverged loss, a builder refusing a
             drawn option, out of memory) becomes: nan (scikit-learn's `error_score=np.nan`,
             the default) records it as failed and goes on; "raise" stops the search.
+        train_size: None (all the training data), or search on this many training examples,
+            drawn with `seed` in proportion to the classes (`Data.subset`): a cheaper search
+            of a large training split. The refit trains on the same subset; the test split
+            is whole.
         verbose: print progress and the ranked table (0: silent).
 
     Returns:
@@ -194,9 +199,11 @@ def tune(
                                max_trials=max_trials, epochs=epochs, recipe=recipe,
                                objective=objective, task=task, seed=seed, groups=groups,
                                nested=nested, prune=prune, error_score=error_score,
-                               verbose=verbose)
+                               train_size=train_size, verbose=verbose)
     if not isinstance(data, Data):
         data = load(data, data_dir=data_dir, seed=seed, task=settings.task)
+    if train_size is not None:
+        data = data.subset(train_size, seed)
     splits = fold_indices(data, folds, seed=seed, groups=groups,
                           validation_split=settings.recipe.validation_split)
     if settings.nested is not None:
@@ -228,7 +235,8 @@ class _Settings:
         task, objective: the task and the objective scored.
         space: the search space (`keras_tuner.HyperParameters`).
         nested: None, or the number of outer folds.
-        tuner, folds, max_trials, seed, groups, prune, error_score, verbose: as `tune` takes.
+        tuner, folds, max_trials, seed, groups, prune, error_score, train_size, verbose: as
+            `tune` takes.
     """
 
     model: object
@@ -246,14 +254,19 @@ class _Settings:
     groups: object
     prune: float | None
     error_score: object
+    train_size: int | None
     verbose: int
 
     @classmethod
     def check(cls, model, data, *, space, tuner, folds, max_trials, epochs, recipe, objective,
-              task, seed, groups, nested, prune, error_score, verbose):
+              task, seed, groups, nested, prune, error_score, train_size, verbose):
         """Checks `tune`'s settings, then the model, task, objective and space, before any work."""
         nested = check_settings(tuner=tuner, max_trials=max_trials, seed=seed, nested=nested,
-                                prune=prune, error_score=error_score)
+                                prune=prune, error_score=error_score, train_size=train_size)
+        if train_size is not None and groups is not None:
+            raise StudyError("train_size and groups cannot be combined: the groups label every "
+                             "training example, the subset only some; subset the data and "
+                             "its groups yourself, or leave train_size unset.")
         model_name, build = _check_model(model)
         base = get_recipe(recipe, epochs=epochs)
         if isinstance(data, Data):
@@ -267,7 +280,7 @@ class _Settings:
         return cls(model=model, model_name=model_name, build=build, recipe=base, task=task,
                    objective=objective, space=hp_space, nested=nested, tuner=tuner, folds=folds,
                    max_trials=max_trials, seed=seed, groups=groups, prune=prune,
-                   error_score=error_score, verbose=verbose)
+                   error_score=error_score, train_size=train_size, verbose=verbose)
 
 
 @contextlib.contextmanager
@@ -551,7 +564,8 @@ class Search:
             "model": settings.model_name or getattr(settings.model, "__qualname__",
                                                     repr(settings.model)),
             "data": {"name": data.name, "sha256": data.sha256,
-                     "training_examples": int(len(data.training_labels()))},
+                     "training_examples": int(len(data.training_labels())),
+                     "train_size": settings.train_size},
             "folds": folds if isinstance(folds, int) else repr(folds),
             "groups": None if groups is None else int(len(np.unique(groups))),
             "recipe": settings.recipe.to_dict(),

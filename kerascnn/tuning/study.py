@@ -38,6 +38,7 @@ STUDY_KEYS = {
     "objective": (str,),
     "task": (str,),
     "seed": (int,),
+    "train_size": (int,),
     "out": (str,),
     "refit": (bool,),
     "nested": (int,),
@@ -54,11 +55,12 @@ class StudyError(InputError):
 
 
 def check_settings(*, tuner="random", max_trials=10, seed=0, nested=None, prune=None,
-                   error_score=math.nan):
+                   error_score=math.nan, train_size=None):
     """Checks a search's settings before any work; returns `nested` as None or K >= 2.
 
     Args:
-        tuner, max_trials, seed, nested, prune, error_score: as `kerascnn.tune` takes them.
+        tuner, max_trials, seed, nested, prune, error_score, train_size: as `kerascnn.tune`
+            takes them (`train_size` is checked against the data when it is loaded).
 
     Returns:
         None (no nested cross-validation) or the number of outer folds.
@@ -86,6 +88,10 @@ def check_settings(*, tuner="random", max_trials=10, seed=0, nested=None, prune=
             f"error_score must be nan (a failed trial is recorded with a NaN score, ranked last, "
             f"and the search goes on) or \"raise\" (a failed trial stops the search); got "
             f"error_score={error_score!r}.")
+    if train_size is not None and (not _is_int(train_size) or train_size < 2):
+        raise StudyError(
+            f"train_size must be a number of training examples >= 2 (the search's subset of the "
+            f"training data), or unset for all of it; got train_size={train_size!r}.")
     return nested or None
 
 
@@ -130,7 +136,7 @@ def load_study(path):
                 f"got {value!r}."
             )
     settings = {k: study[k] for k in ("tuner", "max_trials", "seed", "nested", "prune",
-                                      "error_score") if k in study}
+                                      "error_score", "train_size") if k in study}
     try:
         check_settings(**settings)
     except StudyError as error:
