@@ -11,6 +11,9 @@ from kerascnn.training import precision
 
 # Schedules whose rates do not depend on the run's length: a longer run may resume a shorter one.
 LENGTH_FREE_SCHEDULES = ("constant", "plateau", "inverse_time")
+# Recipe fields added after runs were first fingerprinted, at the values that train as those
+# runs did: left out there, so that an older run folder still resumes.
+LATER_FIELDS = {"lookahead": 0, "triangle": (0.2, 0.2, 0.0)}
 
 
 def fingerprint(model, options, data, recipe, seed, run_precision):
@@ -22,7 +25,8 @@ def fingerprint(model, options, data, recipe, seed, run_precision):
                  "input_shape": list(data.input_shape), "train_examples": data.size("train")},
         # tta changes only the test metrics: a run resumes (and is tested again) under another.
         "recipe": {k: v for k, v in recipe.to_dict().items() if k != "tta"
-                   and (k != "epochs" or recipe.schedule not in LENGTH_FREE_SCHEDULES)},
+                   and (k != "epochs" or recipe.schedule not in LENGTH_FREE_SCHEDULES)
+                   and (k not in LATER_FIELDS or v != LATER_FIELDS[k])},
         "precision": run_precision.name,
         "seed": seed,
     }

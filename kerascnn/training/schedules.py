@@ -100,5 +100,5 @@ def learning_rate(recipe, steps_per_epoch, epochs):
             0.0 if warmup else lr, max(1, total - warmup), warmup_target=lr if warmup else None,
             warmup_steps=warmup)
     if recipe.schedule == "triangle":
-        return Triangle(lr, total)
+        return Triangle(lr, total, *recipe.triangle)
     return OneCycle(lr, total)
