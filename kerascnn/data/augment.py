@@ -7,6 +7,9 @@ batches in the tf.data pipeline, in this fixed order whatever the order of the s
 | name        | value (default)                            | what it does                       |
 | ----------- | ------------------------------------------ | ---------------------------------- |
 | flip        | horizontal, vertical or horizontal_and_vertical (horizontal) | random mirror    |
+| altflip     | horizontal (horizontal)                    | airbench's alternating mirror: a   |
+|             |                                            | seeded coin per image for epoch 0, |
+|             |                                            | inverted every other epoch         |
 | rotate      | degrees (5)                                | rotation by up to ±value degrees   |
 | translate   | fraction of the side (0.1)                 | shift by up to ±value              |
 | zoom        | fraction, up to 0.9 (0.1)                  | zoom in or out by up to value      |
@@ -22,6 +25,10 @@ batches in the tf.data pipeline, in this fixed order whatever the order of the s
 | mixup       | Beta alpha (0.2)                           | MixUp (Zhang et al., 2018)         |
 | cutmix      | Beta alpha (1.0)                           | CutMix (Yun et al., 2019)          |
 
+altflip (Jordan 2024, "alternating flip") mirrors each training image in exactly every other
+epoch, so two epochs show both sides of every image; it needs each image's position and the
+epoch, which training's epoch stream gives (one process; a single call or preview draws the
+coins of epoch 0).
 flip, rotate, translate, zoom and crop are drawn together and applied in one resampling
 (`RandomAffine`); shift moves whole pixels, no interpolation (`PixelShift`: the CIFAR papers'
 "pad by p, take a random crop", reflecting rather than zero-padding, as airbench); lens is
@@ -70,6 +77,13 @@ def _flip_mode(name, value):
     return value
 
 
+def _horizontal(name, value):
+    if value != "horizontal":
+        raise InputError(f"Augmentation {name}={value!r}: alternating flips are horizontal; "
+                         f"write {name} alone.")
+    return value
+
+
 def _counting(what):
     """A validator of whole numbers >= 1, its error naming `what` they count."""
     def validate(name, value):
@@ -90,6 +104,7 @@ GEOMETRIC = ("flip", "rotate", "translate", "zoom", "crop")
 # name: (default value, validator); the order is the order of application.
 AUGMENTATIONS = {
     "flip": ("horizontal", _flip_mode),
+    "altflip": ("horizontal", _horizontal),
     "rotate": (5.0, lambda name, value: _fraction(name, value, high=180.0)),
     "translate": (0.1, _fraction),
     "zoom": (0.1, lambda name, value: _fraction(name, value, high=0.9)),
@@ -137,6 +152,8 @@ def parse_spec(spec):
             raise InputError(f"Augmentation {name!r} is given twice in {spec!r}.")
         default, validate = AUGMENTATIONS[name]
         chosen[name] = validate(name, default if value is None or value is True else value)
+    if "flip" in chosen and "altflip" in chosen:
+        raise InputError("Choose one of flip and altflip: both mirror the images.")
     if "mixup" in chosen and "cutmix" in chosen:
         raise InputError("Choose one of mixup and cutmix: both mix the same labels.")
     return {name: chosen[name] for name in AUGMENTATIONS if name in chosen}
@@ -191,10 +208,11 @@ class Augmentation:
             self.resampling.append(PixelShift(self.spec["shift"], seed=self.seed))
         if "lens" in self.spec:
             self.resampling.append(LensDistortion(self.spec["lens"], seed=self.seed))
+        self.alternate_flip = "altflip" in self.spec
         self.layers = []
         self.mix = None
         for offset, (name, value) in enumerate(self.spec.items(), start=1):
-            if name in GEOMETRIC or name in ("shift", "lens"):
+            if name in GEOMETRIC or name in ("shift", "lens", "altflip"):
                 continue
             # Seeds spaced apart: "color" takes four consecutive ones.
             layers = _build(name, value, seed=self.seed + 17 * offset, value_range=self.value_range)
@@ -208,7 +226,20 @@ class Augmentation:
         """Augments one batch; `seed` (shape (2,) int) keys the resampling, else a new draw."""
         if seed is None:
             seed = self._seed_generator.next()
+        if self.alternate_flip:  # epoch 0's coins
+            coins = tf.random.stateless_uniform(tf.shape(images)[:1], seed=seed) < 0.5
+            images = self.alternate(images, coins, 0)
         return self._apply_layers(self.resample(images, seed), labels)
+
+    def flip_coins(self, size):
+        """altflip's coins of a pool of `size` examples: which ones epoch 0 mirrors."""
+        return tf.random.stateless_uniform([size], seed=[self.seed, 0xF11B]) < 0.5
+
+    @staticmethod
+    def alternate(images, coins, epoch):
+        """Mirrors the images whose coin is up in even epochs, the others in odd ones."""
+        mirror = tf.math.logical_xor(coins, tf.equal(tf.math.floormod(epoch, 2), 1))
+        return tf.where(mirror[:, None, None, None], tf.reverse(images, axis=[2]), images)
 
     def resample(self, images, seed):
         """Applies the resampling steps, keyed by `seed` (shape (2,) int): stateless."""
@@ -230,6 +261,10 @@ class Augmentation:
         Each batch gets its own seed from a seeded random dataset, different every epoch and
         the same for a new pipeline with the same seed.
         """
+        if self.alternate_flip:
+            raise InputError(
+                "altflip needs each image's position and epoch, which only single-process "
+                "training's epoch stream gives; use flip here (multi-worker training).")
         if self.resampling:
             seeds = tf.data.Dataset.random(seed=self.seed, rerandomize_each_iteration=True)
             dataset = tf.data.Dataset.zip(dataset, seeds.batch(2)).map(

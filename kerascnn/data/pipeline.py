@@ -183,15 +183,24 @@ def epoch_stream(images, labels, positions, num_classes, batch_size, *, shuffle,
                  else positions)
         augment_key = tf.random.experimental.stateless_fold_in(key, 1)
         keys = tf.data.Dataset.range(steps).map(
-            lambda step: tf.random.experimental.stateless_fold_in(augment_key, step))
+            lambda step: (tf.random.experimental.stateless_fold_in(augment_key, step), epoch))
         indices = _batch(tf.data.Dataset.from_tensor_slices(order), images, batch_size)
         return tf.data.Dataset.zip(indices, keys)
 
     decode = _decoder(images, labels, num_classes)
+    coins = (augment.flip_coins(int(labels.shape[0]))
+             if augment is not None and augment.alternate_flip else None)
+
+    def decoded(batch, key_and_epoch):
+        key, epoch = key_and_epoch
+        batch = batch if isinstance(batch, tuple) else (batch,)
+        x, y = decode(*batch)
+        if coins is not None:  # batch[0]: the examples' positions in the pool
+            x = augment.alternate(x, tf.gather(coins, batch[0]), epoch)
+        return x, y, key
+
     dataset = tf.data.Dataset.range(initial_epoch, epochs).flat_map(one_epoch)
-    dataset = dataset.map(
-        lambda batch, key: (*decode(*(batch if isinstance(batch, tuple) else (batch,))), key),
-        num_parallel_calls=tf.data.AUTOTUNE)
+    dataset = dataset.map(decoded, num_parallel_calls=tf.data.AUTOTUNE)
     if augment is not None and augment.resampling:
         dataset = dataset.map(lambda x, y, key: (augment.resample(x, key), y, key),
                               num_parallel_calls=tf.data.AUTOTUNE)

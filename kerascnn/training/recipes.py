@@ -308,15 +308,15 @@ RECIPES = {
     # (airbench 0.1.8, lib_airbench94.py; 94.01% mean on an A100 after 9.9 epochs on the
     # lossless release), in the terms of the recipe above: its "lr 11.5 per 1024 examples" is
     # 11.5 / 7.67 = 1.5 here; lookahead averaging every 5 steps; BatchNorm momentum 0.6; the
-    # triangle from 0.2 to the peak at 23% of the run, then to 0.07; 10 epochs. Not here: its
-    # alternating flips (random flips instead) and its freezing of the whitening's bias after
-    # 3 epochs, nor its averaging of BatchNorm's statistics. Time to 90% against the recipe
-    # above and against airbench's package on the same CPU and images: benchmarks/README.md.
+    # triangle from 0.2 to the peak at 23% of the run, then to 0.07; alternating flips; 10
+    # epochs. Not here: its freezing of the whitening's bias after 3 epochs and its averaging
+    # of BatchNorm's statistics. Time to 90% against the recipe above and against airbench's
+    # package on the same CPU and images: benchmarks/README.md.
     "cifar_fast": Recipe(
         name="cifar_fast", optimizer="sgd", learning_rate=1.5, momentum=0.85, nesterov=True,
         weight_decay=1.53e-3, weight_decay_mode="l2", bias_lr_scale=64.0, schedule="triangle",
         triangle=(0.2, 0.23, 0.07), lookahead=5, epochs=10, batch_size=1024,
-        label_smoothing=0.2, augment="flip,shift=2", normalization="standardize",
+        label_smoothing=0.2, augment="altflip,shift=2", normalization="standardize",
         validation_split=0.0, tta="flip_shift", model_options={"batch_norm_momentum": 0.6},
     ),
     # Krizhevsky et al. 2012, section 5: SGD, momentum 0.9, weight decay (L2) 5e-4, batch 128,

@@ -26,7 +26,7 @@ def test_spec_string_and_dict_agree_and_take_defaults():
 @pytest.mark.parametrize(
     "spec, message",
     [
-        ("flip,blur=3", "Unknown augmentation 'blur'; valid names: flip, rotate, translate"),
+        ("flip,blur=3", "Unknown augmentation 'blur'; valid names: flip, altflip, rotate, translate"),
         ("rotate=abc", "rotate='abc': the value must be a number"),
         ("crop=1.5", r"crop=1.5: the value must be in \(0, 1.0\]"),
         ("flip=diagonal", "must be one of"),
