@@ -51,6 +51,7 @@ def test_main_job_cli_end_to_end(tmp_path, capsys):
     assert accuracy == pytest.approx(metrics["accuracy"])
 
 
+@pytest.mark.slow  # the test budget: test_exact_resume compares two runs of one seed bitwise
 def test_same_seed_gives_the_same_weights():
     def weights(seed):
         result = kerascnn.train("lenet5", "digits", epochs=1, seed=seed, verbose=0)

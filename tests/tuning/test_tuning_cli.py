@@ -22,12 +22,19 @@ def test_tune_a_study_with_overriding_flags(tmp_path, capsys):
                      '[space]\nlearning_rate = [0.003]\nbatch_size = [64]\n')
     out = tmp_path / "search"
     main(["tune", str(study), "--folds", "2", "--max-trials", "1", "--epochs", "1",
-          "--out", str(out)])
+          "--train-size", "200", "--out", str(out)])
     printed = capsys.readouterr().out
     assert "best hyperparameters" in printed and "test accuracy" in printed
     saved = json.loads((out / "results.json").read_text())["trials"]
     assert len(saved) == 1 and len(saved[0]["fold_scores"]) == 2  # the flags won
     assert saved[0]["hyperparameters"]["learning_rate"] == 0.003  # the study's space
+    # --train-size: the search saw 200 training examples, its two folds partition them
+    search = json.loads((out / "search.json").read_text())
+    assert search["data"]["training_examples"] == 200 and search["data"]["train_size"] == 200
+    folds = json.loads((out / "folds.json").read_text())["folds"]
+    assert sorted(p for fold in folds for p in fold["held_out"]) == list(range(200))
+    fold_run = json.loads((out / "trials/0/fold-0/run.json").read_text())
+    assert fold_run["data"]["splits"]["train"]["size"] == 100
 
 
 def test_tune_mistakes_are_one_line(tmp_path, capsys):

@@ -1,8 +1,7 @@
 """`tune(train_size=N)` / `kerascnn tune --train-size N`: a search on N training examples drawn
-in proportion to the classes (`Data.subset`), recorded in the search folder; bad sizes are
-refused in one line before anything is written."""
+in proportion to the classes (`Data.subset`); bad sizes are refused in one line before anything
+is written. A search on a subset through the CLI: test_tuning_cli."""
 
-import json
 
 import numpy as np
 import pytest
@@ -35,20 +34,6 @@ def test_a_size_outside_one_per_class_to_all_but_one_is_refused(size):
     with pytest.raises(ValueError, match=rf"train_size={size!r} must be a whole number of "
                                          r"examples from 10 \(one per class\) to 1437"):
         data.subset(size)
-
-
-def test_a_search_on_a_subset_trains_and_records_only_those_examples(tmp_path, capsys):
-    out = tmp_path / "search"
-    main(["tune", "--model", "lenet5", "--data", "digits", "--train-size", "200", "--folds",
-          "2", "--max-trials", "1", "--epochs", "1", "--out", str(out)])
-    assert "best hyperparameters" in capsys.readouterr().out
-    search = json.loads((out / "search.json").read_text())
-    assert search["data"]["training_examples"] == 200 and search["data"]["train_size"] == 200
-    folds = json.loads((out / "folds.json").read_text())["folds"]
-    held_out = sorted(p for fold in folds for p in fold["held_out"])
-    assert held_out == list(range(200))  # the two folds partition the 200
-    fold_run = json.loads((out / "trials/0/fold-0/run.json").read_text())
-    assert fold_run["data"]["splits"]["train"]["size"] == 100
 
 
 def test_a_bad_train_size_fails_in_one_line_before_writing(tmp_path, capsys):
