@@ -381,7 +381,8 @@ def cmd_recipes(args):
 
 
 def cmd_tune(args):
-    from kerascnn.tuning.study import check_settings, load_study  # no Keras: mistakes answer at once
+    from kerascnn.tuning.study import (  # no Keras: mistakes answer at once
+        SETTING_KEYS, check_settings, load_study)
 
     study = load_study(args.study) if args.study else {}
     for key in ("model", "data", "folds", "tuner", "max_trials", "epochs", "out", "seed",
@@ -391,9 +392,7 @@ def cmd_tune(args):
     model, data = study.pop("model", "lenet5"), study.pop("data", "digits")
     _check_model_name(model)
     _check_data(data)
-    check_settings(**{key: study[key] for key in ("tuner", "max_trials", "seed", "nested",
-                                                  "prune", "error_score", "train_size")
-                      if key in study})
+    check_settings(**{key: study[key] for key in SETTING_KEYS if key in study})
     name = os.path.splitext(os.path.basename(args.study))[0] if args.study else f"{model}-{data}"
     out = study.pop("out", None) or os.path.join("runs", f"tune-{name}")
     _check_writable(out)

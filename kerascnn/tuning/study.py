@@ -47,6 +47,8 @@ STUDY_KEYS = {
     "space": (dict,),
 }
 TUNER_NAMES = ("bayesian", "grid", "hyperband", "random")  # cross_validation.TUNERS' keys
+# The study keys `check_settings` checks before any work.
+SETTING_KEYS = ("tuner", "max_trials", "seed", "nested", "prune", "error_score", "train_size")
 
 
 class StudyError(InputError):
@@ -135,8 +137,7 @@ def load_study(path):
                 f"study file {path}: {key} must be {' or '.join(t.__name__ for t in types)}; "
                 f"got {value!r}."
             )
-    settings = {k: study[k] for k in ("tuner", "max_trials", "seed", "nested", "prune",
-                                      "error_score", "train_size") if k in study}
+    settings = {k: study[k] for k in SETTING_KEYS if k in study}
     try:
         check_settings(**settings)
     except StudyError as error:
