@@ -149,7 +149,8 @@ def fold_indices(data, folds, *, seed, groups=None, validation_split=0.1):
         raise InputError(
             f"folds=1 scores each trial on a held-out part of the training split, the recipe's "
             f"validation_split, which is {validation_split!r} here: set it (validation_split="
-            "0.2 among the recipe's fields) or use folds=k >= 2 for k-fold cross-validation.")
+            "0.2 in the recipe, or fixed in the space) or use folds=k >= 2 for k-fold "
+            "cross-validation.")
     if hasattr(folds, "split"):
         pairs = folds.split(np.zeros((len(labels), 1)), labels, groups)
     elif whole and folds >= 1 and groups is not None:

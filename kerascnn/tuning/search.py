@@ -38,7 +38,8 @@ from kerascnn.tuning.cross_validation import (
     make_oracle,
     trial_records,
 )
-from kerascnn.tuning.space import check_space, hyperparameters, split_values
+from kerascnn.tuning.space import (check_space, hyperparameters, shared_validation_split,
+                                   split_values)
 from kerascnn.tuning.study import StudyError, check_settings
 
 PROJECT = "keras_tuner"  # KerasTuner's own project folder inside the search folder
@@ -205,7 +206,7 @@ def tune(
     if train_size is not None:
         data = data.subset(train_size, seed)
     splits = fold_indices(data, folds, seed=seed, groups=groups,
-                          validation_split=settings.recipe.validation_split)
+                          validation_split=settings.validation_split)
     if settings.nested is not None:
         return _nested(model, data, settings.nested, space=space, tuner=tuner, folds=folds,
                        max_trials=max_trials, epochs=epochs, recipe=recipe,
@@ -232,6 +233,8 @@ class _Settings:
         model: the registry name or `build(hp)` callable, as given.
         model_name, build: the registry name and None, or None and the callable.
         recipe: the base Recipe, of the search's task.
+        validation_split: the held-out fraction of folds=1 and of early stopping, the same
+            for every trial (the space's fixed value, else the recipe's).
         task, objective: the task and the objective scored.
         space: the search space (`keras_tuner.HyperParameters`).
         nested: None, or the number of outer folds.
@@ -243,6 +246,7 @@ class _Settings:
     model_name: str | None
     build: Callable | None
     recipe: object
+    validation_split: float
     task: str
     objective: str
     space: keras_tuner.HyperParameters
@@ -277,7 +281,8 @@ class _Settings:
         check_objective(objective, task)
         hp_space = hyperparameters(space, model_name, task)
         check_space(hp_space, model_name, base, objective)
-        return cls(model=model, model_name=model_name, build=build, recipe=base, task=task,
+        return cls(model=model, model_name=model_name, build=build, recipe=base,
+                   validation_split=shared_validation_split(hp_space, base), task=task,
                    objective=objective, space=hp_space, nested=nested, tuner=tuner, folds=folds,
                    max_trials=max_trials, seed=seed, groups=groups, prune=prune,
                    error_score=error_score, train_size=train_size, verbose=verbose)
@@ -342,7 +347,7 @@ class Search:
         self.trainer = Trainer(model_name=settings.model_name, build=settings.build,
                                recipe=recipe, epochs=recipe.epochs, seed=settings.seed)
         early = recipe.early_stopping or recipe.schedule == "plateau"
-        self.inner_split = recipe.validation_split if early else None
+        self.inner_split = settings.validation_split if early else None
         self.oracle = None
 
     def run(self):

@@ -150,6 +150,22 @@ def check_space(hp, model, recipe, objective):
             f"objective='val_accuracy', or leave {bad!r} out of the losses searched.")
 
 
+def shared_validation_split(hp, recipe):
+    """The held-out fraction that one-split searches (folds=1) and early stopping draw once
+    for every trial: the space's fixed validation_split, else the recipe's.
+
+    Raises:
+        SpaceError: the space searches validation_split (more than one value).
+    """
+    values = set(_drawable(_find(hp, "validation_split"))) or {recipe.validation_split}
+    if len(values) > 1:
+        raise SpaceError(
+            f"hyperparameter 'validation_split' takes {sorted(values)} here, but the part it "
+            "holds out (folds=1's, early stopping's) is drawn once for the whole search; fix "
+            "it (validation_split = 0.2 in the space) or leave it out of the space.")
+    return values.pop()
+
+
 def _find(hp, name):
     return next((p for p in hp.space if p.name == name), None)
 
