@@ -17,6 +17,10 @@ batches in the tf.data pipeline, in this fixed order whatever the order of the s
 | shift       | pixels (2)                                 | whole-pixel shift by up to ±value, |
 |             |                                            | borders reflected (pad and crop)   |
 | lens        | strength (0.2)                             | barrel or pincushion distortion    |
+| cutout      | pixels (8)                                 | a square of that side at a random  |
+|             |                                            | centre, clipped at the borders,    |
+|             |                                            | set to mid-grey (DeVries & Taylor, |
+|             |                                            | 2017)                              |
 | brightness  | fraction of the value range (0.2)          | add up to ±value of the range      |
 | contrast    | fraction (0.2)                             | scale contrast by 1 ± value        |
 | color       | fraction (0.2)                             | brightness, contrast, saturation,  |
@@ -32,7 +36,8 @@ coins of epoch 0).
 flip, rotate, translate, zoom and crop are drawn together and applied in one resampling
 (`RandomAffine`); shift moves whole pixels, no interpolation (`PixelShift`: the CIFAR papers'
 "pad by p, take a random crop", reflecting rather than zero-padding, as airbench); lens is
-`LensDistortion`; the others are the keras.layers of those names.
+`LensDistortion`; cutout is `Cutout`, after them; the others are the keras.layers of those
+names.
 MixUp and CutMix mix the labels too. Images are at their raw value scale (`value_range`,
 e.g. (0, 255)); labels are one-hot.
 """
@@ -111,6 +116,7 @@ AUGMENTATIONS = {
     "crop": (0.9, _fraction),
     "shift": (2, _pixels),
     "lens": (0.2, _fraction),
+    "cutout": (8, _pixels),
     "brightness": (0.2, _fraction),
     "contrast": (0.2, _fraction),
     "color": (0.2, _fraction),
@@ -208,11 +214,14 @@ class Augmentation:
             self.resampling.append(PixelShift(self.spec["shift"], seed=self.seed))
         if "lens" in self.spec:
             self.resampling.append(LensDistortion(self.spec["lens"], seed=self.seed))
+        if "cutout" in self.spec:
+            self.resampling.append(Cutout(self.spec["cutout"], fill=sum(self.value_range) / 2,
+                                          seed=self.seed))
         self.alternate_flip = "altflip" in self.spec
         self.layers = []
         self.mix = None
         for offset, (name, value) in enumerate(self.spec.items(), start=1):
-            if name in GEOMETRIC or name in ("shift", "lens", "altflip"):
+            if name in GEOMETRIC or name in ("shift", "lens", "cutout", "altflip"):
                 continue
             # Seeds spaced apart: "color" takes four consecutive ones.
             layers = _build(name, value, seed=self.seed + 17 * offset, value_range=self.value_range)
@@ -290,6 +299,10 @@ def _check_input_shape(spec, input_shape):
         raise InputError(
             f"Augmentation shift={spec['shift']} moves these {input_shape[0]}x{input_shape[1]} "
             "images by their whole side or more; use a shift below the side (2 for CIFAR's 32).")
+    if "cutout" in spec and spec["cutout"] >= min(input_shape[:2]):
+        raise InputError(
+            f"Augmentation cutout={spec['cutout']} covers these {input_shape[0]}x"
+            f"{input_shape[1]} images whole; use a side below theirs (8 to 16 for CIFAR's 32).")
     if "color" in spec and input_shape[-1] != 3:
         raise InputError(
             f"Augmentation 'color' changes saturation and hue, which needs RGB images; these "
@@ -443,6 +456,43 @@ class PixelShift(SeededAugmentation):
 
     def get_config(self):
         return {**super().get_config(), "pixels": self.pixels}
+
+
+@keras.saving.register_keras_serializable(package="kerascnn")
+class Cutout(SeededAugmentation):
+    """Cutout (DeVries & Taylor, 2017): in each image, a `size` × `size` square centred on a
+    pixel drawn uniformly is set to `fill`; near a border the square is clipped, so it hides
+    less. On standardised images the paper's zero is the mean; `fill` in raw pixel values is
+    its stand-in (mid-grey).
+
+    Args:
+        size: the square's side, a whole number of pixels.
+        fill: the value of the hidden pixels.
+    """
+
+    def __init__(self, size=8, fill=0.0, seed=None, **kwargs):
+        super().__init__(seed=seed, **kwargs)
+        self.size = _pixels("cutout", size)
+        self.fill = float(fill)
+
+    def augment(self, images, seed):
+        shape = tf.shape(images)
+        rows = _window(shape[1], shape[0], self.size, seed)
+        columns = _window(shape[2], shape[0], self.size, tf.random.experimental.stateless_fold_in(
+            seed, 1))
+        hidden = tf.logical_and(rows[:, :, None], columns[:, None, :])[..., None]
+        return tf.where(hidden, tf.cast(self.fill, images.dtype), images)
+
+    def get_config(self):
+        return {**super().get_config(), "size": self.size, "fill": self.fill}
+
+
+def _window(length, batch, size, seed):
+    """(batch, length) masks of `size` consecutive positions around a uniform centre each."""
+    centre = tf.random.stateless_uniform((batch, 1), seed, 0, length, dtype=tf.int32)
+    start = centre - size // 2
+    position = tf.range(length)[None]
+    return tf.logical_and(position >= start, position < start + size)
 
 
 def _reflect(index, size):
