@@ -94,6 +94,10 @@ NETWORKS = {
         "lenet5", input_shape=shape, num_classes=10,
         **dict(kerascnn.training.get_recipe("mnist_fast").model_options))),
     "keras_example": ((28, 28, 1), 256, lambda shape: keras_example_model(shape, 10)),
+    # The network of the cifar_fast recipe (issue 23), at half its batch.
+    "airbench94": ((32, 32, 3), 512, lambda shape: kerascnn.build_model(
+        "airbench94", input_shape=shape, num_classes=10,
+        **dict(kerascnn.training.get_recipe("cifar_fast").model_options))),
     "resnet18": ((64, 64, 3), 32, lambda shape: kerascnn.build_model(
         "resnet18", input_shape=shape, num_classes=10)),
     # For GPUs (issue 17): at 224×224 a CPU takes seconds a step.
