@@ -491,8 +491,8 @@ def parser():
     s.add_argument("--cache", metavar="DIR", help="with --stream: keep the decoded images in DIR "
                                                   "so later epochs and runs skip decoding")
     s.add_argument("--recipe", default="quick", help="quick, mnist_fast, mnist_best, "
-                                                     "airbench94, cifar_fast, alexnet, resnet, "
-                                                     "resnet_rs (kerascnn recipes --all)")
+                                                     "airbench94, cifar_fast, cifar_best, alexnet, "
+                                                     "resnet, resnet_rs (kerascnn recipes --all)")
     s.add_argument("--option", action="append", type=_model_option, metavar="KEY=VALUE",
                    help="a builder option, repeatable, over the recipe's: --option norm=batch "
                         "--option width_multiplier=3 (values read as JSON: 3, 0.5, true, null)")
