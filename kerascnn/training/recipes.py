@@ -247,6 +247,23 @@ def _integer(field, value, *, low):
         raise InputError(f"recipe {field} must be an integer >= {low}; got {value!r}.")
 
 
+# CIFAR-10 fast on two CPU cores (issue 23): airbench94 as its package trains it
+# (airbench 0.1.8, lib_airbench94.py; 94.01% mean on an A100 after 9.9 epochs on the
+# lossless release), in the terms of RECIPES' airbench94: its "lr 11.5 per 1024 examples" is
+# 11.5 / 7.67 = 1.5 here; lookahead averaging every 5 steps; BatchNorm momentum 0.6; the
+# triangle from 0.2 to the peak at 23% of the run, then to 0.07; alternating flips; 10
+# epochs. Not here: its freezing of the whitening's bias after 3 epochs and its averaging
+# of BatchNorm's statistics. Time to 90% against airbench94's recipe and against airbench's
+# package on the same CPU and images: benchmarks/README.md.
+_CIFAR_FAST = Recipe(
+    name="cifar_fast", optimizer="sgd", learning_rate=1.5, momentum=0.85, nesterov=True,
+    weight_decay=1.53e-3, weight_decay_mode="l2", bias_lr_scale=64.0, schedule="triangle",
+    triangle=(0.2, 0.23, 0.07), lookahead=5, epochs=10, batch_size=1024,
+    label_smoothing=0.2, augment="altflip,shift=2", normalization="standardize",
+    validation_split=0.0, tta="flip_shift", model_options={"batch_norm_momentum": 0.6},
+)
+
+
 RECIPES = {
     # Small data on a laptop: Adam with a cosine decay converges in a few epochs.
     "quick": Recipe(
@@ -304,33 +321,14 @@ RECIPES = {
         normalization="standardize", validation_split=0.0, tta="flip_shift",
         model_options={"batch_norm_momentum": 0.9},
     ),
-    # CIFAR-10 fast on two CPU cores (issue 23): airbench94 as its package trains it
-    # (airbench 0.1.8, lib_airbench94.py; 94.01% mean on an A100 after 9.9 epochs on the
-    # lossless release), in the terms of the recipe above: its "lr 11.5 per 1024 examples" is
-    # 11.5 / 7.67 = 1.5 here; lookahead averaging every 5 steps; BatchNorm momentum 0.6; the
-    # triangle from 0.2 to the peak at 23% of the run, then to 0.07; alternating flips; 10
-    # epochs. Not here: its freezing of the whitening's bias after 3 epochs and its averaging
-    # of BatchNorm's statistics. Time to 90% against the recipe above and against airbench's
-    # package on the same CPU and images: benchmarks/README.md.
-    "cifar_fast": Recipe(
-        name="cifar_fast", optimizer="sgd", learning_rate=1.5, momentum=0.85, nesterov=True,
-        weight_decay=1.53e-3, weight_decay_mode="l2", bias_lr_scale=64.0, schedule="triangle",
-        triangle=(0.2, 0.23, 0.07), lookahead=5, epochs=10, batch_size=1024,
-        label_smoothing=0.2, augment="altflip,shift=2", normalization="standardize",
-        validation_split=0.0, tta="flip_shift", model_options={"batch_norm_momentum": 0.6},
-    ),
+    "cifar_fast": _CIFAR_FAST,
     # CIFAR-10's best in about an hour on two CPU cores (issue 23): cifar_fast's network and
     # settings for the 22 epochs an hour allows, with cutout (DeVries & Taylor 2017) of 8
     # pixels, chosen by tuning/cifar_best.toml among none, 8 and 12 on a held-out part of the
     # training split (airbench96 adds cutout to its longer runs). Its test accuracy and time:
     # benchmarks/README.md.
-    "cifar_best": Recipe(
-        name="cifar_best", optimizer="sgd", learning_rate=1.5, momentum=0.85, nesterov=True,
-        weight_decay=1.53e-3, weight_decay_mode="l2", bias_lr_scale=64.0, schedule="triangle",
-        triangle=(0.2, 0.23, 0.07), lookahead=5, epochs=22, batch_size=1024,
-        label_smoothing=0.2, augment="altflip,shift=2,cutout=8", normalization="standardize",
-        validation_split=0.0, tta="flip_shift", model_options={"batch_norm_momentum": 0.6},
-    ),
+    "cifar_best": _CIFAR_FAST.replace(name="cifar_best", epochs=22,
+                                     augment="altflip,shift=2,cutout=8"),
     # Krizhevsky et al. 2012, section 5: SGD, momentum 0.9, weight decay (L2) 5e-4, batch 128,
     # lr 0.01 divided by 10 when the validation error stops improving, dropout 0.5.
     "alexnet": Recipe(
