@@ -70,7 +70,10 @@ def test_a_square_as_large_as_the_image_is_refused():
         augmentation("cutout=32", input_shape=(32, 32, 3))
 
 
-def test_the_layer_round_trips_its_config():
+def test_the_layer_rebuilt_from_its_config_hides_the_same_squares():
     layer = Cutout(12, fill=0.5, seed=4)
     again = Cutout.from_config(layer.get_config())
-    assert (again.size, again.fill, again.seed) == (12, 0.5, 4)
+    images, seed = np.ones((8, SIDE, SIDE, 3), np.float32), np.array([5, 6])
+    hidden = np.asarray(layer.augment(images, seed))
+    assert set(np.unique(hidden)) == {0.5, 1.0}
+    np.testing.assert_array_equal(np.asarray(again.augment(images, seed)), hidden)

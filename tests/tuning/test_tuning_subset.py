@@ -2,7 +2,6 @@
 in proportion to the classes (`Data.subset`); bad sizes are refused in one line before anything
 is written. A search on a subset through the CLI: test_tuning_cli."""
 
-
 import numpy as np
 import pytest
 from sklearn.model_selection import StratifiedShuffleSplit
